@@ -1,0 +1,34 @@
+# One command each: `make demo` and `make test` set everything up (idempotent; quick the second time).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/causalsynth sample examples/asia.yaml -n 20000 --seed 0 --out out/demo/asia.parquet
+	$(BIN)/causalsynth verify out/demo/asia.parquet --spec examples/asia.yaml --json out/demo/verify.json
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

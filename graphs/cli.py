@@ -1,0 +1,279 @@
+"""The ``causalsynth`` command line: sample, counterfactual, verify.
+
+Every user error becomes one readable message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tools.errors import CausalSynthError, DataError, UsageError
+from tools.noise import NOISE_MODELS, NoiseModel
+from tools.sampler import CF_SUFFIX, NOISE_SUFFIX, DEFAULT_MAX_DRAWS, Progress as ProgressFn, Sampler
+from tools.spec import Domain, load_domain
+from tools.tabular import read_table, table_format, write_table
+from tools.verify import VerificationReport, verify
+
+app = typer.Typer(
+    name="causalsynth",
+    help="Causally valid synthetic data: sample a causal model, intervene, compute counterfactuals, verify.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+SpecArg = Annotated[str, typer.Argument(help="Spec YAML file, or a bnlearn network name (asia, alarm, child, ...).")]
+RowsOpt = Annotated[int, typer.Option("-n", "--rows", min=1, help="Number of records.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same output).")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output file: .parquet, .csv or .jsonl.")]
+DoOpt = Annotated[list[str] | None, typer.Option("--do", help="Hard intervention VAR=STATE (repeatable).")]
+EvidenceOpt = Annotated[list[str] | None, typer.Option("--evidence", help="Condition on VAR=STATE (repeatable).")]
+NoiseOpt = Annotated[
+    str, typer.Option("--noise-model", help=f"Structural form of each node: {', '.join(NOISE_MODELS)}.")
+]
+MaxDrawsOpt = Annotated[
+    int, typer.Option("--max-draws", min=1, help="Budget of candidate records when sampling given evidence.")
+]
+
+
+def parse_assignments(values: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """Parse repeated ``VAR=STATE`` flags; a variable given twice with different states is an error."""
+    out: dict[str, str] = {}
+    for raw in values or []:
+        var, sep, state = raw.partition("=")
+        var, state = var.strip(), state.strip()
+        if not sep or not var or not state:
+            raise UsageError(f"{flag} {raw!r}: expected VAR=STATE, e.g. {flag} smoke=yes")
+        if var in out and out[var] != state:
+            raise UsageError(f"{flag}: {var} given twice ({out[var]} and {state})")
+        out[var] = state
+    return out
+
+
+def _noise_model(name: str) -> NoiseModel:
+    if name not in NOISE_MODELS:
+        raise UsageError(f"--noise-model {name!r}: choose one of {', '.join(NOISE_MODELS)}")
+    return NOISE_MODELS[name]()
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[ProgressFn]:
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(label, total=total)
+        yield lambda k: bar.advance(task, k)
+
+
+def _sample(
+    domain: Domain,
+    n: int,
+    seed: int,
+    do: dict[str, str],
+    evidence: dict[str, str],
+    noise_model: NoiseModel,
+    with_noise: bool,
+    max_draws: int,
+) -> tuple[Sampler, pd.DataFrame, dict[str, np.ndarray] | None]:
+    sampler = Sampler(domain.network, noise_model)
+    with _progress(n, f"sampling {domain.name}") as progress:
+        result = sampler.sample(
+            n, seed=seed, do=do, evidence=evidence, with_noise=with_noise, max_draws=max_draws, progress=progress
+        )
+    return sampler, result.data, result.noise
+
+
+@app.command()
+def sample(
+    spec: SpecArg,
+    n: RowsOpt,
+    seed: SeedOpt = 0,
+    out: OutOpt = Path("samples.parquet"),
+    do: DoOpt = None,
+    evidence: EvidenceOpt = None,
+    with_noise: Annotated[bool, typer.Option("--with-noise", help="Add each record's noise as VAR__u columns.")] = False,
+    noise_model: NoiseOpt = "inverse_cdf",
+    max_draws: MaxDrawsOpt = DEFAULT_MAX_DRAWS,
+) -> None:
+    """Sample records from the causal model, optionally under do(...) and given evidence."""
+    table_format(out)
+    domain = load_domain(spec)
+    _, data, noise = _sample(
+        domain,
+        n,
+        seed,
+        parse_assignments(do, "--do"),
+        parse_assignments(evidence, "--evidence"),
+        _noise_model(noise_model),
+        with_noise,
+        max_draws,
+    )
+    if noise is not None:
+        from tools.sampler import noise_to_frame
+
+        data = pd.concat([data, noise_to_frame(noise, data.index)], axis=1)
+    write_table(data, out)
+    err_console.print(f"wrote {len(data):,} records to {out}")
+
+
+@app.command()
+def counterfactual(
+    spec: SpecArg,
+    n: RowsOpt = 1000,
+    seed: SeedOpt = 0,
+    do: DoOpt = None,
+    out: OutOpt = Path("counterfactuals.parquet"),
+    evidence: EvidenceOpt = None,
+    factual: Annotated[
+        Path | None,
+        typer.Option(
+            "--factual",
+            help="Use these records instead of sampling; their VAR__u noise columns if present, else noise is "
+            "abducted from its posterior (seeded).",
+        ),
+    ] = None,
+    noise_model: NoiseOpt = "inverse_cdf",
+    max_draws: MaxDrawsOpt = DEFAULT_MAX_DRAWS,
+) -> None:
+    """Factual records and their twins under do(...) with the same noise: VAR and VAR__cf columns."""
+    table_format(out)
+    interventions = parse_assignments(do, "--do")
+    if not interventions:
+        raise UsageError("counterfactual needs at least one --do VAR=STATE")
+    domain = load_domain(spec)
+    model = _noise_model(noise_model)
+    if factual is None:
+        sampler, data, noise = _sample(
+            domain, n, seed, {}, parse_assignments(evidence, "--evidence"), model, True, max_draws
+        )
+        assert noise is not None
+    else:
+        if evidence:
+            raise UsageError("--evidence applies to sampled factuals; filter the --factual file instead")
+        sampler = Sampler(domain.network, model)
+        data = read_table(factual)
+        noise = _noise_columns(data, sampler, str(factual)) or sampler.abduct(data, seed=seed)
+    twins = sampler.counterfactual(data, noise, interventions)
+    names = list(domain.network.names)
+    table = pd.concat([data[names].reset_index(drop=True), twins.add_suffix(CF_SUFFIX)], axis=1)
+    write_table(table, out)
+    changed = sum(int((table[v] != table[v + CF_SUFFIX]).sum()) for v in names)
+    err_console.print(f"wrote {len(table):,} factual/counterfactual pairs to {out} ({changed:,} values changed)")
+
+
+def _noise_columns(data: pd.DataFrame, sampler: Sampler, source: str) -> dict[str, np.ndarray] | None:
+    """Collect ``VAR__u`` / ``VAR__uK`` columns into noise arrays, or None if the file has none."""
+    if not any(NOISE_SUFFIX in str(c) for c in data.columns):
+        return None
+    noise: dict[str, np.ndarray] = {}
+    for name in sampler.network.names:
+        dim = sampler.noise_model.dim(sampler.network.node(name).card)
+        cols = [f"{name}{NOISE_SUFFIX}"] if dim == 1 else [f"{name}{NOISE_SUFFIX}{k}" for k in range(dim)]
+        missing = [c for c in cols if c not in data.columns]
+        if missing:
+            raise DataError(
+                f"{source}: has noise columns but lacks {', '.join(missing)} "
+                f"(noise model {sampler.noise_model.name})"
+            )
+        try:
+            noise[name] = data[cols].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{source}: noise columns of {name} are not numbers") from None
+    return noise
+
+
+@app.command("verify")
+def verify_cmd(
+    data: Annotated[Path, typer.Argument(help="Table to check: .parquet, .csv or .jsonl.")],
+    spec: Annotated[str, typer.Option("--spec", help="Spec YAML file or bnlearn network name.")],
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Test level.")] = 0.05,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+    do: DoOpt = None,
+    only_rejected: Annotated[bool, typer.Option("--only-rejected", help="List only rejected CIs.")] = False,
+) -> None:
+    """Test the DAG's implied conditional independences (FPR), adjacencies (power) and marginals."""
+    domain = load_domain(spec)
+    table = read_table(data)
+    report = verify(domain.network, table, alpha=alpha, do=parse_assignments(do, "--do"), source=str(data))
+    _print_report(report, only_rejected)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def _print_report(report: VerificationReport, only_rejected: bool) -> None:
+    cis = Table(title=f"Implied conditional independences ({report.network}, n={report.n_rows:,})")
+    for col in ("statement", "G", "dof", "p", "result"):
+        cis.add_column(col, justify="left" if col in {"statement", "result"} else "right")
+    for r in report.cis:
+        if only_rejected and not r.rejected:
+            continue
+        verdict = "untestable" if r.rejected is None else "REJECTED" if r.rejected else "ok"
+        cis.add_row(str(r.statement), f"{r.statistic:.2f}", str(r.dof), f"{r.p_value:.3g}", verdict)
+    out_console.print(cis)
+    if report.marginals:
+        marg = Table(title="Marginals vs exact inference (variable elimination)")
+        for col in ("variable", "TVD", "p"):
+            marg.add_column(col, justify="left" if col == "variable" else "right")
+        for m in report.marginals:
+            marg.add_row(m.variable, f"{m.tvd:.4f}", f"{m.p_value:.3g}")
+        out_console.print(marg)
+    out_console.print(
+        f"implied CIs tested: {report.n_tests} (untestable: {report.n_untestable}); "
+        f"FPR at alpha={report.alpha}: {report.fpr:.4f}; "
+        f"power on {sum(r.rejected is not None for r in report.dependences)} adjacent pairs: {report.power:.4f}"
+    )
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: runs the app and turns user errors into one line and exit code 2."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=list(argv) if argv is not None else None, prog_name="causalsynth", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _error("aborted")
+        sys.exit(130)
+    except CausalSynthError as exc:
+        _error(str(exc))
+        sys.exit(2)
+    except typer.TyperException as exc:  # bad flags and values, as click reports them
+        fmt = getattr(exc, "format_message", None)
+        message = (fmt() if callable(fmt) else str(exc)).strip()
+        if not message:  # no arguments at all: the help was printed
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _error(f"{message}{hint}")
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Domain spec: YAML validated by pydantic v2, then checked as a causal network, every problem at once.
+
+A spec names its causal model in exactly one way::
+
+    model: {bnlearn: asia}            # a network bundled with pgmpy
+    model: {file: nets/asia.bif}      # BIF / XMLBIF, relative to the spec file
+    model:                            # inline DAG with states and CPTs
+      nodes:
+        smoke: {states: [yes, no], probs: [0.5, 0.5]}
+        lung:
+          states: [yes, no]
+          parents: [smoke]
+          cpt:
+            - {when: {smoke: yes}, probs: [0.1, 0.9]}
+            - {when: {smoke: no}, probs: {yes: 0.01, no: 0.99}}
+
+and may describe variables under ``variables:`` (description, role). Later features add optional
+metadata fields; specs written for an earlier version stay valid because every addition has a default.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import networkx as nx
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from tools.errors import Problem, SpecError
+from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
+from tools.network import Network, Node, cpt_sum_problem
+from tools.yamlio import Path as KeyPath
+from tools.yamlio import format_path, line_of, load_yaml
+
+
+def _scalar_to_str(value: Any) -> Any:
+    """State names may be written as numbers or booleans in YAML; they are names, so keep them as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_scalar_to_str)]
+Probs = list[float] | dict[Name, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CptRow(_Strict):
+    """One parent configuration of a CPT and the distribution of the child given it."""
+
+    when: dict[Name, Name]
+    probs: Probs
+
+
+class NodeSpec(_Strict):
+    """An inline variable: its states, parents and probabilities."""
+
+    states: list[Name]
+    parents: list[Name] = Field(default_factory=list)
+    probs: Probs | None = None
+    cpt: list[CptRow] | None = None
+
+
+class ModelSpec(_Strict):
+    """The causal model, given in exactly one way."""
+
+    bnlearn: str | None = None
+    file: str | None = None
+    nodes: dict[Name, NodeSpec] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelSpec:
+        given = [k for k in ("bnlearn", "file", "nodes") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give the model in exactly one way: 'bnlearn: NAME', 'file: PATH' or 'nodes: {...}'"
+                + (f" (found {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class VariableMeta(_Strict):
+    """Per-variable metadata; later features add optional fields (phrases, table binding, ...)."""
+
+    description: str | None = None
+    role: Literal["observed", "latent"] = "observed"
+
+
+class Spec(_Strict):
+    """A domain spec as written in YAML."""
+
+    spec_version: Literal[1] = 1
+    name: str | None = None
+    description: str | None = None
+    model: ModelSpec
+    variables: dict[Name, VariableMeta] = Field(default_factory=dict)
+
+
+class Domain:
+    """A loaded, checked spec: the spec as written plus its causal network."""
+
+    def __init__(self, spec: Spec, network: Network, source: str) -> None:
+        self.spec = spec
+        self.network = network
+        self.source = source
+
+    @property
+    def name(self) -> str:
+        """The spec's name, else the network's."""
+        return self.spec.name or self.network.name
+
+
+# -- loading ------------------------------------------------------------------------------------------
+def load_domain(ref: str | Path) -> Domain:
+    """Load a spec from a YAML file, or build one around a bnlearn network name (``asia``, ``alarm``).
+
+    Raises:
+        SpecError: listing every problem with its location.
+    """
+    path = Path(ref)
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(str(path), [Problem(str(path), f"cannot read: {exc}")]) from None
+        return load_domain_text(text, source=str(path), base_dir=path.parent)
+    ref_text = str(ref)
+    looks_like_file = path.suffix in {".yaml", ".yml", ".json"} or "/" in ref_text or "\\" in ref_text
+    if not looks_like_file and ref_text in bnlearn_names():
+        network = load_bnlearn(ref_text, ref_text)
+        assert isinstance(network, Network)  # a bundled name always loads
+        return Domain(Spec(model=ModelSpec(bnlearn=ref_text)), network, ref_text)
+    hint = "" if looks_like_file else f"; nor a bnlearn network name (valid: {', '.join(bnlearn_names())})"
+    raise SpecError(ref_text, [Problem(ref_text, f"spec file not found{hint}")])
+
+
+def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = None) -> Domain:
+    """Load a spec from YAML text; ``base_dir`` resolves relative ``model.file`` paths."""
+    data, lines = load_yaml(text, source)
+    if not isinstance(data, dict):
+        raise SpecError(source, [Problem(f"{source}:1", "a spec must be a YAML mapping with a 'model' key")])
+
+    def where(path: KeyPath) -> str:
+        line = line_of(lines, path)
+        loc = f"{source}:{line}" if line else source
+        return f"{loc} {format_path(path)}" if path else loc
+
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_union_tag(p)))
+            problems.append(Problem(where(loc), _pydantic_message(err)))
+        raise SpecError(source, _dedupe(problems)) from None
+
+    problems: list[Problem] = []
+    network: Network | None = None
+    model = spec.model
+    if model.bnlearn is not None:
+        loaded = load_bnlearn(model.bnlearn, where(("model", "bnlearn")))
+    elif model.file is not None:
+        file_path = Path(model.file)
+        if not file_path.is_absolute():
+            file_path = (base_dir or Path.cwd()) / file_path
+        loaded = load_network_file(file_path, where(("model", "file")))
+    else:
+        assert model.nodes is not None
+        loaded = _inline_network(model.nodes, spec.name or "inline", where)
+    if isinstance(loaded, Network):
+        network = loaded
+    else:
+        problems += loaded
+    if network is not None:
+        for var in spec.variables:
+            if var not in network:
+                problems.append(
+                    Problem(where(("variables", var)), f"unknown variable {var!r}; the model has: {', '.join(network.names)}")
+                )
+    if problems or network is None:
+        raise SpecError(source, problems)
+    if spec.name:
+        network.name = spec.name
+    return Domain(spec, network, source)
+
+
+def _is_union_tag(part: str) -> bool:
+    return part.startswith(("list[", "dict[")) or part in {"float", "str"}
+
+
+def _pydantic_message(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check its spelling)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.where, p.message) not in seen:
+            seen.add((p.where, p.message))
+            out.append(p)
+    return out
+
+
+# -- inline networks ----------------------------------------------------------------------------------
+def _inline_network(nodes: Mapping[str, NodeSpec], name: str, where: Any) -> Network | list[Problem]:
+    problems: list[Problem] = []
+    base: KeyPath = ("model", "nodes")
+
+    usable_states: dict[str, list[str]] = {}
+    for var, node in nodes.items():
+        here = (*base, var, "states")
+        if not node.states:
+            problems.append(Problem(where(here), f"{var} has no states"))
+            continue
+        dupes = sorted({s for s in node.states if node.states.count(s) > 1})
+        if dupes:
+            problems.append(Problem(where(here), f"{var} has duplicate states: {', '.join(dupes)}"))
+            continue
+        empty = [i for i, s in enumerate(node.states) if not s.strip()]
+        if empty:
+            problems.append(Problem(where(here), f"{var} has an empty state name at position {empty[0]}"))
+            continue
+        usable_states[var] = node.states
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(nodes)
+    for var, node in nodes.items():
+        for i, parent in enumerate(node.parents):
+            here = (*base, var, "parents", i)
+            if parent not in nodes:
+                problems.append(Problem(where(here), f"{var} has unknown parent {parent!r}"))
+            elif parent == var:
+                problems.append(Problem(where(here), f"{var} lists itself as a parent"))
+            elif node.parents.count(parent) > 1 and node.parents.index(parent) != i:
+                problems.append(Problem(where(here), f"{var} lists parent {parent!r} twice"))
+            else:
+                graph.add_edge(parent, var)
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1:
+            cycle = [edge[0] for edge in nx.find_cycle(graph.subgraph(component))]
+            problems.append(
+                Problem(where((*base, cycle[0], "parents")), "cycle: " + " -> ".join([*cycle, cycle[0]]) + " (a causal DAG has no cycles)")
+            )
+
+    built: list[Node] = []
+    for var, node in nodes.items():
+        if var not in usable_states or any(p not in usable_states for p in node.parents if p != var):
+            continue
+        parents = list(dict.fromkeys(p for p in node.parents if p != var))
+        cpt, cpt_problems = _inline_cpt(var, node, parents, usable_states, (*base, var), where)
+        problems += cpt_problems
+        if cpt is not None:
+            built.append(Node(var, tuple(node.states), tuple(parents), cpt))
+    if problems:
+        return problems
+    return Network(built, name=name)
+
+
+def _inline_cpt(
+    var: str,
+    node: NodeSpec,
+    parents: list[str],
+    states: Mapping[str, list[str]],
+    path: KeyPath,
+    where: Any,
+) -> tuple[np.ndarray | None, list[Problem]]:
+    problems: list[Problem] = []
+    own = states[var]
+    if not parents:
+        if node.cpt is not None:
+            problems.append(Problem(where((*path, "cpt")), f"{var} has no parents: give 'probs', not 'cpt'"))
+        if node.probs is None:
+            problems.append(Problem(where(path), f"{var} has no parents and needs 'probs' (one per state)"))
+            return None, problems
+        row, reason = _prob_row(var, own, node.probs)
+        if reason:
+            problems.append(Problem(where((*path, "probs")), reason))
+            return None, problems
+        return np.array([row]), problems
+
+    if node.probs is not None:
+        problems.append(Problem(where((*path, "probs")), f"{var} has parents: give 'cpt' rows, not 'probs'"))
+    configs = list(itertools.product(*(states[p] for p in parents)))
+    shape = " x ".join(f"{p}: {len(states[p])} states" for p in parents)
+    if node.cpt is None:
+        problems.append(
+            Problem(where(path), f"{var} needs 'cpt' with one row per parent configuration ({len(configs)}: {shape})")
+        )
+        return None, problems
+    if len(node.cpt) != len(configs):
+        problems.append(
+            Problem(
+                where((*path, "cpt")),
+                f"CPT shape mismatch: {var} has {len(configs)} parent configurations ({shape}) "
+                f"but {len(node.cpt)} rows",
+            )
+        )
+    table = np.full((len(configs), len(own)), np.nan)
+    index = {cfg: i for i, cfg in enumerate(configs)}
+    for r, row in enumerate(node.cpt):
+        here = (*path, "cpt", r)
+        bad_keys = sorted(set(row.when) ^ set(parents))
+        if bad_keys:
+            problems.append(
+                Problem(where((*here, "when")), f"'when' must name exactly the parents of {var} ({', '.join(parents)}); "
+                f"check {', '.join(bad_keys)}")
+            )
+            continue
+        bad_states = [f"{p}={s!r} (valid: {', '.join(states[p])})" for p, s in row.when.items() if s not in states[p]]
+        if bad_states:
+            problems.append(Problem(where((*here, "when")), "unknown parent state " + "; ".join(bad_states)))
+            continue
+        cfg = tuple(row.when[p] for p in parents)
+        given = ", ".join(f"{p}={s}" for p, s in zip(parents, cfg, strict=True))
+        if not np.isnan(table[index[cfg], 0]):
+            problems.append(Problem(where(here), f"duplicate CPT row for {var} given {given}"))
+            continue
+        values, reason = _prob_row(var, own, row.probs)
+        if reason:
+            problems.append(Problem(where((*here, "probs")), f"{reason} (row for {var} given {given})"))
+            continue
+        table[index[cfg]] = values
+    missing = [cfg for cfg in configs if np.isnan(table[index[cfg], 0])]
+    if missing and len(node.cpt) == len(configs) and not problems:
+        listed = "; ".join(", ".join(f"{p}={s}" for p, s in zip(parents, cfg, strict=True)) for cfg in missing[:5])
+        problems.append(Problem(where((*path, "cpt")), f"CPT of {var} has no row for: {listed}"))
+    return (None if problems else table), problems
+
+
+def _prob_row(var: str, states: list[str], probs: list[float] | dict[str, float]) -> tuple[list[float], str | None]:
+    if isinstance(probs, dict):
+        unknown = [s for s in probs if s not in states]
+        missing = [s for s in states if s not in probs]
+        if unknown or missing:
+            parts = []
+            if unknown:
+                parts.append(f"unknown state(s) {', '.join(unknown)}")
+            if missing:
+                parts.append(f"missing state(s) {', '.join(missing)}")
+            return [], f"CPT shape mismatch for {var}: {'; '.join(parts)} (states: {', '.join(states)})"
+        row = [float(probs[s]) for s in states]
+    else:
+        if len(probs) != len(states):
+            return [], (
+                f"CPT shape mismatch for {var}: expected {len(states)} probabilities "
+                f"(states {', '.join(states)}), got {len(probs)}"
+            )
+        row = [float(p) for p in probs]
+    reason = cpt_sum_problem(row)
+    return row, (f"{var}: {reason}" if reason else None)

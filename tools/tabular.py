@@ -1,0 +1,58 @@
+"""Tables in and out: Parquet, CSV or JSONL chosen by extension; writes are atomic."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from tools.errors import DataError, UsageError
+
+FORMATS = (".parquet", ".csv", ".jsonl")
+
+
+def table_format(path: Path) -> str:
+    """Return the format for ``path`` from its extension, or raise naming the supported ones."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise UsageError(f"{path}: unsupported extension {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}")
+    return suffix
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a table; state columns come back as text (CSV cells are never parsed as numbers or NaN)."""
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        if fmt == ".parquet":
+            return pd.read_parquet(path)
+        if fmt == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return pd.read_json(path, lines=True, dtype=False)
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read as {fmt[1:]}: {detail}") from None
+    except Exception as exc:  # noqa: BLE001 - pyarrow and the parsers raise their own types
+        raise DataError(f"{path}: cannot read as {fmt[1:]}: {type(exc).__name__}: {exc}") from None
+
+
+def write_table(data: pd.DataFrame, path: Path) -> None:
+    """Write a table atomically: a reader never sees a half-written file under the final name."""
+    fmt = table_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if fmt == ".parquet":
+            data.to_parquet(tmp, index=False)
+        elif fmt == ".csv":
+            data.to_csv(tmp, index=False)
+        else:
+            data.to_json(tmp, orient="records", lines=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
