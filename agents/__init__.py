@@ -1,0 +1,1 @@
+"""Graph nodes (agents): one role each; filled in by the agent-graph work."""

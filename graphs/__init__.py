@@ -1,0 +1,1 @@
+"""Graph wiring: state, routing, builders and the command line."""

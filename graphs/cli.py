@@ -21,7 +21,8 @@ from rich.table import Table
 
 from tools.errors import CausalSynthError, DataError, UsageError
 from tools.noise import NOISE_MODELS, NoiseModel
-from tools.sampler import CF_SUFFIX, NOISE_SUFFIX, DEFAULT_MAX_DRAWS, Progress as ProgressFn, Sampler
+from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, NOISE_SUFFIX, Sampler
+from tools.sampler import Progress as ProgressFn
 from tools.spec import Domain, load_domain
 from tools.tabular import read_table, table_format, write_table
 from tools.verify import VerificationReport, verify
@@ -99,7 +100,13 @@ def _sample(
     sampler = Sampler(domain.network, noise_model)
     with _progress(n, f"sampling {domain.name}") as progress:
         result = sampler.sample(
-            n, seed=seed, do=do, evidence=evidence, with_noise=with_noise, max_draws=max_draws, progress=progress
+            n,
+            seed=seed,
+            do=do,
+            evidence=evidence,
+            with_noise=with_noise,
+            max_draws=max_draws,
+            progress=progress,
         )
     return sampler, result.data, result.noise
 
@@ -112,7 +119,9 @@ def sample(
     out: OutOpt = Path("samples.parquet"),
     do: DoOpt = None,
     evidence: EvidenceOpt = None,
-    with_noise: Annotated[bool, typer.Option("--with-noise", help="Add each record's noise as VAR__u columns.")] = False,
+    with_noise: Annotated[
+        bool, typer.Option("--with-noise", help="Add each record's noise as VAR__u columns.")
+    ] = False,
     noise_model: NoiseOpt = "inverse_cdf",
     max_draws: MaxDrawsOpt = DEFAULT_MAX_DRAWS,
 ) -> None:
@@ -193,8 +202,7 @@ def _noise_columns(data: pd.DataFrame, sampler: Sampler, source: str) -> dict[st
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise DataError(
-                f"{source}: has noise columns but lacks {', '.join(missing)} "
-                f"(noise model {sampler.noise_model.name})"
+                f"{source}: has noise columns but lacks {', '.join(missing)} (noise model {sampler.noise_model.name})"
             )
         try:
             noise[name] = data[cols].to_numpy(dtype=np.float64)
@@ -254,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: runs the app and turns user errors into one line and exit code 2."""
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=list(argv) if argv is not None else None, prog_name="causalsynth", standalone_mode=False)
+        code = command.main(
+            args=list(argv) if argv is not None else None, prog_name="causalsynth", standalone_mode=False
+        )
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

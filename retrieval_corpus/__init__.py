@@ -1,0 +1,1 @@
+"""Domain documents for retrieval-augmented prompts and their ingestion."""

@@ -1,0 +1,1 @@
+"""Deterministic capabilities: causal networks, sampling, interventions, counterfactuals, CI tests, I/O."""

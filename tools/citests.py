@@ -94,7 +94,9 @@ def _implied_cis(network: Network) -> tuple[CIStatement, ...]:
     return tuple(out)
 
 
-def g_test(x: NDArray[Any], y: NDArray[Any], z: Sequence[NDArray[Any]], rx: int, ry: int, zcards: Sequence[int]) -> GTestResult:
+def g_test(
+    x: NDArray[Any], y: NDArray[Any], z: Sequence[NDArray[Any]], rx: int, ry: int, zcards: Sequence[int]
+) -> GTestResult:
     """G-test of ``x _||_ y | z`` on integer codes (``0 <= x < rx``, ...), with adjusted degrees of freedom."""
     n = len(x)
     if z:

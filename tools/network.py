@@ -150,9 +150,7 @@ class Network:
         codes: dict[str, int] = {}
         for var, state in assignment.items():
             if var not in self._nodes:
-                raise UsageError(
-                    f"{what}: unknown variable {var!r}; variables of {self.name}: {', '.join(self.names)}"
-                )
+                raise UsageError(f"{what}: unknown variable {var!r}; variables of {self.name}: {', '.join(self.names)}")
             states = self.states(var)
             if state not in states:
                 raise UsageError(f"{what}: {var} has no state {state!r}; valid states: {', '.join(states)}")

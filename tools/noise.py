@@ -47,9 +47,7 @@ class NoiseModel(ABC):
         """Write into ``out`` the state codes for parent configurations ``cfg`` (None for roots)."""
 
     @abstractmethod
-    def abduct(
-        self, params: Any, cfg: NDArray[np.intp] | None, codes: Codes, rng: np.random.Generator
-    ) -> Floats:
+    def abduct(self, params: Any, cfg: NDArray[np.intp] | None, codes: Codes, rng: np.random.Generator) -> Floats:
         """Sample noise from its posterior given the observed codes (for records whose noise was not kept)."""
 
 
@@ -88,9 +86,7 @@ class InverseCDF(NoiseModel):
         for row in thresholds:
             out += u1 >= (row[0] if cfg is None else row[cfg])
 
-    def abduct(
-        self, params: Any, cfg: NDArray[np.intp] | None, codes: Codes, rng: np.random.Generator
-    ) -> Floats:
+    def abduct(self, params: Any, cfg: NDArray[np.intp] | None, codes: Codes, rng: np.random.Generator) -> Floats:
         """U given X=k is uniform on [F(k-1), F(k))."""
         lower, upper = params[1]
         idx = (np.zeros_like(codes, dtype=np.intp) if cfg is None else cfg, codes)
@@ -121,9 +117,7 @@ class GumbelMax(NoiseModel):
         logp = params[0] if cfg is None else params[cfg]
         out[:] = np.argmax(logp + u, axis=1)
 
-    def abduct(
-        self, params: Any, cfg: NDArray[np.intp] | None, codes: Codes, rng: np.random.Generator
-    ) -> Floats:
+    def abduct(self, params: Any, cfg: NDArray[np.intp] | None, codes: Codes, rng: np.random.Generator) -> Floats:
         """Top-down posterior sampling: the winner's perturbed value is the max, the others fall below it."""
         n = len(codes)
         logp = np.broadcast_to(params[0], (n, params.shape[1])) if cfg is None else params[cfg]

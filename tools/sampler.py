@@ -210,7 +210,7 @@ class Sampler:
     def _frame(self, codes: list[Codes]) -> pd.DataFrame:
         return pd.DataFrame(
             {
-                name: pd.Categorical.from_codes(codes[i], categories=list(self.network.states(name)))
+                name: pd.Categorical.from_codes(codes[i], categories=pd.Index(self.network.states(name)))
                 for i, name in enumerate(self.network.names)
             },
             copy=False,
@@ -298,9 +298,7 @@ class Sampler:
         rng = np.random.default_rng(seed)
         noise: dict[str, NDArray[np.float64]] = {}
         for plan in self._plans:
-            noise[plan.name] = self.noise_model.abduct(
-                plan.params, self._config(plan, codes), codes[plan.index], rng
-            )
+            noise[plan.name] = self.noise_model.abduct(plan.params, self._config(plan, codes), codes[plan.index], rng)
         return {name: noise[name] for name in self.network.names}
 
     def encode(self, data: pd.DataFrame, source: str = "data") -> list[Codes]:

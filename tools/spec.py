@@ -156,13 +156,13 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems: list[Problem] = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_union_tag(p)))
             problems.append(Problem(where(loc), _pydantic_message(err)))
         raise SpecError(source, _dedupe(problems)) from None
 
-    problems: list[Problem] = []
+    problems = []
     network: Network | None = None
     model = spec.model
     if model.bnlearn is not None:
@@ -183,7 +183,10 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
         for var in spec.variables:
             if var not in network:
                 problems.append(
-                    Problem(where(("variables", var)), f"unknown variable {var!r}; the model has: {', '.join(network.names)}")
+                    Problem(
+                        where(("variables", var)),
+                        f"unknown variable {var!r}; the model has: {', '.join(network.names)}",
+                    )
                 )
     if problems or network is None:
         raise SpecError(source, problems)
@@ -253,7 +256,10 @@ def _inline_network(nodes: Mapping[str, NodeSpec], name: str, where: Any) -> Net
         if len(component) > 1:
             cycle = [edge[0] for edge in nx.find_cycle(graph.subgraph(component))]
             problems.append(
-                Problem(where((*base, cycle[0], "parents")), "cycle: " + " -> ".join([*cycle, cycle[0]]) + " (a causal DAG has no cycles)")
+                Problem(
+                    where((*base, cycle[0], "parents")),
+                    "cycle: " + " -> ".join([*cycle, cycle[0]]) + " (a causal DAG has no cycles)",
+                )
             )
 
     built: list[Node] = []
@@ -298,7 +304,10 @@ def _inline_cpt(
     shape = " x ".join(f"{p}: {len(states[p])} states" for p in parents)
     if node.cpt is None:
         problems.append(
-            Problem(where(path), f"{var} needs 'cpt' with one row per parent configuration ({len(configs)}: {shape})")
+            Problem(
+                where(path),
+                f"{var} needs 'cpt' with one row per parent configuration ({len(configs)}: {shape})",
+            )
         )
         return None, problems
     if len(node.cpt) != len(configs):
@@ -311,25 +320,30 @@ def _inline_cpt(
         )
     table = np.full((len(configs), len(own)), np.nan)
     index = {cfg: i for i, cfg in enumerate(configs)}
-    for r, row in enumerate(node.cpt):
+    for r, cpt_row in enumerate(node.cpt):
         here = (*path, "cpt", r)
-        bad_keys = sorted(set(row.when) ^ set(parents))
+        bad_keys = sorted(set(cpt_row.when) ^ set(parents))
         if bad_keys:
             problems.append(
-                Problem(where((*here, "when")), f"'when' must name exactly the parents of {var} ({', '.join(parents)}); "
-                f"check {', '.join(bad_keys)}")
+                Problem(
+                    where((*here, "when")),
+                    f"'when' must name exactly the parents of {var} ({', '.join(parents)}); "
+                    f"check {', '.join(bad_keys)}",
+                )
             )
             continue
-        bad_states = [f"{p}={s!r} (valid: {', '.join(states[p])})" for p, s in row.when.items() if s not in states[p]]
+        bad_states = [
+            f"{p}={s!r} (valid: {', '.join(states[p])})" for p, s in cpt_row.when.items() if s not in states[p]
+        ]
         if bad_states:
             problems.append(Problem(where((*here, "when")), "unknown parent state " + "; ".join(bad_states)))
             continue
-        cfg = tuple(row.when[p] for p in parents)
+        cfg = tuple(cpt_row.when[p] for p in parents)
         given = ", ".join(f"{p}={s}" for p, s in zip(parents, cfg, strict=True))
         if not np.isnan(table[index[cfg], 0]):
             problems.append(Problem(where(here), f"duplicate CPT row for {var} given {given}"))
             continue
-        values, reason = _prob_row(var, own, row.probs)
+        values, reason = _prob_row(var, own, cpt_row.probs)
         if reason:
             problems.append(Problem(where((*here, "probs")), f"{reason} (row for {var} given {given})"))
             continue

@@ -56,9 +56,7 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     return data, lines
 
 
-def _build(
-    loader: _Loader, node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Problem]
-) -> Any:
+def _build(loader: _Loader, node: yaml.Node, path: Path, lines: dict[Path, int], problems: list[Problem]) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
