@@ -50,6 +50,8 @@ def load_network_file(path: Path, where: str) -> Network | list[Problem]:
 
 
 def _from_reader(kind: str, text: str, name: str, where: str) -> Network | list[Problem]:
+    if not text.strip():
+        return [Problem(where, f"the {kind.upper()} network file is empty")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from pgmpy.readwrite import BIFReader, XMLBIFReader
@@ -60,6 +62,8 @@ def _from_reader(kind: str, text: str, name: str, where: str) -> Network | list[
         except Exception as exc:  # noqa: BLE001 - pgmpy's parsers raise many unrelated types
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return [Problem(where, f"cannot parse {kind.upper()} network: {detail}")]
+    if len(model.nodes()) == 0:
+        return [Problem(where, f"no variables with probability tables found: is this a {kind.upper()} network?")]
     problems: list[Problem] = []
     for var in model.nodes():
         cpd = model.get_cpds(var)

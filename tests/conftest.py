@@ -1,0 +1,38 @@
+"""Shared fixtures: loaded domains (cached per session) and a spec-file writer."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tools.spec import Domain, load_domain
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def asia() -> Domain:
+    return load_domain("asia")
+
+
+@pytest.fixture(scope="session")
+def alarm() -> Domain:
+    return load_domain("alarm")
+
+
+@pytest.fixture(scope="session")
+def smoking() -> Domain:
+    return load_domain(ROOT / "examples" / "smoking.yaml")
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,195 @@
+"""The command line: contract names and outputs, and user errors as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from graphs.cli import main
+from tools.tabular import read_table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(info.value.code or 0), captured.out, captured.err
+
+
+@pytest.mark.parametrize("ext", [".parquet", ".csv", ".jsonl"])
+def test_sample_writes_each_format(capsys, tmp_path, asia, ext):
+    out = tmp_path / f"asia{ext}"
+    # Run
+    code, _, err = run(capsys, "sample", "asia", "-n", "300", "--seed", "1", "--out", str(out), "--with-noise")
+    # Assert
+    assert code == 0, err
+    table = read_table(out)
+    assert len(table) == 300
+    assert set(asia.network.names) <= set(table.columns)
+    assert {f"{v}__u" for v in asia.network.names} <= set(table.columns)
+
+
+def test_sample_with_do_and_evidence(capsys, tmp_path):
+    out = tmp_path / "s.csv"
+    code, _, err = run(
+        capsys,
+        "sample",
+        str(ROOT / "examples" / "asia.yaml"),
+        "-n",
+        "200",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--do",
+        "smoke=yes",
+        "--evidence",
+        "dysp=yes",
+    )
+    assert code == 0, err
+    table = pd.read_csv(out, dtype=str)
+    assert (table["smoke"] == "yes").all() and (table["dysp"] == "yes").all() and len(table) == 200
+
+
+def test_same_seed_same_file(capsys, tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    run(capsys, "sample", "alarm", "-n", "500", "--seed", "7", "--out", str(a))
+    run(capsys, "sample", "alarm", "-n", "500", "--seed", "7", "--out", str(b))
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_counterfactual_table(capsys, tmp_path, asia):
+    out = tmp_path / "cf.parquet"
+    # Run
+    code, _, err = run(
+        capsys, "counterfactual", "asia", "-n", "2000", "--seed", "2", "--do", "smoke=no", "--out", str(out)
+    )
+    # Assert
+    assert code == 0, err
+    table = pd.read_parquet(out)
+    assert list(table.columns) == [*asia.network.names, *(f"{v}__cf" for v in asia.network.names)]
+    assert (table["smoke__cf"] == "no").all()
+    for var in ("asia", "tub"):  # not descendants of smoke
+        assert (table[var] == table[f"{var}__cf"]).all()
+    same = table["smoke"] == "no"
+    for var in asia.network.names:
+        assert (table.loc[same, var] == table.loc[same, f"{var}__cf"]).all()
+
+
+def test_counterfactual_from_a_factual_file_with_and_without_noise(capsys, tmp_path):
+    with_noise, plain = tmp_path / "f_noise.parquet", tmp_path / "f_plain.csv"
+    run(capsys, "sample", "asia", "-n", "1000", "--seed", "4", "--out", str(with_noise), "--with-noise")
+    run(capsys, "sample", "asia", "-n", "1000", "--seed", "4", "--out", str(plain))
+    out_a, out_b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    # Run
+    code_a, _, err_a = run(
+        capsys, "counterfactual", "asia", "--factual", str(with_noise), "--do", "lung=yes", "--out", str(out_a)
+    )
+    code_b, _, err_b = run(
+        capsys, "counterfactual", "asia", "--factual", str(plain), "--do", "lung=yes", "--out", str(out_b)
+    )
+    # Assert
+    assert code_a == 0 and code_b == 0, (err_a, err_b)
+    a, b = pd.read_parquet(out_a), pd.read_parquet(out_b)
+    assert (a["either__cf"] == "yes").all() and (b["either__cf"] == "yes").all()
+    assert (a["smoke"] == a["smoke__cf"]).all() and (b["bronc"] == b["bronc__cf"]).all()
+
+
+def test_verify_prints_table_and_writes_json(capsys, tmp_path):
+    data, report = tmp_path / "d.parquet", tmp_path / "r.json"
+    run(capsys, "sample", "asia", "-n", "5000", "--seed", "0", "--out", str(data))
+    # Run
+    code, out, err = run(capsys, "verify", str(data), "--spec", "asia", "--alpha", "0.01", "--json", str(report))
+    # Assert
+    assert code == 0, err
+    assert "_||_" in out and "FPR" in out
+    payload = json.loads(report.read_text())
+    assert payload["n_tests"] == 20 and payload["alpha"] == 0.01
+    assert 0.0 <= payload["fpr"] <= 1.0 and 0.0 <= payload["power"] <= 1.0
+    assert len(payload["cis"]) == 20 and len(payload["marginals"]) == 8
+
+
+MALFORMED = {
+    "yaml_syntax": ("model: {bnlearn: asia\n", "YAML syntax error"),
+    "cycle": (
+        "model:\n  nodes:\n"
+        "    a: {states: [x, y], parents: [b], cpt: [{when: {b: x}, probs: [1, 0]}, {when: {b: y}, probs: [0, 1]}]}\n"
+        "    b: {states: [x, y], parents: [a], cpt: [{when: {a: x}, probs: [1, 0]}, {when: {a: y}, probs: [0, 1]}]}\n",
+        "cycle: a -> b -> a",
+    ),
+    "unknown_parent": ("model:\n  nodes:\n    a: {states: [x, y], parents: [q], cpt: []}\n", "unknown parent 'q'"),
+    "cpt_shape": ("model:\n  nodes:\n    a: {states: [x, y], probs: [1.0]}\n", "CPT shape mismatch"),
+    "cpt_sum": ("model:\n  nodes:\n    a: {states: [x, y], probs: [0.5, 0.6]}\n", "sum to 1.1, not 1"),
+    "duplicate_states": ("model:\n  nodes:\n    a: {states: [x, x], probs: [0.5, 0.5]}\n", "duplicate states"),
+    "empty_states": ("model:\n  nodes:\n    a: {states: [], probs: []}\n", "a has no states"),
+    "unknown_bnlearn": ("model: {bnlearn: nosuch}\n", "valid names: alarm"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_malformed_spec_exits_2_with_a_readable_message(capsys, tmp_path, kind):
+    text, expected = MALFORMED[kind]
+    spec = tmp_path / f"{kind}.yaml"
+    spec.write_text(text)
+    out = tmp_path / "never.csv"
+    # Run
+    code, _, err = run(capsys, "sample", str(spec), "-n", "5", "--out", str(out))
+    # Assert
+    assert code == 2
+    assert err.startswith("error: ") and expected in err and f"{kind}.yaml" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["sample", "asia", "-n", "5", "--do", "smoke"], "--do 'smoke': expected VAR=STATE"),
+        (["sample", "asia", "-n", "5", "--do", "smoke=sometimes"], "smoke has no state 'sometimes'"),
+        (["sample", "asia", "-n", "5", "--evidence", "ghost=yes"], "unknown variable 'ghost'"),
+        (["sample", "asia", "-n", "0"], "'-n' / '--rows'"),
+        (["sample", "asia", "-n", "5", "--out", "x.txt"], "unsupported extension '.txt'"),
+        (["sample", "nonexistent_net", "-n", "5"], "nor a bnlearn network name"),
+        (["sample", "asia", "-n", "5", "--noise-model", "laplace"], "choose one of inverse_cdf, gumbel_max"),
+        (["sample", "asia", "-n", "5", "--bogus"], "No such option: --bogus"),
+        (["counterfactual", "asia", "-n", "5"], "needs at least one --do"),
+        (["sample", "asia", "-n", "50", "--evidence", "either=no", "--evidence", "tub=yes"], "impossible"),
+        (["verify", "missing.parquet", "--spec", "asia"], "missing.parquet: file not found"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(capsys, tmp_path, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob("*.csv"))
+
+
+def test_verify_names_bad_column_values(capsys, tmp_path):
+    data = tmp_path / "d.csv"
+    run(capsys, "sample", "asia", "-n", "50", "--out", str(data))
+    table = pd.read_csv(data, dtype=str)
+    table.loc[7, "lung"] = "perhaps"
+    table.to_csv(data, index=False)
+    # Run
+    code, _, err = run(capsys, "verify", str(data), "--spec", "asia")
+    # Assert
+    assert code == 2 and "column lung row 7: value 'perhaps'" in err
+
+
+def test_console_script_end_to_end(tmp_path):
+    exe = shutil.which("causalsynth", path=str(Path(sys.executable).parent))
+    assert exe is not None, "the console script is installed with the package"
+    out = tmp_path / "s.jsonl"
+    ok = subprocess.run([exe, "sample", "asia", "-n", "10", "--out", str(out)], capture_output=True, text=True)
+    bad = subprocess.run([exe, "sample", "asia", "-n", "10", "--do", "x=y"], capture_output=True, text=True)
+    assert ok.returncode == 0 and len(out.read_text().splitlines()) == 10
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
