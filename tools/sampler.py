@@ -317,7 +317,7 @@ class Sampler:
             if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == states:
                 codes = col.cat.codes.to_numpy()
             else:
-                codes = pd.Index(states).get_indexer(col.astype("string").to_numpy(dtype=object))
+                codes = pd.Index(states).get_indexer(pd.Index(col.astype("string")))
             if (codes < 0).any():
                 row = int(np.flatnonzero(codes < 0)[0])
                 value = col.iloc[row]
