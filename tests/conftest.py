@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,8 @@ import pytest
 from tools.spec import Domain, load_domain
 
 ROOT = Path(__file__).resolve().parent.parent
+# Parsed networks are cached per test session, not in the user's home.
+os.environ["CAUSALSYNTH_CACHE"] = tempfile.mkdtemp(prefix="causalsynth-cache-")
 
 
 @pytest.fixture(scope="session")

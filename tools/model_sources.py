@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.resources
+import json
+import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,6 +16,13 @@ from tools.errors import Problem
 from tools.network import Network, cpt_sum_problem
 
 _BUNDLE = ("pgmpy", "utils", "example_models")
+_CACHE_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    """Where parsed networks are cached: ``$CAUSALSYNTH_CACHE`` or ``~/.cache/causalsynth``."""
+    root = os.environ.get("CAUSALSYNTH_CACHE") or Path.home() / ".cache" / "causalsynth"
+    return Path(root) / "networks"
 
 
 def bnlearn_names() -> list[str]:
@@ -50,8 +61,33 @@ def load_network_file(path: Path, where: str) -> Network | list[Problem]:
 
 
 def _from_reader(kind: str, text: str, name: str, where: str) -> Network | list[Problem]:
+    """Parse with pgmpy, or reuse the cached parse of the same text (pgmpy's import and parse take seconds)."""
     if not text.strip():
         return [Problem(where, f"the {kind.upper()} network file is empty")]
+    key = hashlib.sha256(f"{_CACHE_VERSION}\0{kind}\0{name}\0{text}".encode()).hexdigest()
+    cached = cache_dir() / f"{key}.json"
+    try:
+        return Network.from_dict(json.loads(cached.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not cached yet, or unreadable: parse again
+    result = _parse(kind, text, name, where)
+    if isinstance(result, Network):
+        _store(cached, result)
+    return result
+
+
+def _store(path: Path, network: Network) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(network.to_dict(), handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs speed
+
+
+def _parse(kind: str, text: str, name: str, where: str) -> Network | list[Problem]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from pgmpy.readwrite import BIFReader, XMLBIFReader

@@ -173,6 +173,26 @@ class Network:
             nodes.append(node)
         return Network(nodes, name=f"{self.name} | do({', '.join(f'{k}={v}' for k, v in do.items())})")
 
+    # -- serialisation ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (declaration order, CPT rows in parent-configuration order)."""
+        return {
+            "name": self.name,
+            "nodes": [
+                {"name": n.name, "states": list(n.states), "parents": list(n.parents), "cpt": n.cpt.tolist()}
+                for n in self._nodes.values()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Network:
+        """Inverse of :meth:`to_dict`."""
+        nodes = [
+            Node(str(n["name"]), tuple(n["states"]), tuple(n["parents"]), np.asarray(n["cpt"], dtype=float))
+            for n in data["nodes"]
+        ]
+        return cls(nodes, name=str(data["name"]))
+
     # -- pgmpy interop --------------------------------------------------------------------------------
     @classmethod
     def from_pgmpy(cls, model: Any, name: str = "network") -> Network:

@@ -207,3 +207,17 @@ def test_missing_file_and_bad_network_file(write_spec, tmp_path):
     assert "cannot parse XMLBIF network" in str(err)
     err = problems_of(write_spec("model: {file: missing.bif}\n", name="other.yaml"))
     assert "network file not found" in str(err)
+
+
+def test_parsed_networks_are_cached_and_a_corrupt_cache_is_ignored(tmp_path, monkeypatch, alarm):
+    from tools.model_sources import cache_dir
+
+    monkeypatch.setenv("CAUSALSYNTH_CACHE", str(tmp_path))
+    # Run
+    first = load_domain("alarm").network
+    (entry,) = cache_dir().glob("*.json")
+    second = load_domain("alarm").network
+    entry.write_text("{not json")
+    third = load_domain("alarm").network
+    # Assert
+    assert first.to_dict() == second.to_dict() == third.to_dict() == alarm.network.to_dict()
