@@ -35,8 +35,9 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     Raises:
         SpecError: on a YAML syntax error (naming the line and column) or a duplicate key.
     """
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader rejects control characters already here
         node = loader.get_single_node()
         if node is None:
             return None, {}
@@ -50,7 +51,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, dict[Path, int]]:
     except yaml.YAMLError as exc:
         raise SpecError(source, [Problem(source, f"YAML error: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if problems:
         raise SpecError(source, problems)
     return data, lines

@@ -6,11 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tools.errors import SpecError
 from tools.inference import exact_marginals
 from tools.model_sources import bnlearn_names
 from tools.spec import load_domain, load_domain_text
+
+KEYS = ["nodes", "bnlearn", "file", "states", "parents", "probs", "cpt", "when", "a", "b", "x", "y"]
 
 TWO_NODES = """
 model:
@@ -221,3 +226,20 @@ def test_parsed_networks_are_cached_and_a_corrupt_cache_is_ignored(tmp_path, mon
     third = load_domain("alarm").network
     # Assert
     assert first.to_dict() == second.to_dict() == third.to_dict() == alarm.network.to_dict()
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(-1, 2), st.text(max_size=4))
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=4),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), _values.map(lambda v: yaml.safe_dump({"model": v}))))
+def test_any_input_loads_or_raises_spec_error(text):
+    try:
+        load_domain_text(text, source="fuzz.yaml")
+    except SpecError as exc:
+        assert str(exc).startswith("invalid spec fuzz.yaml")
