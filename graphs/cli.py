@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tools.errors import CausalSynthError, DataError, UsageError
+from tools.errors import CausalSynthError, UsageError
 from tools.noise import NOISE_MODELS, NoiseModel
-from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, NOISE_SUFFIX, Sampler
+from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
 from tools.sampler import Progress as ProgressFn
 from tools.spec import Domain, load_domain
 from tools.tabular import read_table, table_format, write_table
@@ -139,8 +139,6 @@ def sample(
         max_draws,
     )
     if noise is not None:
-        from tools.sampler import noise_to_frame
-
         data = pd.concat([data, noise_to_frame(noise, data.index)], axis=1)
     write_table(data, out)
     err_console.print(f"wrote {len(data):,} records to {out}")
@@ -182,33 +180,13 @@ def counterfactual(
             raise UsageError("--evidence applies to sampled factuals; filter the --factual file instead")
         sampler = Sampler(domain.network, model)
         data = read_table(factual)
-        noise = _noise_columns(data, sampler, str(factual)) or sampler.abduct(data, seed=seed)
+        noise = noise_from_frame(data, domain.network, model, str(factual)) or sampler.abduct(data, seed=seed)
     twins = sampler.counterfactual(data, noise, interventions)
     names = list(domain.network.names)
     table = pd.concat([data[names].reset_index(drop=True), twins.add_suffix(CF_SUFFIX)], axis=1)
     write_table(table, out)
     changed = sum(int((table[v] != table[v + CF_SUFFIX]).sum()) for v in names)
     err_console.print(f"wrote {len(table):,} factual/counterfactual pairs to {out} ({changed:,} values changed)")
-
-
-def _noise_columns(data: pd.DataFrame, sampler: Sampler, source: str) -> dict[str, np.ndarray] | None:
-    """Collect ``VAR__u`` / ``VAR__uK`` columns into noise arrays, or None if the file has none."""
-    if not any(NOISE_SUFFIX in str(c) for c in data.columns):
-        return None
-    noise: dict[str, np.ndarray] = {}
-    for name in sampler.network.names:
-        dim = sampler.noise_model.dim(sampler.network.node(name).card)
-        cols = [f"{name}{NOISE_SUFFIX}"] if dim == 1 else [f"{name}{NOISE_SUFFIX}{k}" for k in range(dim)]
-        missing = [c for c in cols if c not in data.columns]
-        if missing:
-            raise DataError(
-                f"{source}: has noise columns but lacks {', '.join(missing)} (noise model {sampler.noise_model.name})"
-            )
-        try:
-            noise[name] = data[cols].to_numpy(dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError(f"{source}: noise columns of {name} are not numbers") from None
-    return noise
 
 
 @app.command("verify")

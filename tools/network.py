@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
-from tools.errors import UsageError
+from tools.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     from pgmpy.models import DiscreteBayesianNetwork
@@ -156,6 +157,38 @@ class Network:
                 raise UsageError(f"{what}: {var} has no state {state!r}; valid states: {', '.join(states)}")
             codes[var] = states.index(state)
         return codes
+
+    @cached_property
+    def code_dtype(self) -> type[np.integer[Any]]:
+        """Smallest integer type holding every state code."""
+        return np.int8 if max(n.card for n in self._nodes.values()) <= 127 else np.int16
+
+    def encode(self, data: pd.DataFrame, source: str = "data") -> list[NDArray[np.integer[Any]]]:
+        """Return integer codes per variable (declaration order), checking columns and states.
+
+        Raises:
+            DataError: naming a missing column, or a column's invalid value and the first row holding it.
+        """
+        missing = [name for name in self.names if name not in data.columns]
+        if missing:
+            raise DataError(f"{source}: missing column(s) {', '.join(missing)} required by {self.name}")
+        out: list[NDArray[np.integer[Any]]] = []
+        for name in self.names:
+            states = list(self.states(name))
+            col = data[name]
+            if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == states:
+                codes = col.cat.codes.to_numpy()
+            else:
+                codes = pd.Index(states).get_indexer(pd.Index(col.astype("string")))
+            if (codes < 0).any():
+                row = int(np.flatnonzero(codes < 0)[0])
+                value = col.iloc[row]
+                raise DataError(
+                    f"{source}: column {name} row {row}: value {value!r} is not a state of {name} "
+                    f"(valid: {', '.join(states)})"
+                )
+            out.append(codes.astype(self.code_dtype, copy=False))
+        return out
 
     # -- transformations ------------------------------------------------------------------------------
     def mutilate(self, do: Mapping[str, str]) -> Network:

@@ -76,6 +76,32 @@ def noise_to_frame(noise: Mapping[str, NDArray[np.float64]], index: pd.Index) ->
     return pd.DataFrame(cols, index=index)
 
 
+def noise_from_frame(
+    data: pd.DataFrame, network: Network, noise_model: NoiseModel, source: str = "data"
+) -> dict[str, NDArray[np.float64]] | None:
+    """Inverse of :func:`noise_to_frame`; None if ``data`` has no noise columns at all.
+
+    Raises:
+        DataError: some noise columns are present but not all, or they are not numbers.
+    """
+    if not any(NOISE_SUFFIX in str(c) for c in data.columns):
+        return None
+    noise: dict[str, NDArray[np.float64]] = {}
+    for name in network.names:
+        dim = noise_model.dim(network.node(name).card)
+        cols = [f"{name}{NOISE_SUFFIX}"] if dim == 1 else [f"{name}{NOISE_SUFFIX}{k}" for k in range(dim)]
+        missing = [c for c in cols if c not in data.columns]
+        if missing:
+            raise DataError(
+                f"{source}: has noise columns but lacks {', '.join(missing)} (noise model {noise_model.name})"
+            )
+        try:
+            noise[name] = data[cols].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{source}: noise columns of {name} are not numbers") from None
+    return noise
+
+
 class Sampler:
     """Ancestral sampler over a :class:`Network` for a given :class:`NoiseModel`.
 
@@ -103,8 +129,7 @@ class Sampler:
                 )
             )
         self._plans = plans
-        max_card = max(node.card for node in map(network.node, network.names))
-        self._dtype: type[np.integer[Any]] = np.int8 if max_card <= 127 else np.int16
+        self._dtype = network.code_dtype
 
     # -- sampling ---------------------------------------------------------------------------------------
     def sample(
@@ -255,7 +280,7 @@ class Sampler:
         do_codes = self.network.resolve_assignment(do, "do")
         if not do_codes:
             raise UsageError("counterfactual needs at least one intervention (do VAR=STATE)")
-        factual = self.encode(data)
+        factual = self.network.encode(data)
         n = len(data)
         for name in self.network.names:
             want = (n, self.noise_model.dim(self.network.node(name).card))
@@ -294,39 +319,12 @@ class Sampler:
 
     def abduct(self, data: pd.DataFrame, *, seed: int) -> dict[str, NDArray[np.float64]]:
         """Sample noise from its posterior given fully observed records (for data sampled without noise)."""
-        codes = self.encode(data)
+        codes = self.network.encode(data)
         rng = np.random.default_rng(seed)
         noise: dict[str, NDArray[np.float64]] = {}
         for plan in self._plans:
             noise[plan.name] = self.noise_model.abduct(plan.params, self._config(plan, codes), codes[plan.index], rng)
         return {name: noise[name] for name in self.network.names}
-
-    def encode(self, data: pd.DataFrame, source: str = "data") -> list[Codes]:
-        """Return integer codes per variable (declaration order), checking columns and states.
-
-        Raises:
-            DataError: naming a missing column, or a column's invalid value and the first row holding it.
-        """
-        missing = [name for name in self.network.names if name not in data.columns]
-        if missing:
-            raise DataError(f"{source}: missing column(s) {', '.join(missing)} required by {self.network.name}")
-        out: list[Codes] = []
-        for name in self.network.names:
-            states = list(self.network.states(name))
-            col = data[name]
-            if isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == states:
-                codes = col.cat.codes.to_numpy()
-            else:
-                codes = pd.Index(states).get_indexer(pd.Index(col.astype("string")))
-            if (codes < 0).any():
-                row = int(np.flatnonzero(codes < 0)[0])
-                value = col.iloc[row]
-                raise DataError(
-                    f"{source}: column {name} row {row}: value {value!r} is not a state of {name} "
-                    f"(valid: {', '.join(states)})"
-                )
-            out.append(codes.astype(self._dtype, copy=False))
-        return out
 
 
 def _fmt_assignment(assignment: Mapping[str, str]) -> str:

@@ -15,7 +15,6 @@ import pandas as pd
 from tools.citests import CIStatement, adjacencies, g_test, goodness_of_fit, implied_cis
 from tools.inference import exact_marginals
 from tools.network import Network
-from tools.sampler import Sampler
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def verify(
     if not 0.0 < alpha < 1.0:
         raise UsageError(f"alpha must be in (0, 1), got {alpha}")
     net = network.mutilate(do) if do else network
-    codes = dict(zip(net.names, Sampler(net).encode(data, source), strict=True))
+    codes = dict(zip(net.names, net.encode(data, source), strict=True))
     cards = {name: net.node(name).card for name in net.names}
 
     def run(statement: CIStatement) -> CIResult:

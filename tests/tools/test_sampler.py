@@ -193,9 +193,9 @@ def test_encode_rejects_values_that_are_not_states(asia):
     data = Sampler(asia.network).sample(10, seed=0).data.astype(str)
     data.loc[3, "bronc"] = "maybe"
     with pytest.raises(DataError, match=r"column bronc row 3: value 'maybe'"):
-        Sampler(asia.network).encode(data)
+        asia.network.encode(data)
     with pytest.raises(DataError, match="missing column"):
-        Sampler(asia.network).encode(data.drop(columns=["xray"]))
+        asia.network.encode(data.drop(columns=["xray"]))
 
 
 def test_output_does_not_depend_on_chunking_under_evidence(asia):
