@@ -185,7 +185,7 @@ class Sampler:
                     f"{draws} draws (budget {max_draws}); raise max_draws or relax the evidence"
                 )
             m = chunk_size if ev_codes else min(chunk_size, n - done)
-            c_codes, c_noise = self._chunk(streams, m, do_codes)
+            c_codes, c_noise = self._chunk(streams, m, do_codes, keep_noise=noise is not None)
             draws += m
             if ev_codes:
                 keep = np.ones(m, dtype=bool)
@@ -207,13 +207,14 @@ class Sampler:
         return SampleResult(data=data, noise=kept, draws=draws)
 
     def _chunk(
-        self, streams: list[np.random.Generator], m: int, do_codes: Mapping[str, int]
+        self, streams: list[np.random.Generator], m: int, do_codes: Mapping[str, int], *, keep_noise: bool
     ) -> tuple[list[Codes], list[NDArray[np.float64]]]:
         codes: list[Codes] = [np.empty(0, dtype=self._dtype)] * len(streams)
         noise: list[NDArray[np.float64]] = [np.empty((0, 0))] * len(streams)
         for plan in self._plans:
             u = self.noise_model.draw(streams[plan.index], m, plan.card)  # drawn even under do: keeps U
-            noise[plan.index] = u
+            if keep_noise:  # otherwise drop it now: holding every node's noise would double peak memory
+                noise[plan.index] = u
             out = np.empty(m, dtype=self._dtype)
             if plan.name in do_codes:
                 out[:] = do_codes[plan.name]
