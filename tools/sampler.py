@@ -233,12 +233,13 @@ class Sampler:
             cfg += codes[p]
         return cfg
 
-    def _frame(self, codes: list[Codes]) -> pd.DataFrame:
+    def _frame(self, codes: list[Codes], index: pd.Index | None = None) -> pd.DataFrame:
         return pd.DataFrame(
             {
                 name: pd.Categorical.from_codes(codes[i], categories=pd.Index(self.network.states(name)))
                 for i, name in enumerate(self.network.names)
             },
+            index=index,
             copy=False,
         )
 
@@ -299,7 +300,7 @@ class Sampler:
                         f"seed or noise model?"
                     )
         affected = self.network.descendants(do_codes) | set(do_codes)
-        return self._frame(self._replay(factual, noise, do_codes, affected))
+        return self._frame(self._replay(factual, noise, do_codes, affected), index=data.index)
 
     def _replay(
         self,

@@ -168,6 +168,17 @@ def test_twin_under_the_factual_value_is_the_record_itself(asia, noise):
         pd.testing.assert_frame_equal(twins[same], factual.data[same])
 
 
+def test_twins_keep_the_factual_index(asia):
+    sampler = Sampler(asia.network)
+    factual = sampler.sample(1000, seed=0, with_noise=True)
+    part = factual.data.iloc[500:]
+    # Run
+    twins = sampler.counterfactual(part, {k: v[500:] for k, v in factual.noise.items()}, {"smoke": "no"})
+    # Assert
+    assert twins.index.equals(part.index)
+    assert (twins["asia"] == part["asia"]).all()
+
+
 def test_noise_that_does_not_reproduce_the_records_is_refused(asia):
     sampler = Sampler(asia.network)
     a = sampler.sample(500, seed=1, with_noise=True)
