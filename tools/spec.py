@@ -160,6 +160,7 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_union_tag(p)))
             problems.append(Problem(where(loc), _pydantic_message(err)))
+        problems += _check_valid_nodes(data, where)
         raise SpecError(source, _dedupe(problems)) from None
 
     problems = []
@@ -195,6 +196,22 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
     return Domain(spec, network, source)
 
 
+def _check_valid_nodes(data: Mapping[str, Any], where: Any) -> list[Problem]:
+    """When some inline nodes are malformed, still check the well-formed ones, so every problem shows at once."""
+    model = data.get("model")
+    raw = model.get("nodes") if isinstance(model, dict) else None
+    if not isinstance(raw, dict):
+        return []
+    valid: dict[str, NodeSpec] = {}
+    for var, node in raw.items():
+        try:
+            valid[str(var)] = NodeSpec.model_validate(node)
+        except ValidationError:
+            continue  # already reported by the spec-level validation
+    result = _inline_network(valid, "inline", where, declared={str(v) for v in raw})
+    return [] if isinstance(result, Network) else result
+
+
 def _is_union_tag(part: str) -> bool:
     return part.startswith(("list[", "dict[")) or part in {"float", "str"}
 
@@ -219,7 +236,11 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 
 
 # -- inline networks ----------------------------------------------------------------------------------
-def _inline_network(nodes: Mapping[str, NodeSpec], name: str, where: Any) -> Network | list[Problem]:
+def _inline_network(
+    nodes: Mapping[str, NodeSpec], name: str, where: Any, declared: set[str] | None = None
+) -> Network | list[Problem]:
+    """Check inline nodes and build the network; ``declared`` also counts nodes that failed validation."""
+    declared = set(nodes) if declared is None else declared
     problems: list[Problem] = []
     base: KeyPath = ("model", "nodes")
 
@@ -244,13 +265,13 @@ def _inline_network(nodes: Mapping[str, NodeSpec], name: str, where: Any) -> Net
     for var, node in nodes.items():
         for i, parent in enumerate(node.parents):
             here = (*base, var, "parents", i)
-            if parent not in nodes:
+            if parent not in declared:
                 problems.append(Problem(where(here), f"{var} has unknown parent {parent!r}"))
             elif parent == var:
                 problems.append(Problem(where(here), f"{var} lists itself as a parent"))
             elif node.parents.count(parent) > 1 and node.parents.index(parent) != i:
                 problems.append(Problem(where(here), f"{var} lists parent {parent!r} twice"))
-            else:
+            elif parent in nodes:
                 graph.add_edge(parent, var)
     for component in nx.strongly_connected_components(graph):
         if len(component) > 1:

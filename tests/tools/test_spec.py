@@ -185,6 +185,22 @@ variables:
     assert len(err.problems) >= 3
 
 
+def test_a_malformed_node_does_not_hide_problems_in_the_others():
+    err = problems_of(
+        """
+model:
+  nodes:
+    a: {states: [x, y], probs: [0.5, 0.5], colour: red}
+    b: {states: [u, v], parents: [a], cpt: [{when: {a: x}, probs: [0.5, 0.6]}, {when: {a: y}, probs: [1, 0]}]}
+    c: {states: [p, q], probs: [0.9, 0.3]}
+"""
+    )
+    texts = " | ".join(str(p) for p in err.problems)
+    assert "model.nodes.a.colour" in texts and "unknown key" in texts
+    assert "sum to 1.2" in texts  # c is still checked
+    assert "unknown parent" not in texts  # a is declared, only malformed
+
+
 def test_structural_errors_name_key_and_line():
     err = problems_of("model:\n  nodes:\n    a: {states: [x, y], probs: [0.5, 0.5], colour: red}\nnmae: typo\n")
     texts = [str(p) for p in err.problems]
