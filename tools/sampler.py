@@ -168,8 +168,7 @@ class Sampler:
             raise UsageError(f"chunk_size must be >= 1, got {chunk_size}")
         do_codes = self.network.resolve_assignment(do or {}, "do")
         ev_codes = self.network.resolve_assignment(evidence or {}, "evidence")
-        if ev_codes:
-            self._check_evidence_budget(n, do or {}, evidence or {}, max_draws)
+        p_evidence = self._check_evidence_budget(n, do or {}, evidence or {}, max_draws) if ev_codes else 1.0
         streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(self.network))]
         codes = [np.empty(n, dtype=self._dtype) for _ in self.network.names]
         noise = (
@@ -184,7 +183,10 @@ class Sampler:
                     f"evidence {_fmt_assignment(evidence or {})}: only {done} of {n} matching records in "
                     f"{draws} draws (budget {max_draws}); raise max_draws or relax the evidence"
                 )
-            m = chunk_size if ev_codes else min(chunk_size, n - done)
+            if ev_codes:  # enough candidates for the rest, within the budget (the result does not depend on m)
+                m = min(chunk_size, max_draws - draws, max(1024, math.ceil(1.2 * (n - done) / p_evidence)))
+            else:
+                m = min(chunk_size, n - done)
             c_codes, c_noise = self._chunk(streams, m, do_codes, keep_noise=noise is not None)
             draws += m
             if ev_codes:
@@ -245,7 +247,8 @@ class Sampler:
 
     def _check_evidence_budget(
         self, n: int, do: Mapping[str, str], evidence: Mapping[str, str], max_draws: int
-    ) -> None:
+    ) -> float:
+        """Return ``P(evidence; do)``, or raise if it is zero or too small for the budget."""
         from tools.inference import evidence_probability
 
         p = evidence_probability(self.network, evidence, do=do)
@@ -258,6 +261,7 @@ class Sampler:
                 f"evidence {text} has probability {p:.3g}; {n} records would need about "
                 f"{math.ceil(needed):,} draws, above the budget of {max_draws:,} (raise max_draws)"
             )
+        return p
 
     # -- counterfactuals -------------------------------------------------------------------------------
     def counterfactual(

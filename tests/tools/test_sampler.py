@@ -215,3 +215,18 @@ def test_output_does_not_depend_on_chunking_under_evidence(asia):
     b = sampler.sample(3000, seed=4, evidence={"xray": "yes"}, chunk_size=999)
     pd.testing.assert_frame_equal(a.data, b.data)
     assert np.all(a.data["xray"] == "yes")
+
+
+def test_evidence_budget_is_never_exceeded(asia):
+    sampler = Sampler(asia.network)  # P(asia=yes) = 0.01: 100 records need about 10,000 draws
+    outcomes = set()
+    for seed in range(12):
+        try:
+            result = sampler.sample(100, seed=seed, evidence={"asia": "yes"}, max_draws=10_000)
+        except EvidenceTooRareError as exc:
+            assert "only" in str(exc) and "in 10000 draws" in str(exc)
+            outcomes.add("short")
+        else:
+            assert result.draws <= 10_000 and len(result.data) == 100
+            outcomes.add("ok")
+    assert outcomes == {"ok", "short"}  # the budget is tight enough that both paths occur
