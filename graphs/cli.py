@@ -24,7 +24,7 @@ from tools.noise import NOISE_MODELS, NoiseModel
 from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
 from tools.sampler import Progress as ProgressFn
 from tools.spec import Domain, load_domain
-from tools.tabular import read_table, table_format, write_table
+from tools.tabular import read_table, table_format, write_table, write_text
 from tools.verify import VerificationReport, verify
 
 app = typer.Typer(
@@ -183,9 +183,10 @@ def counterfactual(
         noise = noise_from_frame(data, domain.network, model, str(factual)) or sampler.abduct(data, seed=seed)
     twins = sampler.counterfactual(data, noise, interventions)
     names = list(domain.network.names)
-    table = pd.concat([data[names].reset_index(drop=True), twins.add_suffix(CF_SUFFIX)], axis=1)
+    factual_codes, twin_codes = domain.network.encode(data), domain.network.encode(twins)
+    changed = sum(int((f != t).sum()) for f, t in zip(factual_codes, twin_codes, strict=True))
+    table = pd.concat([data[names].reset_index(drop=True), twins.reset_index(drop=True).add_suffix(CF_SUFFIX)], axis=1)
     write_table(table, out)
-    changed = sum(int((table[v] != table[v + CF_SUFFIX]).sum()) for v in names)
     err_console.print(f"wrote {len(table):,} factual/counterfactual pairs to {out} ({changed:,} values changed)")
 
 
@@ -204,8 +205,7 @@ def verify_cmd(
     report = verify(domain.network, table, alpha=alpha, do=parse_assignments(do, "--do"), source=str(data))
     _print_report(report, only_rejected)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_text(json.dumps(report.to_dict(), indent=2) + "\n", json_path)
 
 
 def _print_report(report: VerificationReport, only_rejected: bool) -> None:
@@ -250,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except CausalSynthError as exc:
         _error(str(exc))
+        sys.exit(2)
+    except MemoryError:
+        _error("out of memory: ask for fewer records (-n) or sample in several runs")
         sys.exit(2)
     except typer.TyperException as exc:  # bad flags and values, as click reports them
         fmt = getattr(exc, "format_message", None)

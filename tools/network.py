@@ -184,7 +184,7 @@ class Network:
                 row = int(np.flatnonzero(codes < 0)[0])
                 value = col.iloc[row]
                 raise DataError(
-                    f"{source}: column {name} row {row}: value {value!r} is not a state of {name} "
+                    f"{source}: column {name} row {row}: value {str(value)!r} is not a state of {name} "
                     f"(valid: {', '.join(states)})"
                 )
             out.append(codes.astype(self.code_dtype, copy=False))

@@ -34,6 +34,13 @@ class NoiseModel(ABC):
     def dim(self, card: int) -> int:
         """Number of noise values per record for a node with ``card`` states."""
 
+    #: What valid noise looks like, for error messages.
+    domain: str = "finite numbers"
+
+    def valid(self, u: Floats) -> NDArray[np.bool_]:
+        """Per record, whether its noise ``u`` (shape ``(n, dim)``) can come from this model."""
+        return np.asarray(np.isfinite(u).all(axis=1))
+
     @abstractmethod
     def draw(self, rng: np.random.Generator, n: int, card: int) -> Floats:
         """Draw the noise of ``n`` records, shape ``(n, dim)``, consuming ``rng`` in record order."""
@@ -59,6 +66,12 @@ class InverseCDF(NoiseModel):
     def dim(self, card: int) -> int:
         """One uniform per node."""
         return 1
+
+    domain = "numbers in [0, 1)"
+
+    def valid(self, u: Floats) -> NDArray[np.bool_]:
+        """Uniform noise lies in [0, 1) (NaN fails the comparison)."""
+        return np.asarray(((u >= 0.0) & (u < 1.0)).all(axis=1))
 
     def draw(self, rng: np.random.Generator, n: int, card: int) -> Floats:
         """Uniforms on [0, 1)."""

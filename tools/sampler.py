@@ -13,6 +13,7 @@ by construction.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,14 +66,16 @@ class SampleResult:
         return noise_to_frame(self.noise, self.data.index)
 
 
+def noise_columns(name: str, dim: int) -> list[str]:
+    """Column names of a variable's noise: ``VAR__u`` when one-dimensional, else ``VAR__u0, VAR__u1, ...``."""
+    return [f"{name}{NOISE_SUFFIX}"] if dim == 1 else [f"{name}{NOISE_SUFFIX}{k}" for k in range(dim)]
+
+
 def noise_to_frame(noise: Mapping[str, NDArray[np.float64]], index: pd.Index) -> pd.DataFrame:
     """Flatten per-variable noise arrays into named float columns."""
     cols: dict[str, NDArray[np.float64]] = {}
     for name, arr in noise.items():
-        if arr.shape[1] == 1:
-            cols[f"{name}{NOISE_SUFFIX}"] = arr[:, 0]
-        else:
-            cols.update({f"{name}{NOISE_SUFFIX}{k}": arr[:, k] for k in range(arr.shape[1])})
+        cols.update(dict(zip(noise_columns(name, arr.shape[1]), arr.T, strict=True)))
     return pd.DataFrame(cols, index=index)
 
 
@@ -84,12 +87,11 @@ def noise_from_frame(
     Raises:
         DataError: some noise columns are present but not all, or they are not numbers.
     """
-    if not any(NOISE_SUFFIX in str(c) for c in data.columns):
+    expected = {name: noise_columns(name, noise_model.dim(network.node(name).card)) for name in network.names}
+    if not any(c in data.columns for cols in expected.values() for c in cols):
         return None
     noise: dict[str, NDArray[np.float64]] = {}
-    for name in network.names:
-        dim = noise_model.dim(network.node(name).card)
-        cols = [f"{name}{NOISE_SUFFIX}"] if dim == 1 else [f"{name}{NOISE_SUFFIX}{k}" for k in range(dim)]
+    for name, cols in expected.items():
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise DataError(
@@ -166,6 +168,7 @@ class Sampler:
             raise UsageError(f"seed must be >= 0, got {seed}")
         if chunk_size < 1:
             raise UsageError(f"chunk_size must be >= 1, got {chunk_size}")
+        self._check_memory(n, with_noise)
         do_codes = self.network.resolve_assignment(do or {}, "do")
         ev_codes = self.network.resolve_assignment(evidence or {}, "evidence")
         p_evidence = self._check_evidence_budget(n, do or {}, evidence or {}, max_draws) if ev_codes else 1.0
@@ -207,6 +210,21 @@ class Sampler:
         data = self._frame(codes)
         kept = None if noise is None else dict(zip(self.network.names, noise, strict=True))
         return SampleResult(data=data, noise=kept, draws=draws)
+
+    def _check_memory(self, n: int, with_noise: bool) -> None:
+        """Refuse at once an ``n`` whose output alone would not fit in this machine's memory."""
+        per_row = len(self.network) * np.dtype(self._dtype).itemsize
+        if with_noise:
+            per_row += 8 * sum(self.noise_model.dim(p.card) for p in self._plans)
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, OSError, ValueError):  # not every platform reports it
+            return
+        if n * per_row > total:
+            raise UsageError(
+                f"n={n:,} records need about {n * per_row / 2**30:,.1f} GiB, more than this machine's "
+                f"{total / 2**30:,.1f} GiB: sample in several runs with different seeds"
+            )
 
     def _chunk(
         self, streams: list[np.random.Generator], m: int, do_codes: Mapping[str, int], *, keep_noise: bool
@@ -293,6 +311,13 @@ class Sampler:
             if name not in noise or noise[name].shape != want:
                 got = None if name not in noise else noise[name].shape
                 raise DataError(f"noise for {name}: expected shape {want}, got {got}")
+            invalid = np.flatnonzero(~self.noise_model.valid(noise[name]))
+            if len(invalid):
+                row = int(invalid[0])
+                raise DataError(
+                    f"noise for {name}, row {row}: {noise[name][row].tolist()} is not valid {self.noise_model.name} "
+                    f"noise ({self.noise_model.domain}); {len(invalid)} rows affected"
+                )
         if check:
             replay = self._replay(factual, noise, {}, set(self.network.names))
             for i, name in enumerate(self.network.names):
@@ -324,12 +349,27 @@ class Sampler:
         return out
 
     def abduct(self, data: pd.DataFrame, *, seed: int) -> dict[str, NDArray[np.float64]]:
-        """Sample noise from its posterior given fully observed records (for data sampled without noise)."""
+        """Sample noise from its posterior given fully observed records (for data sampled without noise).
+
+        Raises:
+            DataError: a record has probability zero under the model (no noise can produce it).
+        """
         codes = self.network.encode(data)
         rng = np.random.default_rng(seed)
         noise: dict[str, NDArray[np.float64]] = {}
         for plan in self._plans:
-            noise[plan.name] = self.noise_model.abduct(plan.params, self._config(plan, codes), codes[plan.index], rng)
+            cfg = self._config(plan, codes)
+            own = codes[plan.index]
+            prob = self.network.node(plan.name).cpt[0 if cfg is None else cfg, own]
+            impossible = np.flatnonzero(prob <= 0)
+            if len(impossible):
+                row = int(impossible[0])
+                given = ", ".join(f"{p}={data[p].iloc[row]}" for p in self.network.node(plan.name).parents)
+                raise DataError(
+                    f"row {row} is impossible under the model: P({plan.name}={data[plan.name].iloc[row]}"
+                    f"{' | ' + given if given else ''}) = 0 ({len(impossible)} such rows)"
+                )
+            noise[plan.name] = self.noise_model.abduct(plan.params, cfg, own, rng)
         return {name: noise[name] for name in self.network.names}
 
 

@@ -21,6 +21,7 @@ metadata fields; specs written for an earlier version stay valid because every a
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,20 +34,14 @@ from tools.errors import Problem, SpecError
 from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
 from tools.network import Network, Node, cpt_sum_problem
 from tools.yamlio import Path as KeyPath
-from tools.yamlio import format_path, line_of, load_yaml
+from tools.yamlio import format_path, line_of, load_yaml, scalar_text
 
-
-def _scalar_to_str(value: Any) -> Any:
-    """State names may be written as numbers or booleans in YAML; they are names, so keep them as text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-Name = Annotated[str, BeforeValidator(_scalar_to_str)]
+Name = Annotated[str, BeforeValidator(scalar_text)]  # states written as numbers or booleans are names
 Probs = list[float] | dict[Name, float]
+
+
+#: Names ending like the columns the tools add (noise ``__u``/``__u0``, twins ``__cf``) would collide with them.
+RESERVED_SUFFIXES = re.compile(r"__(u\d*|cf)$")
 
 
 class _Strict(BaseModel):
@@ -153,6 +148,7 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
         loc = f"{source}:{line}" if line else source
         return f"{loc} {format_path(path)}" if path else loc
 
+    data = {k: v for k, v in data.items() if not str(k).startswith("x-")}  # x-* keys hold YAML anchors
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
@@ -189,6 +185,13 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
                         f"unknown variable {var!r}; the model has: {', '.join(network.names)}",
                     )
                 )
+        problems += [
+            Problem(
+                where(("model", "nodes", var)), f"variable name {var!r} ends like a generated column (__u, __uN, __cf)"
+            )
+            for var in network.names
+            if RESERVED_SUFFIXES.search(var)
+        ]
     if problems or network is None:
         raise SpecError(source, problems)
     if spec.name:

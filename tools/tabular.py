@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -42,17 +43,48 @@ def read_table(path: Path) -> pd.DataFrame:
 def write_table(data: pd.DataFrame, path: Path) -> None:
     """Write a table atomically: a reader never sees a half-written file under the final name."""
     fmt = table_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def write(tmp: Path) -> None:
         if fmt == ".parquet":
             data.to_parquet(tmp, index=False)
         elif fmt == ".csv":
             data.to_csv(tmp, index=False)
         else:
             data.to_json(tmp, orient="records", lines=True)
+
+    write_atomic(path, write)
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write a text file atomically."""
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Run ``write`` on a temporary file beside ``path``, then rename it into place (mode from the umask).
+
+    Raises:
+        DataError: the folder cannot be created or written, or ``path`` is a folder.
+    """
+    tmp: Path | None = None
+    try:
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder, not a file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

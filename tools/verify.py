@@ -143,10 +143,12 @@ def verify(
         DataError: a column is missing or holds a value that is not a state.
         UsageError: ``alpha`` outside (0, 1) or a bad ``do``.
     """
-    from tools.errors import UsageError
+    from tools.errors import DataError, UsageError
 
     if not 0.0 < alpha < 1.0:
         raise UsageError(f"alpha must be in (0, 1), got {alpha}")
+    if len(data) == 0:
+        raise DataError(f"{source}: no rows to verify")
     net = network.mutilate(do) if do else network
     codes = dict(zip(net.names, net.encode(data, source), strict=True))
     cards = {name: net.node(name).card for name in net.names}
