@@ -207,3 +207,62 @@ def test_console_script_end_to_end(tmp_path):
     bad = subprocess.run([exe, "sample", "asia", "-n", "10", "--do", "x=y"], capture_output=True, text=True)
     assert ok.returncode == 0 and len(out.read_text().splitlines()) == 10
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_output_files_get_the_modes_of_ordinary_files(capsys, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "s.csv"
+    old = os.umask(0o022)
+    try:
+        run(capsys, "sample", "asia", "-n", "10", "--out", str(out))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("target", ["folder.csv", "file.txt/x.csv"])
+def test_unwritable_output_exits_2(capsys, tmp_path, target):
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "file.txt").write_text("not a folder")
+    code, _, err = run(capsys, "sample", "asia", "-n", "10", "--out", str(tmp_path / target))
+    assert code == 2 and ("cannot write" in err or "is a folder" in err)
+    assert "Traceback" not in err
+
+
+def test_verify_refuses_an_empty_table(capsys, tmp_path):
+    data = tmp_path / "empty.csv"
+    data.write_text("asia,tub,smoke,lung,bronc,either,xray,dysp\n")
+    code, _, err = run(capsys, "verify", str(data), "--spec", "asia")
+    assert code == 2 and "no rows to verify" in err
+
+
+def test_counterfactual_accepts_factual_parquet_with_other_categories(capsys, tmp_path):
+    plain = tmp_path / "plain.csv"
+    run(capsys, "sample", "asia", "-n", "300", "--seed", "3", "--out", str(plain))
+    factual = tmp_path / "factual.parquet"
+    pd.read_csv(plain, dtype=str).astype("category").to_parquet(factual)  # categories sorted, not declared order
+    out = tmp_path / "cf.csv"
+    # Run
+    code, _, err = run(
+        capsys, "counterfactual", "asia", "--factual", str(factual), "--do", "smoke=no", "--out", str(out)
+    )
+    # Assert
+    assert code == 0, err
+    table = pd.read_csv(out, dtype=str)
+    assert len(table) == 300 and (table["smoke__cf"] == "no").all() and (table["asia"] == table["asia__cf"]).all()
+
+
+def test_counterfactual_with_invalid_noise_column_writes_nothing(capsys, tmp_path):
+    data = tmp_path / "noisy.csv"
+    run(capsys, "sample", "asia", "-n", "100", "--seed", "3", "--out", str(data), "--with-noise")
+    table = pd.read_csv(data)
+    out = tmp_path / "cf.csv"
+    for bad, expected in ((1.5, "noise for lung, row 4"), (float("nan"), "noise columns of lung are not numbers")):
+        table.loc[4, "lung__u"] = bad  # NaN is written as an empty cell
+        table.to_csv(data, index=False)
+        code, _, err = run(
+            capsys, "counterfactual", "asia", "--factual", str(data), "--do", "smoke=no", "--out", str(out)
+        )
+        assert code == 2 and expected in err and not out.exists()

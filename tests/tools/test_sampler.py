@@ -230,3 +230,30 @@ def test_evidence_budget_is_never_exceeded(asia):
             assert result.draws <= 10_000 and len(result.data) == 100
             outcomes.add("ok")
     assert outcomes == {"ok", "short"}  # the budget is tight enough that both paths occur
+
+
+def test_nan_or_out_of_range_noise_is_refused(asia):
+    sampler = Sampler(asia.network)
+    factual = sampler.sample(200, seed=1, with_noise=True)
+    for bad_value in (np.nan, 1.5):
+        noise = {k: v.copy() for k, v in factual.noise.items()}
+        noise["lung"][17, 0] = bad_value
+        with pytest.raises(DataError, match=r"noise for lung, row 17: .* not valid inverse_cdf noise"):
+            sampler.counterfactual(factual.data, noise, {"smoke": "no"})
+    gumbel = Sampler(asia.network, GumbelMax())
+    g = gumbel.sample(50, seed=1, with_noise=True)
+    g.noise["tub"][3, 1] = np.inf
+    with pytest.raises(DataError, match=r"noise for tub, row 3"):
+        gumbel.counterfactual(g.data, g.noise, {"asia": "yes"})
+
+
+def test_abducting_an_impossible_record_names_it(asia):
+    data = Sampler(asia.network).sample(20, seed=0).data.astype(str)
+    data.loc[5, ["tub", "lung", "either"]] = ["no", "yes", "no"]  # either = tub OR lung
+    with pytest.raises(DataError, match=r"row 5 is impossible under the model: P\(either=no \| lung=yes, tub=no\) = 0"):
+        Sampler(asia.network).abduct(data, seed=0)
+
+
+def test_a_request_larger_than_memory_is_refused_before_allocating(asia):
+    with pytest.raises(UsageError, match="GiB"):
+        Sampler(asia.network).sample(10**15, seed=0)

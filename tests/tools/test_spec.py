@@ -259,3 +259,74 @@ def test_any_input_loads_or_raises_spec_error(text):
         load_domain_text(text, source="fuzz.yaml")
     except SpecError as exc:
         assert str(exc).startswith("invalid spec fuzz.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model: &a\n  nodes: *a\n", "recursive YAML alias"),
+        ("[" * 3000 + "]" * 3000 + "\n", "nested deeper than"),
+        (
+            "".join(
+                f"x-a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9) if i else 'v, v, v, v, v, v, v, v, v'}]\n"
+                for i in range(9)
+            )
+            + "model: {bnlearn: asia}\n",
+            "expands to more than",
+        ),
+    ],
+    ids=["recursive_alias", "deep_nesting", "alias_bomb"],
+)
+def test_hostile_yaml_is_a_spec_error(text, expected):
+    assert expected in str(problems_of(text))
+
+
+def test_anchors_merge_keys_and_names_written_as_numbers_or_booleans():
+    domain = load_domain_text(
+        """
+x-binary: &binary {states: [x, y], probs: [0.5, 0.5]}
+model:
+  nodes:
+    a: *binary
+    b: {<<: *binary, probs: [0.3, 0.7]}
+    c: {states: [true, false], probs: {true: 0.3, false: 0.7}}
+    d: {states: [1.10, 1.1, 007], probs: [0.2, 0.3, 0.5]}
+"""
+    )
+    net = domain.network
+    np.testing.assert_allclose(net.node("b").cpt, [[0.3, 0.7]])
+    np.testing.assert_allclose(net.node("c").cpt, [[0.3, 0.7]])
+    assert net.states("c") == ("true", "false")
+    assert net.states("d") == ("1.10", "1.1", "007")
+
+
+def test_inline_cpt_rows_are_stored_with_the_last_parent_varying_fastest(smoking):
+    # Setup: the same model built directly in pgmpy, columns in pgmpy's documented order
+    from pgmpy.factors.discrete import TabularCPD
+
+    net = smoking.network
+    disease = net.node("disease")
+    configs = net.parent_configs("disease")
+    # Assert: specific cells, as written in examples/smoking.yaml
+    np.testing.assert_allclose(disease.cpt[configs.index(("young", "no"))], [0.01, 0.99])
+    np.testing.assert_allclose(disease.cpt[configs.index(("middle", "yes"))], [0.12, 0.88])
+    np.testing.assert_allclose(disease.cpt[configs.index(("old", "no"))], [0.08, 0.92])
+    assert configs[:3] == [("young", "yes"), ("young", "no"), ("middle", "yes")]
+    # Assert: pgmpy agrees cell by cell on the converted model
+    cpd = net.pgmpy.get_cpds("disease")
+    direct = TabularCPD(
+        "disease",
+        2,
+        [[0.03, 0.01, 0.12, 0.03, 0.3, 0.08], [0.97, 0.99, 0.88, 0.97, 0.7, 0.92]],
+        evidence=["age", "smoker"],
+        evidence_card=[3, 2],
+        state_names={"disease": ["yes", "no"], "age": ["young", "middle", "old"], "smoker": ["yes", "no"]},
+    )
+    assert cpd == direct
+
+
+def test_names_that_collide_with_generated_columns_are_rejected():
+    err = problems_of(
+        "model:\n  nodes:\n    a__u: {states: [x, y], probs: [0.5, 0.5]}\n    b__cf: {states: [x], probs: [1]}\n"
+    )
+    assert "'a__u' ends like a generated column" in str(err) and "'b__cf'" in str(err)
