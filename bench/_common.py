@@ -63,6 +63,11 @@ def checks_table(checks: list[Check]) -> str:
     return table(["check", "target", "measured", "verdict"], [[c.name, c.target, c.value, c.verdict] for c in checks])
 
 
+def finish(md: list[str], checks: list[Check], t_start: float) -> Result:
+    """Close a section: its markdown, then its checks table, and the time since ``t_start``."""
+    return Result("\n".join([*md, "", checks_table(checks)]), checks, time.perf_counter() - t_start)
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 

@@ -13,7 +13,7 @@ import time
 
 import _common  # noqa: F401  (sets sys.path and warning filters)
 import numpy as np
-from _common import Check, Result, checks_table, run_main, table
+from _common import Check, Result, finish, run_main, table
 
 ALPHA = 0.05
 NETS = ("asia", "alarm")
@@ -119,10 +119,8 @@ def run() -> Result:
         + ("; ".join(weak_edges) if weak_edges else "none")
         + ". A miss at this n means the edge's marginal dependence is weak (the parent's effect is diluted "
         "by the other parents), not that the test is broken.",
-        "",
-        checks_table(checks),
     ]
-    return Result("\n".join(md), checks, time.perf_counter() - t_start)
+    return finish(md, checks, t_start)
 
 
 def main() -> str:

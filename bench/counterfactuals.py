@@ -12,7 +12,7 @@ from typing import Any
 import _common  # noqa: F401  (sets sys.path and warning filters)
 import numpy as np
 import pandas as pd
-from _common import Check, Result, checks_table, fmt_do, run_main, table
+from _common import Check, Result, finish, fmt_do, run_main, table
 
 N = 100_000
 LEVEL = 0.001
@@ -337,10 +337,8 @@ def run() -> Result:
             ],
             abd_rows,
         ),
-        "",
-        checks_table(checks),
     ]
-    return Result("\n".join(md), checks, time.perf_counter() - t_start)
+    return finish(md, checks, t_start)
 
 
 def main() -> str:

@@ -12,7 +12,7 @@ import time
 
 import _common  # noqa: F401  (sets sys.path and warning filters)
 import numpy as np
-from _common import Check, Result, checks_table, fmt_do, run_main, table
+from _common import Check, Result, finish, fmt_do, run_main, table
 
 SEEDS = 20
 N = 10_000
@@ -196,10 +196,8 @@ def run() -> Result:
             ],
             verify_rows,
         ),
-        "",
-        checks_table(checks),
     ]
-    return Result("\n".join(md), checks, time.perf_counter() - t_start)
+    return finish(md, checks, t_start)
 
 
 def main() -> str:

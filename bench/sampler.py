@@ -14,7 +14,7 @@ import tracemalloc
 from typing import Any
 
 import _common  # noqa: F401  (sets sys.path and warning filters)
-from _common import Check, Result, checks_table, run_main, table
+from _common import Check, Result, finish, run_main, table
 
 NET = "alarm"
 EVIDENCE = {"LVFAILURE": "TRUE"}  # P = 0.05 on ALARM
@@ -280,10 +280,8 @@ def run() -> Result:
         table(["call", "tracemalloc peak", "pyarrow peak", "RSS delta", "DataFrame", "noise", "peak/output"], mem_rows),
         "",
         diagnosis,
-        "",
-        checks_table(checks),
     ]
-    return Result("\n".join(md), checks, time.perf_counter() - t_start)
+    return finish(md, checks, t_start)
 
 
 def main() -> str:
