@@ -14,7 +14,7 @@ cannot reject and is reported as untestable, outside the FPR's denominator.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -59,9 +59,15 @@ class GTestResult:
         return self.dof > 0
 
 
-def implied_cis(network: Network) -> list[CIStatement]:
-    """One CI statement per non-adjacent pair, with the separating set of fewest strata."""
-    return list(_implied_cis(network))
+def implied_cis(network: Network, observed: frozenset[str] | None = None) -> list[CIStatement]:
+    """One CI statement per non-adjacent pair, with the separating set of fewest strata.
+
+    With ``observed``, only statements testable on those variables: pairs of observed variables that some set of
+    observed variables d-separates (a pair joined only through latent variables has none and is left out).
+    """
+    if observed is not None and observed >= set(network.names):
+        observed = None
+    return list(_implied_cis(network, observed))
 
 
 def adjacencies(network: Network) -> list[CIStatement]:
@@ -70,11 +76,11 @@ def adjacencies(network: Network) -> list[CIStatement]:
 
 
 @lru_cache(maxsize=32)
-def _implied_cis(network: Network) -> tuple[CIStatement, ...]:
+def _implied_cis(network: Network, observed: frozenset[str] | None) -> tuple[CIStatement, ...]:
     graph = network.graph
     cards = {name: network.node(name).card for name in network.names}
     descendants = {name: nx.descendants(graph, name) for name in network.names}
-    names = network.names
+    names = network.names if observed is None else tuple(v for v in network.names if v in observed)
 
     def strata(z: set[str]) -> tuple[int, int, list[str]]:
         return int(np.prod([cards[v] for v in z])), len(z), sorted(z)
@@ -86,13 +92,31 @@ def _implied_cis(network: Network) -> tuple[CIStatement, ...]:
                 continue
             # Local Markov: if b is not a descendant of a, then a _||_ b | Pa(a). Valid by theorem, no check needed.
             candidates = [set(graph.predecessors(a)) for a, b in ((x, y), (y, x)) if b not in descendants[a]]
-            best = min(candidates, key=strata)
-            if best:  # a minimal d-separator (networkx) may need fewer strata; an empty set cannot be beaten
-                minimal = nx.find_minimal_d_separator(graph, x, y)
-                if minimal is not None and strata(set(minimal)) < strata(best):
+            if observed is not None:
+                candidates = [c for c in candidates if c <= observed]
+            best = min(candidates, key=strata) if candidates else None
+            if best is None or best:  # a minimal d-separator may need fewer strata; an empty set cannot be beaten
+                minimal = nx.find_minimal_d_separator(graph, x, y, restricted=observed)
+                if minimal is not None and (best is None or strata(set(minimal)) < strata(best)):
                     best = set(minimal)
+            if best is None:
+                continue  # only latent variables separate x and y
             out.append(CIStatement(x, y, tuple(v for v in names if v in best), implied=True))
     return tuple(out)
+
+
+def test_statement(
+    codes: Mapping[str, NDArray[Any]], cards: Mapping[str, int], statement: CIStatement
+) -> GTestResult:
+    """G-test of one statement on integer-coded columns."""
+    return g_test(
+        codes[statement.x],
+        codes[statement.y],
+        [codes[v] for v in statement.z],
+        cards[statement.x],
+        cards[statement.y],
+        [cards[v] for v in statement.z],
+    )
 
 
 def g_test(

@@ -14,8 +14,10 @@ A spec names its causal model in exactly one way::
             - {when: {smoke: yes}, probs: [0.1, 0.9]}
             - {when: {smoke: no}, probs: {yes: 0.01, no: 0.99}}
 
-and may describe variables under ``variables:`` (description, role). Later features add optional
-metadata fields; specs written for an earlier version stay valid because every addition has a default.
+and may describe variables under ``variables:`` (description, role, and the lexicon a realisation is written and
+read with: per-state ``phrases`` and ``patterns``, ``negation``, ``numeric``), and the text under ``text:`` (its
+kind, openings, length limits, forbidden phrases, extra cue words). Every field has a default, so specs written
+for an earlier version stay valid.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from tools.errors import Problem, SpecError
+from tools.lexicon import Lexicon, NumericSpec, StateWords, TextSpec, compile_lexicon
 from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
 from tools.network import Network, Node, cpt_sum_problem
 from tools.yamlio import Path as KeyPath
@@ -83,10 +86,13 @@ class ModelSpec(_Strict):
 
 
 class VariableMeta(_Strict):
-    """Per-variable metadata; later features add optional fields (phrases, table binding, ...)."""
+    """Per-variable metadata: what it means, whether a text must state it, and its lexicon (see tools.lexicon)."""
 
     description: str | None = None
     role: Literal["observed", "latent"] = "observed"
+    states: dict[Name, StateWords] = Field(default_factory=dict)
+    negation: dict[Name, Name] = Field(default_factory=dict)
+    numeric: NumericSpec | None = None
 
 
 class Spec(_Strict):
@@ -97,15 +103,22 @@ class Spec(_Strict):
     description: str | None = None
     model: ModelSpec
     variables: dict[Name, VariableMeta] = Field(default_factory=dict)
+    text: TextSpec = Field(default_factory=TextSpec)
 
 
 class Domain:
-    """A loaded, checked spec: the spec as written plus its causal network."""
+    """A loaded, checked spec: the spec as written, its causal network and its compiled lexicon."""
 
-    def __init__(self, spec: Spec, network: Network, source: str) -> None:
+    def __init__(self, spec: Spec, network: Network, source: str, lexicon: Lexicon | None = None) -> None:
         self.spec = spec
         self.network = network
         self.source = source
+        if lexicon is None:
+            compiled = compile_lexicon(network, spec.variables, spec.text, lambda _path: source)
+            if not isinstance(compiled, Lexicon):
+                raise SpecError(source, compiled)
+            lexicon = compiled
+        self.lexicon = lexicon
 
     @property
     def name(self) -> str:
@@ -196,7 +209,10 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
         raise SpecError(source, problems)
     if spec.name:
         network.name = spec.name
-    return Domain(spec, network, source)
+    lexicon = compile_lexicon(network, spec.variables, spec.text, where)
+    if not isinstance(lexicon, Lexicon):
+        raise SpecError(source, lexicon)
+    return Domain(spec, network, source, lexicon)
 
 
 def _check_valid_nodes(data: Mapping[str, Any], where: Any) -> list[Problem]:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tools.citests import CIStatement, adjacencies, g_test, goodness_of_fit, implied_cis
+from tools.citests import CIStatement, adjacencies, goodness_of_fit, implied_cis, test_statement
 from tools.inference import exact_marginals
 from tools.network import Network
 
@@ -154,14 +154,7 @@ def verify(
     cards = {name: net.node(name).card for name in net.names}
 
     def run(statement: CIStatement) -> CIResult:
-        res = g_test(
-            codes[statement.x],
-            codes[statement.y],
-            [codes[v] for v in statement.z],
-            cards[statement.x],
-            cards[statement.y],
-            [cards[v] for v in statement.z],
-        )
+        res = test_statement(codes, cards, statement)
         rejected = (res.p_value < alpha) if res.testable else None
         return CIResult(statement, res.statistic, res.dof, res.p_value, rejected)
 

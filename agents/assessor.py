@@ -1,0 +1,97 @@
+"""Node ``assess``: per-batch counts, and at the end of the run the Quality Assessor's report.
+
+The report's measures (see ``tools.assess``): realizability; LLM calls and tokens per accepted record; the
+rounds histogram; FPR and power of the implied CIs on the facts extracted from the accepted texts and on the
+skeletons; selection bias as TVD between the accepted records and the SCM's exact marginals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graphs.context import RunContext
+from graphs.state import RunState
+from tools.assess import ci_summary, tvd_summary
+
+
+def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Count the batch's outcomes; when it is the run's last batch, compute the run report."""
+    ctx = runtime.context
+    accepted = state.get("accepted", [])
+    rejected = state.get("rejected", [])
+    net = ctx.domain.network
+    observed = ctx.domain.lexicon.observed
+    ctx.ledger.add("accepted", [r["skeleton"] for r in accepted], net.names)
+    ctx.ledger.add("extracted", [r.get("facts", {}) for r in accepted], observed)
+
+    batch: Counter[str] = Counter(n_accepted=len(accepted), n_rejected=len(rejected))
+    for r in (*accepted, *rejected):
+        batch["generator_calls"] += r["attempts"]
+        batch["llm_calls"] += r["llm_calls"]
+        batch["tokens"] += r["tokens"]
+        batch["tokens_estimated_records"] += r["tokens_estimated"]
+        for attempt in r["history"]:
+            for v in attempt["violations"]:
+                batch[f"violations:{v['kind']}"] += 1
+    for r in accepted:
+        batch[f"rounds:{r['attempts'] - 1}"] += 1
+    update: dict[str, Any] = {"totals": dict(batch), "info": {"batch": state.get("batch", 0)} | dict(batch)}
+    if state.get("next_id", 0) >= state["n_requested"]:
+        totals = Counter(state.get("totals", {})) + batch
+        update["report"] = _report(ctx, state["n_requested"], totals)
+    return update
+
+
+def _per(total: float, n: float) -> float | None:
+    return total / n if n else None
+
+
+def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str, Any]:
+    net = ctx.domain.network
+    lexicon = ctx.domain.lexicon
+    s = ctx.settings
+    ledger = ctx.ledger
+    n_acc = int(totals["n_accepted"])
+    n_rej = int(totals["n_rejected"])
+    extracted = ci_summary(net, ledger.codes("extracted"), n_acc, observed=lexicon.observed, alpha=s.alpha)
+    skeleton = ci_summary(net, ledger.codes("skeleton"), n_requested, observed=lexicon.observed, alpha=s.alpha)
+    accepted_tvd = tvd_summary(net, ledger.codes("accepted"), n_acc)
+    floor_tvd = tvd_summary(net, ledger.codes("skeleton"), n_requested)
+    seconds = time.perf_counter() - ctx.started
+    rounds = {k.split(":", 1)[1]: int(v) for k, v in sorted(totals.items(), key=lambda kv: kv[0]) if k.startswith("rounds:")}
+    return {
+        "spec": ctx.domain.source,
+        "domain": ctx.domain.name,
+        "mode": s.mode,
+        "llm": s.llm,
+        "realiser": ctx.realiser.name,
+        "seed": s.seed,
+        "max_rounds": s.max_rounds,
+        "alpha": s.alpha,
+        "n_requested": n_requested,
+        "n_accepted": n_acc,
+        "n_rejected": n_rej,
+        "realizability": _per(n_acc, n_requested),
+        "generator_calls": int(totals["generator_calls"]),
+        "llm_calls": int(totals["llm_calls"]),
+        "tokens": int(totals["tokens"]),
+        "llm_calls_per_accepted": _per(totals["llm_calls"], n_acc),
+        "tokens_per_accepted": _per(totals["tokens"], n_acc),
+        "tokens_estimated": bool(totals["tokens_estimated_records"]),
+        "rounds_histogram": rounds,
+        "violations": {k.split(":", 1)[1]: int(v) for k, v in sorted(totals.items()) if k.startswith("violations:")},
+        "ci_fpr_extracted": extracted.fpr,
+        "ci_fpr_skeleton": skeleton.fpr,
+        "ci_power_extracted": extracted.power,
+        "ci_power_skeleton": skeleton.power,
+        "ci": {"extracted": extracted.to_dict(), "skeleton": skeleton.to_dict(), "observed": list(lexicon.observed)},
+        "selection_bias_tvd": accepted_tvd.mean,
+        "selection_bias": {"accepted": accepted_tvd.to_dict(), "all_skeletons": floor_tvd.to_dict()},
+        "seconds": seconds,
+        "records_per_second": n_requested / seconds if seconds > 0 else None,
+        **ctx.extra_report,
+    }

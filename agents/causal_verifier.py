@@ -1,0 +1,39 @@
+"""Node ``verify_causal``: read the facts back out of each text, compare with the skeleton, and triage.
+
+Each record goes to exactly one of: ``accepted`` (no violation), ``records`` (another attempt, carrying its
+violations as feedback) or ``rejected`` (budget spent; its violation history says why).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graphs.context import RunContext
+from graphs.routing import record_route
+from graphs.state import Attempt, Record, RunState
+from tools.consistency import check_facts
+from tools.extract import extract
+
+
+def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Check every record in flight and route it to accept, correct or reject."""
+    ctx = runtime.context
+    lexicon = ctx.domain.lexicon
+    observed = lexicon.observed
+    routes: dict[str, list[Record]] = {"accept": [], "correct": [], "reject": []}
+    kinds: Counter[str] = Counter()
+    for r in state.get("records", []):
+        got = extract(lexicon, r["text"])
+        violations = r["violations"] + check_facts(lexicon, r["skeleton"], got)
+        kinds.update(v["kind"] for v in violations)
+        history = r["history"]
+        if violations:
+            history = [*history, Attempt(attempt=r["attempts"], violations=violations)]
+        checked = Record(r, violations=violations, history=history, facts=got.facts(observed))  # type: ignore[typeddict-item]
+        routes[record_route(checked, ctx.settings.max_rounds)].append(checked)
+    info = {"batch": state.get("batch", 0), "round": state.get("round", 0)}
+    info |= {k: len(v) for k, v in routes.items()} | {f"violations_{k}": n for k, n in sorted(kinds.items())}
+    return {"records": routes["correct"], "accepted": routes["accept"], "rejected": routes["reject"], "info": info}

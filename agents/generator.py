@@ -1,0 +1,59 @@
+"""Node ``generate``: the Generator agent realises every record in flight, with feedback in iterative mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graphs.context import RunContext
+from graphs.state import Record, RunState
+from tools.realisation import RealisationRequest, Violation
+
+
+def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Realise the batch's pending records in one realiser call (the realiser handles concurrency)."""
+    ctx = runtime.context
+    records = state.get("records", [])
+    iterative = ctx.settings.mode == "iterative"
+    requests = [
+        RealisationRequest(
+            record_id=r["id"],
+            skeleton=r["skeleton"],
+            attempt=r["attempts"],
+            feedback=r["violations"] if iterative else (),
+            previous_text=(r["text"] or None) if iterative and r["attempts"] else None,
+        )
+        for r in records
+    ]
+    results = ctx.realiser.realise(requests) if requests else []
+    if len(results) != len(requests):
+        raise RuntimeError(f"realiser {ctx.realiser.name} returned {len(results)} texts for {len(requests)} requests")
+    out: list[Record] = []
+    calls = tokens = failures = 0
+    for record, res in zip(records, results, strict=True):
+        violations: list[Violation] = []
+        if res.error is not None:
+            failures += 1
+            violations.append(
+                Violation(kind="format", variable="text", expected=None, found=None,
+                          message=f"the generator failed: {res.error}")
+            )  # fmt: skip
+        used = res.prompt_tokens + res.completion_tokens
+        calls += res.llm_calls
+        tokens += used
+        out.append(
+            Record(
+                record,  # type: ignore[typeddict-item]
+                text=res.text if res.error is None else "",
+                attempts=record["attempts"] + 1,
+                llm_calls=record["llm_calls"] + res.llm_calls,
+                tokens=record["tokens"] + used,
+                tokens_estimated=record["tokens_estimated"] or res.tokens_estimated,
+                violations=violations,
+            )
+        )
+    rnd = state.get("round", 0) + 1
+    return {"records": out, "round": rnd,
+            "info": {"batch": state.get("batch", 0), "round": rnd, "n": len(out), "llm_calls": calls,
+                     "tokens": tokens, "failed_calls": failures, "realiser": ctx.realiser.name}}  # fmt: skip

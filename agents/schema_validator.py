@@ -1,0 +1,28 @@
+"""Node ``validate_schema``: skeleton values are states of their variables; texts keep the spec's format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graphs.context import RunContext
+from graphs.state import Record, RunState
+from tools.schema_check import check_skeleton, check_text
+
+
+def validate_schema(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Add schema violations to each record in flight (the verifier routes on all violations together)."""
+    domain = runtime.context.domain
+    rules = domain.lexicon.text
+    out: list[Record] = []
+    failing = 0
+    for r in state.get("records", []):
+        found = check_skeleton(domain.network, r["skeleton"])
+        if r["text"] or not r["violations"]:  # a failed generation already says why the text is empty
+            found += check_text(r["text"], rules)
+        if found:
+            failing += 1
+            r = Record(r, violations=r["violations"] + found)  # type: ignore[typeddict-item]
+        out.append(r)
+    return {"records": out, "info": {"batch": state.get("batch", 0), "n": len(out), "failing": failing}}

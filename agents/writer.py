@@ -1,0 +1,28 @@
+"""Node ``write``: flush the batch's accepted and rejected records to the sinks; finish the run's files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+
+from graphs.context import RunContext
+from graphs.state import RunState
+
+
+def write(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Write the batch; after the last batch, close the tables and write the report."""
+    ctx = runtime.context
+    accepted = state.get("accepted", [])
+    rejected = state.get("rejected", [])
+    if ctx.sink is not None:
+        ctx.sink.write(accepted, rejected)
+    if ctx.progress is not None:
+        ctx.progress(len(accepted) + len(rejected))
+    report = state.get("report")
+    if report is not None and ctx.sink is not None:
+        ctx.sink.finish(report)
+    return {"accepted": Overwrite([]), "rejected": Overwrite([]),
+            "info": {"batch": state.get("batch", 0), "accepted": len(accepted), "rejected": len(rejected),
+                     "finished": report is not None}}  # fmt: skip

@@ -1,0 +1,75 @@
+"""What a run's nodes are given, injected at invoke time (``graph.invoke(..., context=RunContext(...))``).
+
+Nothing here is built at import: the realiser (template or a chat model), the sink and the skeleton source are
+made by the caller (``graphs.runner`` or a test) and handed in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from tools.assess import Ledger
+from tools.realisation import Realiser
+from tools.sampler import Sampler
+from tools.sinks import RunSink
+from tools.spec import Domain
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A run's parameters."""
+
+    n: int
+    mode: Literal["iterative", "rejection"] = "iterative"
+    max_rounds: int = 3
+    batch_size: int = 1000
+    seed: int = 0
+    alpha: float = 0.05
+    llm: str = "template"
+
+
+class SkeletonSource:
+    """The run's skeletons, sampled once (chunk-invariant, so equal to ``causalsynth sample`` with the seed)."""
+
+    def __init__(self, domain: Domain, n: int, seed: int) -> None:
+        self.domain = domain
+        self.n = n
+        self.seed = seed
+
+    @cached_property
+    def _columns(self) -> list[tuple[str, tuple[str, ...], Any]]:
+        data = Sampler(self.domain.network).sample(self.n, seed=self.seed).data
+        net = self.domain.network
+        return [(v, net.states(v), data[v].cat.codes.to_numpy()) for v in net.names]
+
+    def take(self, start: int, stop: int) -> list[dict[str, str]]:
+        """Skeletons ``start`` to ``stop`` (exclusive) as variable -> state dicts."""
+        cols = [(v, states, codes[start:stop].tolist()) for v, states, codes in self._columns]
+        return [{v: states[c[i]] for v, states, c in cols} for i in range(stop - start)]
+
+
+@dataclass
+class RunContext:
+    """Dependencies and settings of one run."""
+
+    domain: Domain
+    realiser: Realiser
+    settings: RunSettings
+    skeletons: SkeletonSource
+    sink: RunSink | None = None
+    ledger: Ledger = field(init=False)
+    progress: Callable[[int], None] | None = None
+    extra_report: Mapping[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.domain.network)
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        """Send one event to the sink's ``run.jsonl`` (if there is a sink)."""
+        if self.sink is not None:
+            self.sink.event(event)

@@ -1,0 +1,60 @@
+"""Graph state: JSON-like values only, so a checkpointer can serialise any step.
+
+A run moves through batches. ``records`` holds the batch's records still being realised (after ``sample``:
+all of them; after ``verify_causal``: those sent back for another attempt); ``accepted`` and ``rejected`` collect
+the batch's outcomes until ``write`` flushes them to the sinks; ``totals`` accumulates run-wide counters.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any
+
+from typing_extensions import NotRequired, TypedDict
+
+from tools.realisation import Violation
+
+
+class Attempt(TypedDict):
+    """One failed attempt of a record: which attempt, and what was wrong with it."""
+
+    attempt: int
+    violations: list[Violation]
+
+
+class Record(TypedDict):
+    """One requested record on its way through the graph."""
+
+    id: int
+    skeleton: dict[str, str]
+    text: str
+    attempts: int  # generator calls made for this record so far
+    llm_calls: int
+    tokens: int
+    tokens_estimated: bool
+    violations: list[Violation]  # of the current attempt
+    history: list[Attempt]  # every failed attempt, oldest first
+    facts: NotRequired[dict[str, str | None]]  # what the extractor read from the current text
+
+
+def add_counts(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:
+    """Reducer: add counters key by key."""
+    out = dict(left)
+    for key, value in right.items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+class RunState(TypedDict, total=False):
+    """The state of a run."""
+
+    n_requested: int
+    next_id: int  # first record id of the next batch
+    batch: int  # index of the current batch (0-based)
+    round: int  # generator rounds so far in this batch
+    records: list[Record]
+    accepted: Annotated[list[Record], operator.add]
+    rejected: Annotated[list[Record], operator.add]
+    totals: Annotated[dict[str, float], add_counts]
+    report: dict[str, Any] | None
+    info: dict[str, Any]  # the last node's summary, logged to run.jsonl

@@ -1,0 +1,75 @@
+"""The realiser contract: skeleton + domain context + optional examples + optional feedback -> realisation.
+
+A realiser is anything with ``name`` and ``realise(requests) -> realisations`` (one per request, same order).
+The template realiser (``tools.template``) and the chat-model realiser (``agents.chat_realiser``) implement it;
+the Generator node only sees this protocol. Values are plain dicts and strings so graph state stays JSON-like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypedDict
+
+
+class Violation(TypedDict):
+    """One reason a realisation is not acceptable, naming what is wrong.
+
+    ``kind`` is ``contradiction`` (the text states another value), ``omission`` (an observed fact is missing),
+    ``latent`` (a variable that must not be stated is), ``invalid_state`` (the skeleton holds a value that is not
+    a state) or ``format`` (the text breaks the spec's format rules); ``variable`` is the variable, or ``text``.
+    """
+
+    kind: str
+    variable: str
+    expected: str | None
+    found: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class RealisationRequest:
+    """What the Generator asks for one record.
+
+    Attributes:
+        record_id: stable id of the record (seeds deterministic realisers).
+        skeleton: the record's variable assignment.
+        attempt: 0 for the first realisation, k for the k-th correction or retry.
+        feedback: the violations of the previous attempt, in iterative mode (empty otherwise).
+        previous_text: the text those violations were found in (None in rejection mode).
+        examples: example realisations to imitate (retrieved; may be empty).
+    """
+
+    record_id: int
+    skeleton: Mapping[str, str]
+    attempt: int = 0
+    feedback: Sequence[Violation] = ()
+    previous_text: str | None = None
+    examples: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Realisation:
+    """A realiser's answer: the text, and what producing it cost.
+
+    ``error`` is set (and ``text`` empty) when the call failed for this record, e.g. a model error; the record
+    then fails this attempt with a format violation instead of stopping the run.
+    """
+
+    text: str
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    tokens_estimated: bool = False
+    error: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class Realiser(Protocol):
+    """Turns skeletons into texts."""
+
+    name: str
+
+    def realise(self, requests: Sequence[RealisationRequest]) -> list[Realisation]:
+        """Return one realisation per request, in order."""
+        ...
