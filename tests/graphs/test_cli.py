@@ -266,3 +266,71 @@ def test_counterfactual_with_invalid_noise_column_writes_nothing(capsys, tmp_pat
             capsys, "counterfactual", "asia", "--factual", str(data), "--do", "smoke=no", "--out", str(out)
         )
         assert code == 2 and expected in err and not out.exists()
+
+
+# -- run -----------------------------------------------------------------------------------------------
+def test_run_writes_the_contract_files(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "run", str(ROOT / "examples" / "asia.yaml"), "-n", "300", "--out", str(out))
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    for key in ("n_requested", "n_accepted", "n_rejected", "realizability", "llm_calls_per_accepted",
+                "tokens_per_accepted", "ci_fpr_extracted", "ci_fpr_skeleton", "selection_bias_tvd", "mode", "llm"):  # fmt: skip
+        assert key in report, key
+    assert report["mode"] == "iterative" and report["llm"] == "template"
+    records = pd.read_parquet(out / "records.parquet")
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    assert len(records) + len(rejects) == 300
+    assert (out / "run.jsonl").read_text().count("\n") >= 6
+    assert "realizability" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "sometimes"], "--mode must be 'iterative' or 'rejection'"),
+        (["--max-rounds", "-1"], "--max-rounds must be between 0 and 100"),
+        (["--batch-size", "0"], "--batch-size must be between"),
+        (["--llm", "local"], "--llm local"),
+        (["--llm", "no provider here"], "expected 'template', 'local' or PROVIDER:MODEL"),
+        (["--llm", "nosuchprovider:model-x"], "--llm nosuchprovider:model-x"),
+    ],
+)
+def test_run_rejects_bad_flags(capsys, tmp_path, args, message):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "run", str(ROOT / "examples" / "asia.yaml"), "-n", "5", "--out", str(out), *args)
+    assert code == 2
+    assert err.startswith("error: ") and message in err, err
+    assert "Traceback" not in err
+    assert not (out / "report.json").exists()
+
+
+def test_run_with_a_broken_lexicon_names_the_line(capsys, tmp_path, write_spec):
+    spec = write_spec(
+        """
+        model:
+          nodes:
+            smoke: {states: ["yes", "no"], probs: [0.3, 0.7]}
+        variables:
+          smoke:
+            states:
+              "yes": {phrases: ["Uses cigarettes."], patterns: [smoker]}
+              "no": {phrases: ["Non-smoker."], patterns: [non smoker]}
+        """
+    )
+    code, _, err = run(capsys, "run", str(spec), "-n", "5", "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "spec.yaml:7 variables.smoke.states.yes.phrases[0]" in err and "reads back as no fact" in err
+
+
+def test_run_into_a_file_path_is_an_error(capsys, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    code, _, err = run(capsys, "run", "asia", "-n", "5", "--out", str(target))
+    assert code == 2 and "is not a folder" in err
+
+
+def test_run_refuses_variables_named_like_output_columns(capsys, tmp_path, write_spec):
+    spec = write_spec("model:\n  nodes:\n    text: {states: [a, b], probs: [0.5, 0.5]}\n")
+    code, _, err = run(capsys, "run", str(spec), "-n", "5", "--out", str(tmp_path / "o"))
+    assert code == 2 and "clash with output columns" in err

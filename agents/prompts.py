@@ -1,0 +1,49 @@
+"""Prompts of the Generator: the facts to state, what must not be stated, and targeted correction feedback."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from tools.lexicon import Lexicon
+from tools.realisation import Violation
+
+
+def system_prompt(lexicon: Lexicon) -> str:
+    """The Generator's standing instructions for this domain."""
+    kind = lexicon.text.kind
+    hidden = [lexicon.label(v) for v in lexicon.latent]
+    lines = [
+        f"You write a realistic {kind}.",
+        f"Write only the {kind} itself, as plain prose: no title, no list, no placeholders, no commentary.",
+        "State every fact you are given, exactly as given, and nothing that contradicts any of them.",
+    ]
+    if hidden:
+        lines.append("Do not mention: " + "; ".join(hidden) + ".")
+    rules = lexicon.text
+    lines.append(f"Keep it under {rules.max_chars} characters.")
+    return "\n".join(lines)
+
+
+def facts_prompt(lexicon: Lexicon, skeleton: Mapping[str, str], examples: Sequence[str] = ()) -> str:
+    """The facts of one record, one per line, each with a sentence that states it."""
+    lines = ["Facts to state:"]
+    for var in lexicon.observed:
+        state = skeleton[var]
+        phrases = lexicon.phrases.get(var, {}).get(state, ())
+        hint = f' (for example: "{phrases[0]}")' if phrases and "{" not in phrases[0] else ""
+        lines.append(f"- {lexicon.label(var)}: {state}{hint}")
+    if examples:
+        lines.append("")
+        lines.append("Examples of the style to follow:")
+        lines += [f"---\n{e}" for e in examples]
+    lines.append("")
+    lines.append(f"Write the {lexicon.text.kind}.")
+    return "\n".join(lines)
+
+
+def correction_prompt(lexicon: Lexicon, previous: str, feedback: Sequence[Violation]) -> str:
+    """Targeted feedback: the previous text and exactly which facts were wrong, with the required values."""
+    lines = [f"Here is your previous {lexicon.text.kind}:", "", previous, "", "It has these errors:"]
+    lines += [f"- {v['message']}" for v in feedback]
+    lines += ["", f"Rewrite the {lexicon.text.kind} so that these errors are fixed. Keep every other fact as it is."]
+    return "\n".join(lines)
