@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/causalsynth sample examples/asia.yaml -n 20000 --seed 0 --out out/demo/asia.parquet
-	$(BIN)/causalsynth verify out/demo/asia.parquet --spec examples/asia.yaml --json out/demo/verify.json
+	$(BIN)/causalsynth run examples/asia.yaml -n 2000 --seed 0 --llm template --out out/demo
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -29,6 +28,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/loop.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -62,7 +62,9 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
     accepted_tvd = tvd_summary(net, ledger.codes("accepted"), n_acc)
     floor_tvd = tvd_summary(net, ledger.codes("skeleton"), n_requested)
     seconds = time.perf_counter() - ctx.started
-    rounds = {k.split(":", 1)[1]: int(v) for k, v in sorted(totals.items(), key=lambda kv: kv[0]) if k.startswith("rounds:")}
+    rounds = {
+        k.split(":", 1)[1]: int(v) for k, v in sorted(totals.items(), key=lambda kv: kv[0]) if k.startswith("rounds:")
+    }
     return {
         "spec": ctx.domain.source,
         "domain": ctx.domain.name,

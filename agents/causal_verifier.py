@@ -32,7 +32,7 @@ def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
         history = r["history"]
         if violations:
             history = [*history, Attempt(attempt=r["attempts"], violations=violations)]
-        checked = Record(r, violations=violations, history=history, facts=got.facts(observed))  # type: ignore[typeddict-item]
+        checked: Record = {**r, "violations": violations, "history": history, "facts": got.facts(observed)}
         routes[record_route(checked, ctx.settings.max_rounds)].append(checked)
     info = {"batch": state.get("batch", 0), "round": state.get("round", 0)}
     info |= {k: len(v) for k, v in routes.items()} | {f"violations_{k}": n for k, n in sorted(kinds.items())}

@@ -43,15 +43,15 @@ def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         calls += res.llm_calls
         tokens += used
         out.append(
-            Record(
-                record,  # type: ignore[typeddict-item]
-                text=res.text if res.error is None else "",
-                attempts=record["attempts"] + 1,
-                llm_calls=record["llm_calls"] + res.llm_calls,
-                tokens=record["tokens"] + used,
-                tokens_estimated=record["tokens_estimated"] or res.tokens_estimated,
-                violations=violations,
-            )
+            {
+                **record,
+                "text": res.text if res.error is None else "",
+                "attempts": record["attempts"] + 1,
+                "llm_calls": record["llm_calls"] + res.llm_calls,
+                "tokens": record["tokens"] + used,
+                "tokens_estimated": record["tokens_estimated"] or res.tokens_estimated,
+                "violations": violations,
+            }
         )
     rnd = state.get("round", 0) + 1
     return {"records": out, "round": rnd,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -36,10 +36,14 @@ from graphs.state import RunState
 Node = Callable[[RunState, Runtime[RunContext]], dict[str, Any]]
 
 
-def traced(name: str, node: Node) -> Node:
+class _Traced(Protocol):
+    def __call__(self, state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]: ...
+
+
+def traced(name: str, node: Node) -> _Traced:
     """Wrap a node so that each execution appends one event (node, seconds, its summary) to ``run.jsonl``."""
 
-    def run(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    def run(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         start = time.perf_counter()
         update = node(state, runtime)
         event = {"node": name, "seconds": round(time.perf_counter() - start, 6)} | dict(update.get("info", {}))

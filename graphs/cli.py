@@ -156,6 +156,10 @@ def _print_run_report(report: dict[str, object], out: Path) -> None:
         table.add_row(key, _fmt(report.get(key), 1 if key == "records_per_second" else 4))
     table.add_row("rounds_histogram", json.dumps(report.get("rounds_histogram")))
     out_console.print(table)
+    records = pd.read_parquet(out / "records.parquet", columns=["record_id", "text"])
+    if len(records):
+        first = records.iloc[0]
+        out_console.print(f"record {first.record_id}: {first.text}", markup=False, highlight=False)
     out_console.print(f"wrote {out}/records.parquet, rejects.parquet, report.json, run.jsonl")
 
 

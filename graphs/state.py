@@ -8,9 +8,9 @@ the batch's outcomes until ``write`` flushes them to the sinks; ``totals`` accum
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from tools.realisation import Violation
 

@@ -28,7 +28,9 @@ class ScriptedChatModel(GenericFakeChatModel):
     fail_for: str | None = None
     calls: list[list[BaseMessage]] = Field(default_factory=list)
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.calls.append(list(messages))
         prompt = "\n".join(str(m.content) for m in messages)
         if self.fail_for is not None and self.fail_for in prompt:

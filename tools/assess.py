@@ -144,7 +144,9 @@ def exact_tables(
             ib = [order[1].index(s) for s in network.states(b)]
             joint[(a, b)] = values[np.ix_(ia, ib)]
     index = {v: i for i, v in enumerate(names)}
-    arrays = {f"s{index[v]}": p for v, p in singles.items()} | {f"p{index[a]}_{index[b]}": t for (a, b), t in joint.items()}
+    arrays = {f"s{index[v]}": p for v, p in singles.items()} | {
+        f"p{index[a]}_{index[b]}": t for (a, b), t in joint.items()
+    }
     _store(path, arrays)
     return singles, joint
 

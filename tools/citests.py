@@ -105,9 +105,7 @@ def _implied_cis(network: Network, observed: frozenset[str] | None) -> tuple[CIS
     return tuple(out)
 
 
-def test_statement(
-    codes: Mapping[str, NDArray[Any]], cards: Mapping[str, int], statement: CIStatement
-) -> GTestResult:
+def test_statement(codes: Mapping[str, NDArray[Any]], cards: Mapping[str, int], statement: CIStatement) -> GTestResult:
     """G-test of one statement on integer-coded columns."""
     return g_test(
         codes[statement.x],

@@ -19,11 +19,14 @@ Limits (documented, tested where they bite): no syntax parsing, so a negation re
 the previous mention; double negations beyond "not <negative pattern>" are not resolved; a post-negation joined
 by "and" to an unrelated fact negates it too ("smoker and tuberculosis ruled out"); pronouns and temporal
 qualifiers ("last year", "resolved") are not understood; numbers are read only right after a quantity's name.
+
+No cue reaches across a sentence end, so a text is read sentence by sentence and each distinct sentence is read
+once per lexicon (cached): template texts and LLM texts reuse many sentences.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
 from dataclasses import dataclass, field
 
 from tools.lexicon import BREAK, Entry, Lexicon, tokenize
@@ -33,15 +36,20 @@ _POST_WINDOW = 3
 _NUMBER_WINDOW = 3
 _FILLER = frozenset({"of", "is", "was", "at", "around", "approximately", "about", "to", "now", "measured", "reads"})
 _JOINERS = frozenset({"and", "or", "nor"})
+_FORWARD = frozenset({"neg_before", "neg_both", "uncertain", "other"})
+_BACKWARD = frozenset({"neg_after", "neg_both"})
+_BACK_STOP = frozenset({"term", "neg_after", "neg_before", "neg_both"})
+#: A sentence ends at . ; ! ? or a line break, but not at the point of a decimal number (37.5).
+_SENTENCE_END = re.compile(r"[;!?\n]|(?<!\d)\.|\.(?!\d)")
+_CACHE_LIMIT = 200_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Mention:
-    """One occurrence of a variable in the text and how it is qualified."""
+    """One occurrence of a variable in a sentence, and how it is qualified."""
 
     variable: str
     state: str | None  # None: a number outside every range of a measured variable
-    start: int
     kind: str = "state"  # "state" or "numeric"
     value: float | None = None
     negated: bool = False
@@ -81,29 +89,137 @@ class Extraction:
         return var in self.asserted or var in self.excluded or var in self.uncertain or var in self.out_of_range
 
 
-def _scan(lexicon: Lexicon, tokens: list[str]) -> list[tuple[str, Entry | None, int]]:
-    """Longest-match scan: ``(token, entry or None, start)`` items; an entry covers all its tokens."""
-    items: list[tuple[str, Entry | None, int]] = []
+def extract(lexicon: Lexicon, text: str) -> Extraction:
+    """Read the facts stated in ``text``."""
+    cache = lexicon.cache
+    out = Extraction()
+    mentions = out.mentions
+    for sentence in _SENTENCE_END.split(text):
+        found = cache.get(sentence)
+        if found is None:
+            found = _read_sentence(lexicon, sentence)
+            if len(cache) < _CACHE_LIMIT:
+                cache[sentence] = found
+        mentions.extend(found)
+    if not mentions:
+        return out
+    negation = lexicon.negation
+    asserted, excluded = out.asserted, out.excluded
+    for m in mentions:
+        if m.other_subject:
+            continue
+        if m.uncertain:
+            out.uncertain.add(m.variable)
+            continue
+        state = m.state
+        if state is None:
+            out.out_of_range[m.variable] = m.value  # type: ignore[assignment]
+            continue
+        if m.negated:
+            target = negation[m.variable].get(state)
+            if target is None:
+                _add(excluded, m.variable, state)
+                continue
+            state = target
+        _add(asserted, m.variable, state)
+    if out.uncertain:
+        out.uncertain -= set(asserted)
+    return out
+
+
+def _add(into: dict[str, list[str]], var: str, state: str) -> None:
+    got = into.get(var)
+    if got is None:
+        into[var] = [state]
+    elif state not in got:
+        got.append(state)
+
+
+def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
+    """The mentions of one sentence (no sentence end inside), with their qualifiers."""
+    tokens = [t for t in tokenize(sentence) if t != BREAK]
     table = lexicon.table
+    # Longest-match scan into items: (token, entry or None); an entry covers all of its tokens.
+    items: list[tuple[str, Entry | None]] = []
     i, n = 0, len(tokens)
     while i < n:
         tok = tokens[i]
-        for pattern, entry in table.get(tok, ()):
+        for pattern, meaning in table.get(tok, ()):
             k = len(pattern)
             if k == 1 or tuple(tokens[i : i + k]) == pattern:
-                items.append((tok, entry, i))
+                items.append((tok, meaning))
                 i += k
                 break
         else:
-            items.append((tok, None, i))
+            items.append((tok, None))
             i += 1
-    return items
+
+    spots: dict[int, list[object]] = {}  # item index -> [variable, state, kind, value, negated, uncertain, other]
+    cue_kinds: set[str] = set()
+    for idx, (_, entry) in enumerate(items):
+        if entry is None:
+            continue
+        if entry.kind == "state":
+            spots[idx] = [entry.variable, entry.state, "state", None, False, False, False]
+        elif entry.kind == "numeric":
+            value = _number_after(items, idx)
+            if value is not None:
+                state = lexicon.numeric[entry.variable].state_of(value)
+                spots[idx] = [entry.variable, state, "numeric", value, False, False, False]
+        else:
+            cue_kinds.add(entry.kind)
+    if not spots:
+        return ()
+
+    backward: set[int] = set()  # post-position cues that found their mention
+    if cue_kinds & _BACKWARD:
+        for idx, (_, entry) in enumerate(items):
+            if entry is None or entry.kind not in _BACKWARD:
+                continue
+            gap, j = 0, idx - 1
+            while j >= 0 and gap <= _POST_WINDOW:
+                tok, e = items[j]
+                if tok == "," or (e is not None and e.kind in _BACK_STOP):
+                    break
+                if j in spots:
+                    backward.add(idx)
+                    if spots[j][2] == "state":
+                        spots[j][4] = True
+                    if j >= 2 and items[j - 1][0] in _JOINERS and (j - 2) in spots:
+                        j -= 2
+                        continue
+                    break
+                gap += 1
+                j -= 1
+
+    if cue_kinds & _FORWARD:
+        scope: dict[str, int] = {}  # cue kind -> words left
+        for idx, (tok, entry) in enumerate(items):
+            if entry is not None and (entry.kind == "term" or (entry.kind == "neg_both" and idx in backward)):
+                scope.clear()  # a terminator; or "dyspnea denied, smoker": the cue looked back, not forward
+            elif entry is not None and entry.kind in _FORWARD:
+                scope["neg_before" if entry.kind == "neg_both" else entry.kind] = _PRE_WINDOW
+            elif idx in spots:
+                if scope:
+                    spot = spots[idx]
+                    if spot[2] == "state":
+                        spot[4] = spot[4] or "neg_before" in scope
+                    spot[5] = "uncertain" in scope
+                    spot[6] = "other" in scope
+                    scope = dict.fromkeys(scope, _PRE_WINDOW)
+            elif scope and tok != "," and tok not in _JOINERS:
+                scope = {k: left - 1 for k, left in scope.items() if left > 1}
+
+    return tuple(
+        Mention(str(v), s, str(k), val, bool(neg), bool(unc), bool(oth))  # type: ignore[arg-type]
+        for v, s, k, val, neg, unc, oth in (spots[i] for i in sorted(spots))
+    )
 
 
-def _number_after(items: list[tuple[str, Entry | None, int]], at: int) -> float | None:
+def _number_after(items: list[tuple[str, Entry | None]], at: int) -> float | None:
     seen = 0
-    for tok, entry, _ in items[at + 1 :]:
-        if entry is not None or tok in (BREAK, ","):
+    for tok, entry in items[at + 1 :]:
+        if entry is not None or tok == ",":
             return None
         if tok[0].isdigit():
             return float(tok)
@@ -112,96 +228,3 @@ def _number_after(items: list[tuple[str, Entry | None, int]], at: int) -> float 
         if seen >= _NUMBER_WINDOW:
             return None
     return None
-
-
-def extract(lexicon: Lexicon, text: str) -> Extraction:
-    """Read the facts stated in ``text``."""
-    items = _scan(lexicon, tokenize(text))
-    mentions: list[tuple[int, Mention]] = []  # (item index, mention)
-    for idx, (_, entry, start) in enumerate(items):
-        if entry is None:
-            continue
-        if entry.kind == "state":
-            mentions.append((idx, Mention(entry.variable, entry.state, start)))
-        elif entry.kind == "numeric":
-            value = _number_after(items, idx)
-            if value is not None:
-                rule = lexicon.numeric[entry.variable]
-                state = rule.state_of(value)
-                mentions.append((idx, Mention(entry.variable, state, start, "numeric", value)))
-    if not mentions:
-        return Extraction()
-    by_item = dict(mentions)
-
-    # Backward scopes: "ruled out" / "negative" after a mention negates it and mentions joined by and/or/nor.
-    backward: set[int] = set()  # post-position cues that found their mention
-    for idx, (_, entry, _) in enumerate(items):
-        if entry is None or entry.kind not in ("neg_after", "neg_both"):
-            continue
-        gap, j = 0, idx - 1
-        while j >= 0 and gap <= _POST_WINDOW:
-            tok, e, _ = items[j]
-            if tok in (BREAK, ",") or (e is not None and e.kind in ("term", "neg_after", "neg_before", "neg_both")):
-                break
-            if j in by_item:
-                backward.add(idx)
-                if by_item[j].kind == "state":
-                    by_item[j].negated = True
-                if j >= 2 and items[j - 1][0] in _JOINERS and (j - 2) in by_item:
-                    j -= 2
-                    continue
-                break
-            gap += 1
-            j -= 1
-
-    # Forward scopes: a cue qualifies the mentions after it in its clause, each within a window of the last.
-    scope: dict[str, int] = {}  # cue kind -> words left
-    for idx, (tok, entry, _) in enumerate(items):
-        if tok == BREAK or (entry is not None and entry.kind == "term"):
-            scope.clear()
-        elif entry is not None and entry.kind == "neg_both" and idx in backward:
-            scope.clear()  # "dyspnea denied, smoker": the cue looked back; it does not also reach forward
-        elif entry is not None and entry.kind in ("neg_before", "neg_both", "uncertain", "other"):
-            scope["neg_before" if entry.kind == "neg_both" else entry.kind] = _PRE_WINDOW
-        elif idx in by_item:
-            m = by_item[idx]
-            if m.kind == "state":
-                m.negated = m.negated or "neg_before" in scope
-            m.uncertain = "uncertain" in scope
-            m.other_subject = "other" in scope
-            scope = dict.fromkeys(scope, _PRE_WINDOW)
-        elif tok != "," and tok not in _JOINERS:
-            scope = {k: left - 1 for k, left in scope.items() if left > 1}
-
-    out = Extraction(mentions=[m for _, m in mentions])
-    for m in out.mentions:
-        if m.other_subject:
-            continue
-        if m.uncertain:
-            out.uncertain.add(m.variable)
-            continue
-        if m.state is None:
-            assert m.value is not None
-            out.out_of_range[m.variable] = m.value
-            continue
-        if m.negated:
-            target = lexicon.negation.get(m.variable, {}).get(m.state)
-            if target is None:
-                _add(out.excluded, m.variable, m.state)
-                continue
-            _add(out.asserted, m.variable, target)
-        else:
-            _add(out.asserted, m.variable, m.state)
-    out.uncertain -= set(out.asserted)
-    return out
-
-
-def _add(into: dict[str, list[str]], var: str, state: str) -> None:
-    got = into.setdefault(var, [])
-    if state not in got:
-        got.append(state)
-
-
-def extract_facts(lexicon: Lexicon, texts: list[str]) -> list[Mapping[str, str]]:
-    """Stated facts of many texts (the assessor's view)."""
-    return [extract(lexicon, t).stated() for t in texts]

@@ -177,6 +177,8 @@ class Lexicon:
     numeric: Mapping[str, NumericRule]
     text: TextSpec
     table: Mapping[str, tuple[tuple[tuple[str, ...], Entry], ...]] = field(repr=False)
+    #: Sentences already read, with their mentions (filled by ``tools.extract``).
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def observed(self) -> tuple[str, ...]:
@@ -226,7 +228,10 @@ def compile_lexicon(
             table[tokens] = (entry, at)
         elif known[0] != entry:
             problems.append(
-                Problem(at, f"pattern {' '.join(tokens)!r} would mean both {_means(known[0])} ({known[1]}) and {_means(entry)}")
+                Problem(
+                    at,
+                    f"pattern {' '.join(tokens)!r} would mean both {_means(known[0])} ({known[1]}) and {_means(entry)}",
+                )
             )
 
     for var in order:
@@ -237,7 +242,9 @@ def compile_lexicon(
         for state in given:
             if state not in states:
                 problems.append(
-                    Problem(where((*base, "states", state)), f"{var} has no state {state!r} (valid: {', '.join(states)})")
+                    Problem(
+                        where((*base, "states", state)), f"{var} has no state {state!r} (valid: {', '.join(states)})"
+                    )
                 )
         neg = dict(meta.negation) if meta is not None else {}
         for src, dst in neg.items():
@@ -312,8 +319,8 @@ def compile_lexicon(
             table[tokens] = (Entry(kind), "built-in cue list")
 
     by_first: dict[str, list[tuple[tuple[str, ...], Entry]]] = {}
-    for tokens, (entry, _) in table.items():
-        by_first.setdefault(tokens[0], []).append((tokens, entry))
+    for tokens, (meaning, _) in table.items():
+        by_first.setdefault(tokens[0], []).append((tokens, meaning))
     lexicon = Lexicon(
         order=order,
         roles=roles,
@@ -361,7 +368,9 @@ def _round_trip_problems(lexicon: Lexicon, variables: Mapping[str, Any], where: 
                         found = ", ".join(f"{k}={v}" for k, v in sorted(stated.items())) or "no fact"
                         at = where(("variables", var, "states", state, "phrases", i)) if var in variables else where(())
                         problems.append(
-                            Problem(at, f"phrase {text!r} reads back as {found}, not {var}={state}; add or fix patterns")
+                            Problem(
+                                at, f"phrase {text!r} reads back as {found}, not {var}={state}; add or fix patterns"
+                            )
                         )
                         break
     for i, opening in enumerate(lexicon.text.openings):

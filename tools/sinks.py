@@ -48,7 +48,9 @@ class RunSink:
     def __init__(self, out_dir: Path, variables: Sequence[str]) -> None:
         clash = sorted(set(variables) & set(META_COLUMNS))
         if clash:
-            raise DataError(f"variable name(s) {', '.join(clash)} clash with output columns ({', '.join(META_COLUMNS)})")
+            raise DataError(
+                f"variable name(s) {', '.join(clash)} clash with output columns ({', '.join(META_COLUMNS)})"
+            )
         self.out_dir = Path(out_dir)
         self.variables = tuple(variables)
         try:

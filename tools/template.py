@@ -9,12 +9,31 @@ template realisations pass verification by construction; the realiser is the fas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tools.lexicon import VALUE_SLOT, Lexicon, fill_value
 from tools.realisation import Realisation, RealisationRequest
+
+
+def _mix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """splitmix64's finaliser: a fast, well-mixed 64-bit hash (element-wise)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def uniforms(seed: int, record_ids: Sequence[int], attempts: Sequence[int], k: int) -> NDArray[np.float64]:
+    """``(n, k)`` uniforms in [0, 1) that depend only on ``(seed, record_id, attempt, column)``."""
+    with np.errstate(over="ignore"):
+        base = _mix(np.array([seed & 0xFFFFFFFF], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        ids = np.asarray(record_ids, dtype=np.uint64)[:, None]
+        att = np.asarray(attempts, dtype=np.uint64)[:, None]
+        col = np.arange(k, dtype=np.uint64)[None, :]
+        x = _mix(_mix(base ^ ids) ^ (att * np.uint64(0xD1B54A32D192ED03)) ^ (col * np.uint64(0x8CB92BA72F3D8DD7)))
+    return (x >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
 class TemplateRealiser:
@@ -25,35 +44,37 @@ class TemplateRealiser:
     def __init__(self, lexicon: Lexicon, seed: int = 0) -> None:
         self.lexicon = lexicon
         self.seed = seed
-        self._observed = lexicon.observed
+        observed = lexicon.observed
+        self._plan = [(var, lexicon.phrases[var], lexicon.numeric.get(var)) for var in observed]
+        self._ranges = {
+            var: {state: (low, high, i == len(rule.ranges) - 1) for i, (low, high, state) in enumerate(rule.ranges)}
+            for var, rule in lexicon.numeric.items()
+        }
 
     def realise(self, requests: Sequence[RealisationRequest]) -> list[Realisation]:
         """One text per request."""
-        return [Realisation(text=self.text(r.skeleton, r.record_id, r.attempt)) for r in requests]
+        if not requests:
+            return []
+        u = uniforms(self.seed, [r.record_id for r in requests], [r.attempt for r in requests], 2 * len(self._plan) + 1)
+        return [Realisation(text=self._text(r.skeleton, row)) for r, row in zip(requests, u.tolist(), strict=True)]
 
-    def text(self, skeleton: object, record_id: int, attempt: int = 0) -> str:
-        """The realisation of one skeleton (a mapping variable -> state)."""
-        assert isinstance(skeleton, dict) or hasattr(skeleton, "__getitem__")
-        lex = self.lexicon
-        rng = np.random.default_rng([self.seed, record_id, attempt])
-        picks = rng.random(len(self._observed) + 1)
-        parts: list[str] = []
-        openings = lex.text.openings
-        if openings:
-            parts.append(openings[int(picks[-1] * len(openings))])
-        for var, u in zip(self._observed, picks, strict=False):
-            state = skeleton[var]  # type: ignore[index]
-            options = lex.phrases[var][state]
-            phrase = options[int(u * len(options))]
-            if VALUE_SLOT in phrase:
-                phrase = fill_value(phrase, self._value(var, state, rng), lex.numeric[var].decimals)
+    def text(self, skeleton: Mapping[str, str], record_id: int, attempt: int = 0) -> str:
+        """The realisation of one skeleton."""
+        row = uniforms(self.seed, [record_id], [attempt], 2 * len(self._plan) + 1)[0].tolist()
+        return self._text(skeleton, row)
+
+    def _text(self, skeleton: Mapping[str, str], u: list[float]) -> str:
+        openings = self.lexicon.text.openings
+        parts = [openings[int(u[-1] * len(openings))]] if openings else []
+        for j, (var, phrases, rule) in enumerate(self._plan):
+            state = skeleton[var]
+            options = phrases[state]
+            phrase = options[int(u[2 * j] * len(options))]
+            if rule is not None and VALUE_SLOT in phrase:
+                low, high, top = self._ranges[var][state]
+                step = 10.0**-rule.decimals
+                hi = high if top else high - step  # [low, high): stay below the next range
+                value = min(max(round(low + u[2 * j + 1] * (hi - low), rule.decimals), low), hi)
+                phrase = fill_value(phrase, value, rule.decimals)
             parts.append(phrase)
         return " ".join(parts)
-
-    def _value(self, var: str, state: str, rng: np.random.Generator) -> float:
-        rule = self.lexicon.numeric[var]
-        i, (low, high, _) = next((i, r) for i, r in enumerate(rule.ranges) if r[2] == state)
-        step = 10.0**-rule.decimals
-        top = high if i == len(rule.ranges) - 1 else high - step  # [low, high): stay below the next range
-        value = round(float(rng.uniform(low, max(low, top))), rule.decimals)
-        return min(max(value, low), top)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import ROOT
 from tools.errors import SpecError
 from tools.extract import extract
 from tools.spec import load_domain
-from tests.conftest import ROOT
 
 HEAD = """
 model:
@@ -153,7 +153,9 @@ def test_an_opening_must_state_nothing(write_spec):
 
 
 def test_every_problem_at_once(write_spec):
-    text = HEAD + """
+    text = (
+        HEAD
+        + """
 variables:
   smoke:
     states:
@@ -162,6 +164,7 @@ variables:
   hr:
     negation: {HIGH: LOUD}
 """
+    )
     found = problems(write_spec, text)
     assert len(found) >= 3, found
 

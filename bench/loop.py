@@ -1,0 +1,235 @@
+"""The agent graph: throughput of the template pipeline, and iterative correction vs rejection sampling.
+
+Run: ``.venv/bin/python bench/loop.py`` (writes ``bench/results/loop.md``).
+
+(a) Throughput: ``causalsynth run`` on the ALARM ICU spec with the template realiser, n = 10,000, end to end
+    through the LangGraph graph (sampling, realisation, schema check, extraction and verification, assessment
+    with CI tests and exact-marginal TVD, Parquet sinks). In the same process, two references: the same
+    realise + extract + check work in a plain loop (the graph's overhead), and LangGraph ``Send`` fan-out of
+    one trivial node per record (the per-record design the graph avoids).
+(b) A SIMULATED prior-biased LLM (``bench/simulated_llm.py``; not a language model): rare facts are written as
+    the likelier state at a set flip rate. Per flip rate, realizability and selection-bias TVD of iterative
+    correction vs rejection sampling with the same budget of 1 + max_rounds generator calls per record.
+"""
+
+from __future__ import annotations
+
+import operator
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import _common  # noqa: F401  (sets sys.path and warning filters)
+import pandas as pd
+from _common import ROOT, Check, Result, Timer, finish, run_main, table
+
+OUT = Path(__file__).resolve().parent / "results" / "loop.md"
+N_THROUGHPUT = 10_000
+FLIP_RATES = (0.0, 0.1, 0.2, 0.3, 0.5)
+SIM = (("asia", 5_000), ("alarm", 3_000))
+MAX_ROUNDS = 3
+
+
+def _spec(name: str) -> Path:
+    return ROOT / "examples" / f"{name}.yaml"
+
+
+def throughput() -> Result:
+    from graphs.context import RunSettings
+    from graphs.runner import run
+    from tools.consistency import check_facts
+    from tools.extract import extract
+    from tools.sampler import Sampler
+    from tools.spec import load_domain
+    from tools.template import TemplateRealiser
+
+    t_start = time.perf_counter()
+    domain = load_domain(_spec("alarm"))
+    lex = domain.lexicon
+    md = [
+        "## (a) Throughput: template realiser, ALARM ICU record, n = 10,000",
+        "",
+        f"{len(lex.observed)} observed and {len(lex.latent)} latent variables; mean note length measured below.",
+        "",
+    ]
+    rows = []
+    reports = {}
+    for batch in (1_000, 5_000):
+        with tempfile.TemporaryDirectory() as tmp, Timer() as t:
+            report = run(
+                domain, TemplateRealiser(lex, seed=0), RunSettings(n=N_THROUGHPUT, batch_size=batch), Path(tmp)
+            )
+            texts = pd.read_parquet(Path(tmp) / "records.parquet")
+        reports[batch] = (report, t.seconds, texts)
+        rows.append([f"graph, batch {batch:,}", f"{t.seconds:.2f}", f"{N_THROUGHPUT / t.seconds:,.0f}"])
+
+    # Reference 1: the same per-record work without the graph.
+    skeletons = Sampler(domain.network).sample(N_THROUGHPUT, seed=0).data.astype(str).to_dict("records")
+    realiser = TemplateRealiser(lex, seed=0)
+    with Timer() as plain:
+        bad = sum(bool(check_facts(lex, s, extract(lex, realiser.text(s, i)))) for i, s in enumerate(skeletons))
+    rows.append(
+        ["plain loop: realise + extract + check only", f"{plain.seconds:.2f}", f"{N_THROUGHPUT / plain.seconds:,.0f}"]
+    )
+
+    # Reference 2: LangGraph Send fan-out, one trivial node per record.
+    send_s = _send_fanout(N_THROUGHPUT)
+    rows.append(["LangGraph Send, one trivial node per record", f"{send_s:.2f}", f"{N_THROUGHPUT / send_s:,.0f}"])
+
+    report, seconds, records = reports[1_000]
+    rate = N_THROUGHPUT / seconds
+    mismatches = 0
+    for rec in records.to_dict("records"):
+        if extract(lex, rec["text"]).stated() != {v: rec[v] for v in lex.observed}:
+            mismatches += 1
+    mean_chars = records.text.str.len().mean()
+    md += [
+        table(["pipeline", "seconds", "records/s"], rows),
+        "",
+        f"Mean note length {mean_chars:.0f} characters. Graph overhead vs the plain loop: "
+        f"{seconds / plain.seconds:.2f}x the time (the graph also samples, assesses and writes Parquet). "
+        f"Graph vs per-record Send: {send_s / seconds:.1f}x faster, and Send does no work per record.",
+        "",
+        table(
+            ["measure", "value"],
+            [
+                ["realizability", report["realizability"]],
+                ["records whose re-extracted facts differ from the skeleton", mismatches],
+                ["ci_fpr_extracted", report["ci_fpr_extracted"]],
+                ["ci_fpr_skeleton", report["ci_fpr_skeleton"]],
+                ["implied CIs testable on observed variables", report["ci"]["extracted"]["n_tests"]],
+                ["ci_power_extracted", report["ci_power_extracted"]],
+                ["selection_bias_tvd (accepted)", report["selection_bias_tvd"]],
+                ["TVD of all skeletons (sampling floor)", report["selection_bias"]["all_skeletons"]["mean"]],
+            ],
+        ),
+    ]
+    checks = [
+        Check("a", "realizability, template on ALARM", "100%", f"{report['realizability']:.2%}",
+              report["realizability"] == 1.0),
+        Check("a", "extraction recovers every stated fact", "0 mismatches", str(mismatches + bad),
+              mismatches + bad == 0),
+        Check("a", "FPR on extracted = FPR on skeletons", "equal",
+              f"{report['ci_fpr_extracted']:.4f} vs {report['ci_fpr_skeleton']:.4f}",
+              report["ci_fpr_extracted"] == report["ci_fpr_skeleton"]),
+        Check("a", "end-to-end records/s through the graph", ">= 2,000", f"{rate:,.0f}", rate >= 2_000),
+        Check("a", "stretch: records/s", ">= 10,000", f"{rate:,.0f}", None),
+    ]  # fmt: skip
+    return finish(md, checks, t_start)
+
+
+def _send_fanout(n: int) -> float:
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import Send
+    from typing_extensions import TypedDict
+
+    class S(TypedDict, total=False):
+        items: list[int]
+        done: Annotated[list[int], operator.add]
+
+    class One(TypedDict):
+        item: int
+
+    def fan(state: S) -> list[Send]:
+        return [Send("work", {"item": i}) for i in state["items"]]
+
+    def work(state: One) -> dict[str, list[int]]:
+        return {"done": [state["item"]]}
+
+    builder = StateGraph(S)
+    builder.add_node("work", work)
+    builder.add_conditional_edges(START, fan, ["work"])
+    builder.add_edge("work", END)
+    graph = builder.compile()
+    with Timer() as t:
+        out = graph.invoke({"items": list(range(n))})
+    assert len(out["done"]) == n
+    return t.seconds
+
+
+def simulation() -> Result:
+    from simulated_llm import SimulatedBiasedLLM
+
+    from graphs.context import RunSettings
+    from graphs.runner import run
+    from tools.spec import load_domain
+
+    t_start = time.perf_counter()
+    md = [
+        "## (b) Iterative correction vs rejection sampling, with a SIMULATED prior-biased LLM",
+        "",
+        "**This is a simulation, not a language model** (`bench/simulated_llm.py`): each rare fact (a state other",
+        "than the variable's most probable one) is written as the likelier state with probability `flip`. A fresh",
+        "attempt re-rolls every rare fact; a correction rewrites only the facts the feedback names, each again",
+        f"pulled back with probability `flip`. Budget: 1 + {MAX_ROUNDS} generator calls per record in both modes.",
+        "TVD: mean total variation distance of all single and pairwise marginals of the accepted records from the",
+        "SCM's exact marginals; `floor` is the same distance for all requested skeletons (pure sampling noise).",
+        "",
+    ]
+    checks = []
+    for name, n in SIM:
+        domain = load_domain(_spec(name))
+        rows = []
+        for flip in FLIP_RATES:
+            got = {}
+            for mode in ("iterative", "rejection"):
+                settings = RunSettings(n=n, mode=mode, max_rounds=MAX_ROUNDS, batch_size=1_000, seed=11,
+                                       llm=f"simulated(flip={flip})")  # fmt: skip
+                got[mode] = run(domain, SimulatedBiasedLLM(domain, flip, seed=11), settings, None)
+            floor = got["iterative"]["selection_bias"]["all_skeletons"]["mean"]
+            it, rj = got["iterative"], got["rejection"]
+            rows.append([
+                flip, it["realizability"], rj["realizability"], it["selection_bias_tvd"], rj["selection_bias_tvd"],
+                floor, it["selection_bias"]["accepted"]["max"], rj["selection_bias"]["accepted"]["max"],
+                it["llm_calls_per_accepted"], rj["llm_calls_per_accepted"],
+            ])  # fmt: skip
+            if flip > 0:
+                checks.append(
+                    Check("b", f"{name}, flip {flip}: TVD iterative < rejection", "iterative lower",
+                          f"{it['selection_bias_tvd']:.4f} vs {rj['selection_bias_tvd']:.4f}",
+                          it["selection_bias_tvd"] < rj["selection_bias_tvd"])
+                )  # fmt: skip
+        md += [
+            f"### {name} (n = {n:,})",
+            "",
+            table(
+                [
+                    "flip",
+                    "realiz. iter",
+                    "realiz. rej",
+                    "TVD iter",
+                    "TVD rej",
+                    "floor",
+                    "max TVD iter",
+                    "max TVD rej",
+                    "calls/acc iter",
+                    "calls/acc rej",
+                ],
+                rows,
+            ),  # fmt: skip
+            "",
+        ]
+    md += [
+        "Why iterative wins: with k rare facts and flip rate p, a fresh attempt is clean with probability",
+        "(1 - p)^k, so rejection sampling keeps a record within K + 1 attempts with probability",
+        "1 - (1 - (1 - p)^k)^(K+1), which falls fast with k: records with many rare facts (the SCM's tails) are",
+        "dropped and the accepted distribution drifts toward the modes. Targeted correction keeps what was right",
+        "and retries each named fact on its own, so a record is lost only if some fact flips K + 1 times in a row",
+        "(probability about k p^(K+1)), nearly independent of how unusual the record is.",
+    ]
+    return finish(md, checks, t_start)
+
+
+def main() -> None:
+    parts = []
+    for section in (throughput, simulation):
+        parts.append(run_main(section))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    header = "# Agent graph benchmarks\n\nProduced by `.venv/bin/python bench/loop.py`.\n\n"
+    OUT.write_text(header + "\n".join(parts))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
