@@ -23,9 +23,8 @@ def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     accepted = state.get("accepted", [])
     rejected = state.get("rejected", [])
-    net = ctx.domain.network
     observed = ctx.domain.lexicon.observed
-    ctx.ledger.add("accepted", [r["skeleton"] for r in accepted], net.names)
+    ctx.ledger.add_codes("accepted", ctx.skeletons.codes([r["id"] for r in accepted]), len(accepted))
     ctx.ledger.add("extracted", [r.get("facts", {}) for r in accepted], observed)
 
     batch: Counter[str] = Counter(n_accepted=len(accepted), n_rejected=len(rejected))

@@ -21,7 +21,7 @@ def sample(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                violations=[], history=[])
         for i, sk in enumerate(skeletons)
     ]  # fmt: skip
-    ctx.ledger.add("skeleton", skeletons, ctx.domain.network.names)
+    ctx.ledger.add_codes("skeleton", ctx.skeletons.codes(slice(start, stop)), stop - start)
     batch = state.get("batch", -1) + 1
     return {"records": records, "next_id": stop, "batch": batch, "round": 0,
             "info": {"batch": batch, "first_id": start, "n": len(records)}}  # fmt: skip

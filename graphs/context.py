@@ -7,10 +7,12 @@ made by the caller (``graphs.runner`` or a test) and handed in.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
+
+import numpy as np
 
 from tools.assess import Ledger
 from tools.realisation import Realiser
@@ -45,6 +47,11 @@ class SkeletonSource:
         data = Sampler(self.domain.network).sample(self.n, seed=self.seed).data
         net = self.domain.network
         return [(v, net.states(v), data[v].cat.codes.to_numpy()) for v in net.names]
+
+    def codes(self, rows: slice | Sequence[int]) -> dict[str, Any]:
+        """Integer codes of the given skeletons, per variable."""
+        index = rows if isinstance(rows, slice) else np.asarray(rows, dtype=np.intp)
+        return {v: codes[index] for v, _, codes in self._columns}
 
     def take(self, start: int, stop: int) -> list[dict[str, str]]:
         """Skeletons ``start`` to ``stop`` (exclusive) as variable -> state dicts."""

@@ -172,13 +172,17 @@ class Ledger:
         self.rows: dict[str, int] = {}
 
     def add(self, kind: str, rows: Sequence[Mapping[str, str | None]], variables: Sequence[str]) -> None:
-        """Encode ``rows`` (variable -> state) over ``variables`` and keep them under ``kind``."""
+        """Encode ``rows`` (variable -> state, every value a state of its variable) and keep them under ``kind``."""
         part = {}
         for var in variables:
             index = {s: i for i, s in enumerate(self.network.states(var))}
-            part[var] = np.fromiter((index.get(r[var], -1) for r in rows), dtype=np.int16, count=len(rows))  # type: ignore[arg-type]
-        self._parts.setdefault(kind, []).append(part)
-        self.rows[kind] = self.rows.get(kind, 0) + len(rows)
+            part[var] = np.array([index[r[var]] for r in rows], dtype=np.int16)  # type: ignore[index]
+        self.add_codes(kind, part, len(rows))
+
+    def add_codes(self, kind: str, codes: Mapping[str, NDArray[Any]], n_rows: int) -> None:
+        """Keep already-encoded columns under ``kind``."""
+        self._parts.setdefault(kind, []).append(dict(codes))
+        self.rows[kind] = self.rows.get(kind, 0) + n_rows
 
     def codes(self, kind: str) -> dict[str, NDArray[Any]]:
         """All codes kept under ``kind``, per variable."""

@@ -114,6 +114,12 @@ class NumericSpec(_Strict):
                 raise ValueError("value ranges overlap; each value must belong to one state")
         if not self.names:
             raise ValueError("give at least one name for the measured quantity")
+        for state, bounds in self.ranges.items():
+            if any(abs(round(b, self.decimals) - b) > 1e-9 for b in bounds):
+                raise ValueError(
+                    f"range of {state!r} has a bound with more than {self.decimals} decimals; values written with "
+                    f"{self.decimals} decimals could fall outside it (raise 'decimals' or round the bound)"
+                )
         return self
 
 

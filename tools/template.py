@@ -74,7 +74,7 @@ class TemplateRealiser:
                 low, high, top = self._ranges[var][state]
                 step = 10.0**-rule.decimals
                 hi = high if top else high - step  # [low, high): stay below the next range
-                value = min(max(round(low + u[2 * j + 1] * (hi - low), rule.decimals), low), hi)
-                phrase = fill_value(phrase, value, rule.decimals)
+                value = min(max(low + u[2 * j + 1] * (hi - low), low), hi)
+                phrase = fill_value(phrase, value, rule.decimals)  # rounds half-even, within [low, hi]
             parts.append(phrase)
         return " ".join(parts)
