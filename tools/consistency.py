@@ -47,7 +47,12 @@ def check_facts(lexicon: Lexicon, skeleton: Mapping[str, str], got: Extraction) 
                    f"the text gives {var} ({label}) as {value:g}, outside every range; the record says {var}={want}")
             )  # fmt: skip
         elif not asserted:
-            why = "states it only as uncertain" if var in got.uncertain else "does not state it"
+            if var in got.uncertain:
+                why = "states it only as uncertain"
+            elif denied:
+                why = f"states only that it is not {' or '.join(denied)}"
+            else:
+                why = "does not state it"
             out.append(
                 _v("omission", var, want, None, f"the text {why}: {var} ({label}) must be stated as {var}={want}")
             )

@@ -1,24 +1,33 @@
 """Deterministic extraction: read the facts a text states back out of it, with the domain's lexicon. No LLM.
 
 The text is tokenised (lower case, hyphens split words, "n't" reads "not"), then scanned left to right for the
-longest known word sequence: a state pattern, a measured quantity's name (followed within three words by a
-number), or a cue. Cues then qualify the mentions around them, NegEx-style:
+longest known word sequence: a state pattern, a generic mention of a variable ("cough"), a measured quantity's
+name (followed within three words by a number) or its trailing words ("72-year-old"), or a cue. Cues then
+qualify the mentions around them, in the spirit of NegEx/ConText:
 
-- a negation cue before a mention ("no", "denies", "negative for") negates every mention up to the end of the
-  clause, as long as each follows the previous one within five words ("no fever, cough or dyspnea");
-- a negation cue after a mention ("ruled out", "negative") negates the mention just before it and any joined to
-  it by "and"/"or"/"nor" ("tuberculosis and lung cancer were ruled out");
-- uncertainty cues ("possible", "rule out", "suspected") make a mention a non-statement;
-- other-subject cues ("family history of", "mother") make it about someone else;
-- a clause ends at ``. ; ! ?``, a line break, or a terminator word ("but", "however", "reports", "with", ...).
+- a negation cue before a mention ("no", "denies", "negative for") negates the mentions after it in its clause,
+  each within five words of the previous one ("no fever, cough or dyspnea"). The first mention after the cue is
+  negated whatever its state ("not a non-smoker"); later ones only if their state is not already a negative one
+  ("no dyspnea, breathing comfortably" stays dysp=no);
+- a state pattern that starts with a negation ("no recent travel") also negates mentions joined to it by "or"
+  ("no recent travel or smoking");
+- a cue after a mention ("ruled out", "negative"; "suspected", "likely") negates, or makes uncertain, the mention
+  just before it and any joined to it by "and"/"or"/"nor" ("tuberculosis and lung cancer were ruled out");
+- uncertainty cues before a mention ("possible", "rule out") make it a non-statement;
+- other-subject cues ("family history of", "mother") make the rest of the sentence about someone else, until a
+  contrast word or "patient";
+- contrast words ("but", "however") end every scope; clause words ("reports", "has", "with", "which") end
+  negation and uncertainty scopes.
 
 A negated state asserts the state its variable's ``negation`` map names (two-state variables: the other
-state); otherwise it only excludes the negated state.
+state); otherwise it only excludes the negated state. A generic mention excludes the variable's ``absent``
+state; a negated one asserts it.
 
 Limits (documented, tested where they bite): no syntax parsing, so a negation reaches at most five words past
-the previous mention; double negations beyond "not <negative pattern>" are not resolved; a post-negation joined
-by "and" to an unrelated fact negates it too ("smoker and tuberculosis ruled out"); pronouns and temporal
-qualifiers ("last year", "resolved") are not understood; numbers are read only right after a quantity's name.
+the previous mention; a post-position cue joined by "and" to an unrelated fact qualifies it too ("smoker and
+tuberculosis ruled out"); a negative pattern's list continues only over "or"/"nor"; pronouns and temporal
+qualifiers ("last year", "resolved") are not understood; a number is read only right after a quantity's name or
+right before its trailing words.
 
 No cue reaches across a sentence end, so a text is read sentence by sentence and each distinct sentence is read
 once per lexicon (cached): template texts and LLM texts reuse many sentences.
@@ -27,6 +36,7 @@ once per lexicon (cached): template texts and LLM texts reuse many sentences.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tools.lexicon import BREAK, Entry, Lexicon, tokenize
 
@@ -35,9 +45,9 @@ _POST_WINDOW = 3
 _NUMBER_WINDOW = 3
 _FILLER = frozenset({"of", "is", "was", "at", "around", "approximately", "about", "to", "now", "measured", "reads"})
 _JOINERS = frozenset({"and", "or", "nor"})
-_FORWARD = frozenset({"neg_before", "neg_both", "uncertain", "other"})
-_BACKWARD = frozenset({"neg_after", "neg_both"})
-_BACK_STOP = frozenset({"term", "neg_after", "neg_before", "neg_both"})
+_FORWARD = frozenset({"neg_before", "neg_both", "unc_before", "unc_both", "other", "term", "term_soft", "self"})
+_BACKWARD = frozenset({"neg_after", "neg_both", "unc_after", "unc_both"})
+_BACK_STOP = frozenset({"term", "term_soft", "neg_after", "neg_before", "neg_both", "unc_after", "unc_both"})
 _OTHER_ENDS = str.maketrans(";!?\n", "\x01\x01\x01\x01")
 _CACHE_LIMIT = 200_000
 
@@ -48,7 +58,7 @@ class Mention:
 
     variable: str
     state: str | None  # None: a number outside every range of a measured variable
-    kind: str = "state"  # "state" or "numeric"
+    kind: str = "state"  # "state", "numeric" or "generic" (a mention without a state)
     value: float | None = None
     negated: bool = False
     uncertain: bool = False
@@ -110,6 +120,10 @@ def extract(lexicon: Lexicon, text: str) -> Extraction:
             out.uncertain.add(m.variable)
             continue
         state = m.state
+        if m.kind == "generic":
+            absent = lexicon.generic_absent[m.variable]
+            _add(asserted if m.negated else excluded, m.variable, absent)  # "denies cough" / "cough"
+            continue
         if state is None:
             out.out_of_range[m.variable] = m.value  # type: ignore[assignment]
             continue
@@ -169,20 +183,29 @@ def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
             items.append((tok, None))
             i += 1
 
-    spots: dict[int, list[object]] = {}  # item index -> [variable, state, kind, value, negated, uncertain, other]
+    # spots: item index -> [variable, state, kind, value, negated, uncertain, other, opens_negation]
+    spots: dict[int, list[Any]] = {}
     cue_kinds: set[str] = set()
     for idx, (_, entry) in enumerate(items):
         if entry is None:
             continue
-        if entry.kind == "state":
-            spots[idx] = [entry.variable, entry.state, "state", None, False, False, False]
-        elif entry.kind == "numeric":
+        kind = entry.kind
+        if kind == "state":
+            spots[idx] = [entry.variable, entry.state, "state", None, False, False, False, entry.opens_negation]
+        elif kind == "generic":
+            spots[idx] = [entry.variable, None, "generic", None, False, False, False, False]
+        elif kind == "numeric":
             value = _number_after(items, idx)
             if value is not None:
                 state = lexicon.numeric[entry.variable].state_of(value)
-                spots[idx] = [entry.variable, state, "numeric", value, False, False, False]
+                spots[idx] = [entry.variable, state, "numeric", value, False, False, False, False]
+        elif kind == "numeric_after":
+            if idx > 0 and items[idx - 1][1] is None and items[idx - 1][0][0].isdigit() and idx - 1 not in spots:
+                value = float(items[idx - 1][0])
+                state = lexicon.numeric[entry.variable].state_of(value)
+                spots[idx - 1] = [entry.variable, state, "numeric", value, False, False, False, False]
         else:
-            cue_kinds.add(entry.kind)
+            cue_kinds.add(kind)
     if not spots:
         return ()
 
@@ -191,6 +214,7 @@ def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
         for idx, (_, entry) in enumerate(items):
             if entry is None or entry.kind not in _BACKWARD:
                 continue
+            flag = 4 if entry.kind in ("neg_after", "neg_both") else 5  # negated or uncertain
             gap, j = 0, idx - 1
             while j >= 0 and gap <= _POST_WINDOW:
                 tok, e = items[j]
@@ -198,8 +222,8 @@ def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
                     break
                 if j in spots:
                     backward.add(idx)
-                    if spots[j][2] == "state":
-                        spots[j][4] = True
+                    if flag == 5 or spots[j][2] != "numeric":
+                        spots[j][flag] = True
                     if j >= 2 and items[j - 1][0] in _JOINERS and (j - 2) in spots:
                         j -= 2
                         continue
@@ -207,28 +231,67 @@ def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
                 gap += 1
                 j -= 1
 
-    if cue_kinds & _FORWARD:
-        scope: dict[str, int] = {}  # cue kind -> words left
-        for idx, (tok, entry) in enumerate(items):
-            if entry is not None and (entry.kind == "term" or (entry.kind == "neg_both" and idx in backward)):
-                scope.clear()  # a terminator; or "dyspnea denied, smoker": the cue looked back, not forward
-            elif entry is not None and entry.kind in _FORWARD:
-                scope["neg_before" if entry.kind == "neg_both" else entry.kind] = _PRE_WINDOW
-            elif idx in spots:
-                if scope:
-                    spot = spots[idx]
-                    if spot[2] == "state":
-                        spot[4] = spot[4] or "neg_before" in scope
-                    spot[5] = "uncertain" in scope
-                    spot[6] = "other" in scope
-                    scope = dict.fromkeys(scope, _PRE_WINDOW)
-            elif scope and tok != "," and tok not in _JOINERS:
-                scope = {k: left - 1 for k, left in scope.items() if left > 1}
+    if cue_kinds & _FORWARD or any(spot[7] for spot in spots.values()):
+        _forward_scopes(lexicon, items, spots, backward)
 
     return tuple(
-        Mention(str(v), s, str(k), val, bool(neg), bool(unc), bool(oth))  # type: ignore[arg-type]
-        for v, s, k, val, neg, unc, oth in (spots[i] for i in sorted(spots))
+        Mention(str(v), s, str(k), val, bool(neg), bool(unc), bool(oth))
+        for v, s, k, val, neg, unc, oth, _ in (spots[i] for i in sorted(spots))
     )
+
+
+def _forward_scopes(
+    lexicon: Lexicon, items: list[tuple[str, Entry | None]], spots: dict[int, list[Any]], backward: set[int]
+) -> None:
+    """Apply cues to the mentions after them in the sentence (NegEx-style windows; see the module docstring)."""
+    negative = lexicon.negative_states
+    scope: dict[str, int] = {}  # "neg" / "unc": words left; "other": open; "list": only "or"/"nor" may continue
+    first = False  # the next mention is the first after a negation cue
+    for idx, (tok, entry) in enumerate(items):
+        kind = entry.kind if entry is not None else None
+        if kind == "term":
+            scope.clear()
+        elif kind == "term_soft" or ((kind == "neg_both" or kind == "unc_both") and idx in backward):
+            for key in ("neg", "unc", "list"):  # "dyspnea denied, smoker": the cue looked back, not forward
+                scope.pop(key, None)
+        elif kind == "self":
+            scope.pop("other", None)
+        elif kind in ("neg_before", "neg_both"):
+            scope["neg"] = _PRE_WINDOW
+            first = True
+        elif kind in ("unc_before", "unc_both"):
+            scope["unc"] = _PRE_WINDOW
+        elif kind == "other":
+            scope["other"] = 1
+        elif idx in spots:
+            spot = spots[idx]
+            if spot[2] != "numeric" and ("neg" in scope or "list" in scope):
+                # The first mention after a cue is negated whatever its state ("not a non-smoker"); a list goes
+                # on negating only states that are not already the negative ones ("no dyspnea, breathing
+                # comfortably" keeps dysp=no).
+                if (first and "neg" in scope) or spot[1] not in negative[spot[0]]:
+                    spot[4] = True
+            first = False
+            spot[5] = spot[5] or "unc" in scope
+            spot[6] = "other" in scope
+            for key in ("neg", "unc"):
+                if key in scope:
+                    scope[key] = _PRE_WINDOW
+            scope.pop("list", None)
+            if spot[7]:
+                scope["list"] = 1  # "no recent travel or smoking": the pattern's own "no" covers the list
+        elif tok == ",":
+            scope.pop("list", None)
+        elif tok in _JOINERS:
+            if tok == "and":
+                scope.pop("list", None)
+        else:
+            scope.pop("list", None)
+            for key in ("neg", "unc"):
+                if key in scope:
+                    scope[key] -= 1
+                    if scope[key] <= 0:
+                        del scope[key]
 
 
 def _number_after(items: list[tuple[str, Entry | None]], at: int) -> float | None:

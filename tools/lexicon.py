@@ -49,15 +49,31 @@ UNCERTAINTY = (
     "questionable", "cannot exclude", "cannot be excluded", "may have", "might have", "likely", "unlikely",
     "concern for", "to be ruled out",
 )  # fmt: skip
+UNCERTAINTY_AFTER = (
+    "suspected", "is suspected", "was suspected", "likely", "is likely", "unlikely", "is unlikely", "possible",
+    "is possible", "probable", "is probable", "not excluded", "not ruled out", "cannot be excluded",
+    "to be ruled out", "questionable", "query",
+)  # fmt: skip
 OTHER_SUBJECT = (
     "family history of", "family history", "father", "mother", "brother", "sister", "sibling", "husband", "wife",
     "son", "daughter", "partner", "roommate", "relative", "relatives", "parents",
 )  # fmt: skip
+#: Words that bring the sentence back to the patient, ending an other-subject scope.
+SELF_SUBJECT = ("patient", "the patient", "pt", "the pt")
+#: Contrast words end every scope: negation, uncertainty and other subject.
 TERMINATORS = (
     "but", "however", "although", "though", "yet", "except", "whereas", "while", "apart from", "aside from",
+)  # fmt: skip
+#: Clause words end negation and uncertainty scopes, not an other-subject one ("mother has tuberculosis").
+CLAUSE_TERMINATORS = (
     "reports", "reported", "complains", "complained", "presents", "presented", "has", "had", "with", "shows",
     "showed", "which", "who",
 )  # fmt: skip
+#: State names that read as "absent/normal": a list continuing a negation does not flip them
+#: ("no dyspnea, breathing comfortably"), unless the variable's ``negation`` map says otherwise.
+NEGATIVE_NAMES = frozenset(
+    {"no", "false", "absent", "none", "normal", "negative", "never", "nil", "n", "0", "off", "clear", "unremarkable"}
+)
 PSEUDO = (
     "no change", "no increase", "no decrease", "not only", "no further", "not necessarily", "without difficulty",
     "gram negative", "no longer than",
@@ -96,9 +112,13 @@ class StateWords(_Strict):
 
 
 class NumericSpec(_Strict):
-    """A measured variable: its names, unit, and the value range ``[low, high)`` that each state covers."""
+    """A measured variable: its names, unit, and the value range ``[low, high)`` that each state covers.
+
+    ``names`` come before the number ("heart rate 120"); ``after`` are words that follow it ("72-year-old").
+    """
 
     names: list[str]
+    after: list[str] = Field(default_factory=list)
     unit: str | None = None
     ranges: dict[Name, tuple[float, float]]
     decimals: int = Field(default=0, ge=0, le=4)
@@ -123,12 +143,23 @@ class NumericSpec(_Strict):
         return self
 
 
+class GenericSpec(_Strict):
+    """Words that mention a variable without naming its state ("cough" when the states are none/dry/productive).
+
+    A plain generic mention only says the state is not ``absent``; a negated one ("denies cough") asserts it.
+    """
+
+    patterns: list[str]
+    absent: Name
+
+
 class CueSpec(_Strict):
     """Extra cue words for this domain, added to the built-in lists."""
 
     negation_before: list[str] = Field(default_factory=list)
     negation_after: list[str] = Field(default_factory=list)
     uncertainty: list[str] = Field(default_factory=list)
+    uncertainty_after: list[str] = Field(default_factory=list)
     other_subject: list[str] = Field(default_factory=list)
     terminators: list[str] = Field(default_factory=list)
 
@@ -149,9 +180,10 @@ class TextSpec(_Strict):
 class Entry:
     """What a matched token sequence means: a state of a variable, a numeric name, or a cue of some kind."""
 
-    kind: str  # "state" | "numeric" | "neg_before" | "neg_after" | "uncertain" | "other" | "term" | "pseudo"
+    kind: str  # "state" | "numeric" | "numeric_after" | "generic" | a cue kind (see compile_lexicon)
     variable: str = ""
     state: str = ""
+    opens_negation: bool = False  # a state pattern that starts with a negation cue ("no recent travel")
 
 
 @dataclass(frozen=True)
@@ -180,6 +212,8 @@ class Lexicon:
     states: Mapping[str, tuple[str, ...]]
     phrases: Mapping[str, Mapping[str, tuple[str, ...]]]
     negation: Mapping[str, Mapping[str, str]]
+    negative_states: Mapping[str, frozenset[str]]
+    generic_absent: Mapping[str, str]
     numeric: Mapping[str, NumericRule]
     text: TextSpec
     table: Mapping[str, tuple[tuple[tuple[str, ...], Entry], ...]] = field(repr=False)
@@ -222,6 +256,8 @@ def compile_lexicon(
     descriptions = {v: variables[v].description or "" for v in order if v in variables}
     phrases: dict[str, dict[str, tuple[str, ...]]] = {}
     negation: dict[str, dict[str, str]] = {}
+    negative_states: dict[str, frozenset[str]] = {}
+    generic_absent: dict[str, str] = {}
     numeric: dict[str, NumericRule] = {}
     table: dict[tuple[str, ...], tuple[Entry, str]] = {}
 
@@ -261,9 +297,24 @@ def compile_lexicon(
                         f"negation map {src!r} -> {dst!r} must name states of {var} ({', '.join(states)})",
                     )
                 )
+        explicit = bool(neg)
         if len(states) == 2 and not neg:
             neg = {states[0]: states[1], states[1]: states[0]}  # "not A" is B when there are only two states
         negation[var] = {s: d for s, d in neg.items() if s in states and d in states}
+        negative_states[var] = frozenset(
+            negation[var].values() if explicit else (s for s in states if s.lower() in NEGATIVE_NAMES)
+        )
+        if meta is not None and meta.generic is not None:
+            if meta.generic.absent not in states:
+                problems.append(
+                    Problem(
+                        where((*base, "generic", "absent")),
+                        f"{var} has no state {meta.generic.absent!r} (valid: {', '.join(states)})",
+                    )
+                )
+            generic_absent[var] = meta.generic.absent
+            for i, pattern in enumerate(meta.generic.patterns):
+                add(words(pattern), Entry("generic", var), where((*base, "generic", "patterns", i)))
         if meta is not None and meta.numeric is not None:
             spec_n = meta.numeric
             bad = [s for s in spec_n.ranges if s not in states]
@@ -276,6 +327,8 @@ def compile_lexicon(
             )
             for i, name in enumerate(spec_n.names):
                 add(words(name), Entry("numeric", var), where((*base, "numeric", "names", i)))
+            for i, name in enumerate(spec_n.after):
+                add(words(name), Entry("numeric_after", var), where((*base, "numeric", "after", i)))
         var_phrases: dict[str, tuple[str, ...]] = {}
         for state in states:
             entry = given.get(state)
@@ -302,12 +355,16 @@ def compile_lexicon(
 
     cues = text.cues
     cue_kinds: dict[tuple[str, ...], str] = {}
+    both = {frozenset({"neg_before", "neg_after"}): "neg_both", frozenset({"unc_before", "unc_after"}): "unc_both"}
     for kind, builtin, extra, key in (
         ("neg_before", NEGATION_BEFORE, cues.negation_before, "negation_before"),
         ("neg_after", NEGATION_AFTER, cues.negation_after, "negation_after"),
-        ("uncertain", UNCERTAINTY, cues.uncertainty, "uncertainty"),
+        ("unc_before", UNCERTAINTY, cues.uncertainty, "uncertainty"),
+        ("unc_after", UNCERTAINTY_AFTER, cues.uncertainty_after, "uncertainty_after"),
         ("other", OTHER_SUBJECT, cues.other_subject, "other_subject"),
+        ("self", SELF_SUBJECT, (), ""),
         ("term", TERMINATORS, cues.terminators, "terminators"),
+        ("term_soft", CLAUSE_TERMINATORS, (), ""),
         ("pseudo", PSEUDO, (), ""),
     ):
         for i, cue in enumerate((*builtin, *extra)):
@@ -316,13 +373,17 @@ def compile_lexicon(
                 problems.append(Problem(where(("text", "cues", key, i - len(builtin))), "a cue needs a word"))
                 continue
             known = cue_kinds.get(tokens)
-            if {known, kind} == {"neg_before", "neg_after"}:
-                cue_kinds[tokens] = "neg_both"  # "denied dyspnea" and "dyspnea denied"
+            if known is not None and frozenset({known, kind}) in both:
+                cue_kinds[tokens] = both[frozenset({known, kind})]  # "denied dyspnea" and "dyspnea denied"
             elif known is None:
                 cue_kinds[tokens] = kind  # otherwise the first list to claim a cue keeps it
     for tokens, kind in cue_kinds.items():
         if tokens not in table:  # a domain pattern spelled like a cue wins
             table[tokens] = (Entry(kind), "built-in cue list")
+    negators = {t for t, k in cue_kinds.items() if k in ("neg_before", "neg_both")}
+    for tokens, (meaning, at) in list(table.items()):
+        if meaning.kind == "state" and any(tokens[:k] in negators for k in range(1, len(tokens))):
+            table[tokens] = (Entry("state", meaning.variable, meaning.state, opens_negation=True), at)
 
     by_first: dict[str, list[tuple[tuple[str, ...], Entry]]] = {}
     for tokens, (meaning, _) in table.items():
@@ -334,6 +395,8 @@ def compile_lexicon(
         states={v: network.states(v) for v in order},
         phrases=phrases,
         negation=negation,
+        negative_states=negative_states,
+        generic_absent=generic_absent,
         numeric=numeric,
         text=text,
         table={k: tuple(sorted(v, key=lambda te: -len(te[0]))) for k, v in by_first.items()},

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from tools.errors import Problem, SpecError
-from tools.lexicon import Lexicon, NumericSpec, StateWords, TextSpec, compile_lexicon
+from tools.lexicon import GenericSpec, Lexicon, NumericSpec, StateWords, TextSpec, compile_lexicon
 from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
 from tools.network import Network, Node, cpt_sum_problem
 from tools.yamlio import Path as KeyPath
@@ -93,6 +93,7 @@ class VariableMeta(_Strict):
     states: dict[Name, StateWords] = Field(default_factory=dict)
     negation: dict[Name, Name] = Field(default_factory=dict)
     numeric: NumericSpec | None = None
+    generic: GenericSpec | None = None
 
 
 class Spec(_Strict):

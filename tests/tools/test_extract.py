@@ -93,6 +93,43 @@ def test_uncertain_and_other_subject_mentions_state_nothing(asia_spec):
     assert tub[0]["kind"] == "omission" and "uncertain" in tub[0]["message"]
 
 
+@pytest.mark.parametrize(
+    ("text", "facts", "uncertain"),
+    [
+        ("Mother has tuberculosis.", {}, set()),  # a clause word does not end an other-subject scope
+        ("Father with lung cancer, patient smokes.", {"smoke": "yes"}, set()),  # "patient" ends it
+        ("Tuberculosis suspected.", {}, {"tub"}),  # uncertainty after the finding
+        ("Lung cancer is likely.", {}, {"lung"}),
+        ("Lung cancer not excluded.", {}, {"lung"}),
+        ("No dyspnea, breathing comfortably.", {"dysp": "no"}, set()),  # a list does not flip a negative state
+        ("No recent travel or smoking.", {"asia": "no", "smoke": "no"}, set()),  # a negative pattern's own "no"
+        ("Never smoked, dyspnea on exertion.", {"smoke": "no", "dysp": "yes"}, set()),  # ... not across a comma
+        ("Denies dyspnea and smoking.", {"dysp": "no", "smoke": "no"}, set()),
+    ],
+)
+def test_scopes_of_cues(asia_spec, text, facts, uncertain):
+    got = extract(asia_spec.lexicon, text)
+    assert got.stated() == facts
+    assert got.uncertain == uncertain
+
+
+def test_generic_mentions_and_numbers_after_the_value():
+    clinic = load_domain(ROOT / "examples" / "clinic.yaml")
+    lex = clinic.lexicon
+    assert stated(clinic, "A 72-year-old man.") == {"age": "old"}
+    assert stated(clinic, "Denies fever, cough or chest pain.") == {
+        "temperature": "normal", "cough": "none", "chest_pain": "none"
+    }  # fmt: skip
+    got = extract(lex, "Cough for three days.")
+    assert got.stated() == {} and got.excluded == {"cough": ["none"]}
+    skeleton = {v: lex.states[v][0] for v in lex.order} | {"cough": "dry"}
+    (cough,) = [v for v in check_facts(lex, skeleton, got) if v["variable"] == "cough"]
+    assert cough["kind"] == "omission" and "only that it is not none" in cough["message"]
+    skeleton["cough"] = "none"
+    (cough,) = [v for v in check_facts(lex, skeleton, got) if v["variable"] == "cough"]
+    assert cough["kind"] == "contradiction"
+
+
 def test_fact_stated_for_the_wrong_variable_is_caught(asia_spec):
     # The skeleton has lung cancer and no bronchitis; the text puts the disease on the wrong variable.
     skeleton = _full(asia_spec, {"lung": "yes", "bronc": "no"})
