@@ -23,6 +23,7 @@ from typing import Annotated
 import _common  # noqa: F401  (sets sys.path and warning filters)
 import pandas as pd
 from _common import ROOT, Check, Result, Timer, finish, run_main, table
+from typing_extensions import TypedDict
 
 OUT = Path(__file__).resolve().parent / "results" / "loop.md"
 N_THROUGHPUT = 10_000
@@ -119,25 +120,26 @@ def throughput() -> Result:
     return finish(md, checks, t_start)
 
 
+class _FanState(TypedDict, total=False):
+    items: list[int]
+    done: Annotated[list[int], operator.add]
+
+
+class _One(TypedDict):
+    item: int
+
+
 def _send_fanout(n: int) -> float:
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import Send
-    from typing_extensions import TypedDict
 
-    class S(TypedDict, total=False):
-        items: list[int]
-        done: Annotated[list[int], operator.add]
-
-    class One(TypedDict):
-        item: int
-
-    def fan(state: S) -> list[Send]:
+    def fan(state: _FanState) -> list[Send]:
         return [Send("work", {"item": i}) for i in state["items"]]
 
-    def work(state: One) -> dict[str, list[int]]:
+    def work(state: _One) -> dict[str, list[int]]:
         return {"done": [state["item"]]}
 
-    builder = StateGraph(S)
+    builder = StateGraph(_FanState)
     builder.add_node("work", work)
     builder.add_conditional_edges(START, fan, ["work"])
     builder.add_edge("work", END)

@@ -1,0 +1,99 @@
+"""The chat-model realiser: prompts name the right facts, calls respect the concurrency cap, failures stay local."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from agents.chat_realiser import ChatRealiser
+from tests.conftest import ROOT
+from tests.fakes import ScriptedChatModel
+from tools.realisation import RealisationRequest, Violation
+from tools.spec import Domain, load_domain
+
+
+@pytest.fixture(scope="module")
+def asia_spec() -> Domain:
+    return load_domain(ROOT / "examples" / "asia.yaml")
+
+
+def skeleton(domain: Domain, **given: str) -> dict[str, str]:
+    return {v: given.get(v, domain.network.states(v)[0]) for v in domain.network.names}
+
+
+def test_prompt_states_every_observed_fact_and_hides_latent_ones(asia_spec):
+    realiser = ChatRealiser(ScriptedChatModel(), asia_spec.lexicon)
+    sk = skeleton(asia_spec, smoke="no", either="yes")
+    system, human = realiser.messages(RealisationRequest(record_id=0, skeleton=sk))
+    for var in asia_spec.lexicon.observed:
+        assert f"- {asia_spec.lexicon.label(var)}: {sk[var]}" in str(human.content)
+    assert "either" not in str(human.content).split("Facts to state:")[1].split("(for example")[0]
+    assert "Do not mention: tuberculosis or lung cancer" in str(system.content)
+
+
+def test_correction_prompt_carries_the_previous_text_and_the_violations(asia_spec):
+    realiser = ChatRealiser(ScriptedChatModel(), asia_spec.lexicon)
+    wrong = Violation(kind="contradiction", variable="smoke", expected="no", found="yes",
+                      message="the text says smoke=yes (smoker); the record says smoke=no")  # fmt: skip
+    request = RealisationRequest(record_id=0, skeleton=skeleton(asia_spec), attempt=1, feedback=[wrong],
+                                 previous_text="The patient smokes.")  # fmt: skip
+    last = str(realiser.messages(request)[-1].content)
+    assert "The patient smokes." in last and "the record says smoke=no" in last
+
+
+class SlowModel(ScriptedChatModel):
+    """Counts calls in flight."""
+
+    lock: Any = None
+    in_flight: int = 0
+    peak: int = 0
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        time.sleep(0.05)
+        with self.lock:
+            self.in_flight -= 1
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("No shortness of breath."))])
+
+
+@pytest.mark.parametrize("cap", [1, 3])
+def test_concurrency_cap_is_respected(asia_spec, cap):
+    model = SlowModel(lock=threading.Lock())
+    realiser = ChatRealiser(model, asia_spec.lexicon, concurrency=cap)
+    out = realiser.realise([RealisationRequest(record_id=i, skeleton=skeleton(asia_spec)) for i in range(12)])
+    assert len(out) == 12 and all(r.llm_calls == 1 for r in out)
+    assert model.peak == cap
+
+
+def test_realise_works_inside_a_running_event_loop(asia_spec):
+    import asyncio
+
+    realiser = ChatRealiser(ScriptedChatModel(), asia_spec.lexicon)
+
+    async def inside() -> list[str]:
+        return [r.text for r in realiser.realise([RealisationRequest(record_id=0, skeleton=skeleton(asia_spec))])]
+
+    (text,) = asyncio.run(inside())
+    assert text
+
+
+def test_a_failing_call_is_reported_per_record(asia_spec):
+    model = ScriptedChatModel(fail_for="bronchitis: no")
+    realiser = ChatRealiser(model, asia_spec.lexicon)
+    ok, failed = realiser.realise(
+        [
+            RealisationRequest(record_id=0, skeleton=skeleton(asia_spec, bronc="yes")),
+            RealisationRequest(record_id=1, skeleton=skeleton(asia_spec, bronc="no")),
+        ]
+    )
+    assert ok.error is None and ok.text
+    assert failed.error == "RuntimeError: model overloaded" and failed.text == ""
