@@ -23,6 +23,7 @@ from typing import Annotated
 import _common  # noqa: F401  (sets sys.path and warning filters)
 import pandas as pd
 from _common import ROOT, Check, Result, Timer, finish, run_main, table
+from langgraph.types import Send
 from typing_extensions import TypedDict
 
 OUT = Path(__file__).resolve().parent / "results" / "loop.md"
@@ -131,7 +132,6 @@ class _One(TypedDict):
 
 def _send_fanout(n: int) -> float:
     from langgraph.graph import END, START, StateGraph
-    from langgraph.types import Send
 
     def fan(state: _FanState) -> list[Send]:
         return [Send("work", {"item": i}) for i in state["items"]]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents.chat_realiser import ChatRealiser
 from graphs.builder import build_graph
@@ -181,3 +183,52 @@ def test_template_realisation_is_deterministic_and_batch_independent(asia_spec):
 def test_no_output_folder_needed(asia_spec):
     report = run(asia_spec, TemplateRealiser(asia_spec.lexicon), RunSettings(n=20, batch_size=7), None)
     assert report["n_accepted"] == 20
+
+
+class FlakyRealiser:
+    """Template texts, except that some attempts (chosen by a hash) come back empty or contradicted."""
+
+    name = "flaky"
+
+    def __init__(self, domain: Domain, fail_rate: float, seed: int) -> None:
+        self.inner = TemplateRealiser(domain.lexicon, seed=seed)
+        self.fail_rate = fail_rate
+        self.seed = seed
+
+    def realise(self, requests: list[RealisationRequest]) -> list[Realisation]:
+        from tools.template import uniforms
+
+        good = self.inner.realise(requests)
+        u = uniforms(self.seed, [r.record_id for r in requests], [r.attempt for r in requests], 2)
+        out = []
+        for res, (a, b) in zip(good, u.tolist(), strict=True):
+            if a >= self.fail_rate:
+                out.append(res)
+            elif b < 0.5:
+                out.append(Realisation(text="", error="timeout"))
+            else:
+                out.append(Realisation(text=res.text + " Smoker. Non-smoker."))  # stated two ways
+        return out
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    batch=st.integers(1, 50),
+    max_rounds=st.integers(0, 3),
+    mode=st.sampled_from(["iterative", "rejection"]),
+    fail_rate=st.sampled_from([0.0, 0.3, 0.9, 1.0]),
+)
+def test_every_record_ends_in_exactly_one_table(asia_spec, tmp_path_factory, n, batch, max_rounds, mode, fail_rate):
+    out = tmp_path_factory.mktemp("run")
+    settings_ = RunSettings(n=n, batch_size=batch, max_rounds=max_rounds, mode=mode, seed=n)
+    report = run(asia_spec, FlakyRealiser(asia_spec, fail_rate, seed=n), settings_, out)
+    records, rejects, _, events = outputs(out)
+    assert sorted([*records.record_id, *rejects.record_id]) == list(range(n))
+    assert report["n_accepted"] + report["n_rejected"] == n == report["n_requested"]
+    assert (records.rounds <= max_rounds).all()
+    assert all(len(json.loads(h)) == max_rounds + 1 for h in rejects.history)
+    assert all(reason for reason in rejects.reason)
+    if fail_rate == 1.0:
+        assert len(records) == 0 and report["realizability"] == 0.0 and report["selection_bias_tvd"] is None
+    assert events[-1]["node"] == "write" and events[-1]["finished"] is True
