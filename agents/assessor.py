@@ -61,9 +61,8 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
     accepted_tvd = tvd_summary(net, ledger.codes("accepted"), n_acc)
     floor_tvd = tvd_summary(net, ledger.codes("skeleton"), n_requested)
     seconds = time.perf_counter() - ctx.started
-    rounds = {
-        k.split(":", 1)[1]: int(v) for k, v in sorted(totals.items(), key=lambda kv: kv[0]) if k.startswith("rounds:")
-    }
+    rounds = {k.split(":", 1)[1]: int(v) for k, v in totals.items() if k.startswith("rounds:")}
+    rounds = dict(sorted(rounds.items(), key=lambda kv: int(kv[0])))  # "10" after "9"
     return {
         "spec": ctx.domain.source,
         "domain": ctx.domain.name,
@@ -94,5 +93,4 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
         "selection_bias": {"accepted": accepted_tvd.to_dict(), "all_skeletons": floor_tvd.to_dict()},
         "seconds": seconds,
         "records_per_second": n_requested / seconds if seconds > 0 else None,
-        **ctx.extra_report,
     }

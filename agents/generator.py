@@ -36,7 +36,7 @@ def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         if res.error is not None:
             failures += 1
             violations.append(
-                Violation(kind="format", variable="text", expected=None, found=None,
+                Violation(kind="generation", variable="text", expected=None, found=None,
                           message=f"the generator failed: {res.error}")
             )  # fmt: skip
         used = res.prompt_tokens + res.completion_tokens

@@ -31,7 +31,7 @@ def facts_prompt(lexicon: Lexicon, skeleton: Mapping[str, str], examples: Sequen
         state = skeleton[var]
         phrases = lexicon.phrases.get(var, {}).get(state, ())
         hint = f' (for example: "{phrases[0]}")' if phrases and "{" not in phrases[0] else ""
-        lines.append(f"- {lexicon.label(var)}: {state}{hint}")
+        lines.append(f"- {lexicon.label(var)}: {lexicon.describe(var, state)}{hint}")
     if examples:
         lines.append("")
         lines.append("Examples of the style to follow:")

@@ -129,6 +129,8 @@ def run_cmd(
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="LLM calls in flight at once.")] = 4,
 ) -> None:
     """Generate records through the agent graph: sample, realise, validate, verify, correct, assess, write."""
+    if str(out) in ("", "."):  # typer reads --out "" as "."
+        raise UsageError("--out needs a folder name (the run writes records.parquet, rejects.parquet, ... into it)")
     domain = load_domain(spec)
     settings = RunSettings(n=n, mode=mode, max_rounds=max_rounds, batch_size=batch_size, seed=seed, llm=llm)  # type: ignore[arg-type]
     realiser = make_realiser(llm, domain.lexicon, seed=seed, concurrency=concurrency)

@@ -70,7 +70,6 @@ class RunContext:
     sink: RunSink | None = None
     ledger: Ledger = field(init=False)
     progress: Callable[[int], None] | None = None
-    extra_report: Mapping[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

@@ -85,11 +85,11 @@ def ci_summary(
     return CISummary(fpr, power, n_tests, n_untestable, n_rows)
 
 
-def tvd_summary(network: Network, codes: Codes, n_rows: int, *, pairs: bool = True) -> TVDSummary:
+def tvd_summary(network: Network, codes: Codes, n_rows: int) -> TVDSummary:
     """TVD of the data's single (and pairwise) marginals from the exact SCM marginals."""
     if n_rows == 0:
         return TVDSummary(None, None, None, None, None, None, 0)
-    singles, joint = exact_tables(network, pairs)
+    singles, joint = exact_tables(network)
     cards = {v: network.node(v).card for v in network.names}
     single_tvd = [
         0.5 * float(np.abs(np.bincount(codes[v], minlength=cards[v]) / n_rows - singles[v]).sum())
@@ -114,13 +114,13 @@ def tvd_summary(network: Network, codes: Codes, n_rows: int, *, pairs: bool = Tr
 
 @lru_cache(maxsize=8)
 def exact_tables(
-    network: Network, pairs: bool = True
+    network: Network,
 ) -> tuple[dict[str, NDArray[np.float64]], dict[tuple[str, str], NDArray[np.float64]]]:
     """Exact single and pairwise marginals, by variable elimination; cached in memory and on disk."""
     key = hashlib.sha256(json.dumps(network.to_dict(), sort_keys=True).encode()).hexdigest()[:32]
-    path = cache_dir() / f"marginals-{key}-{int(pairs)}.npz"
+    path = cache_dir() / f"marginals-{key}.npz"
     names = network.names
-    wanted = list(itertools.combinations(names, 2)) if pairs else []
+    wanted = list(itertools.combinations(names, 2))
     try:
         with np.load(path) as stored:
             singles = {v: stored[f"s{i}"] for i, v in enumerate(names)}

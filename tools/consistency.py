@@ -23,28 +23,29 @@ def check_facts(lexicon: Lexicon, skeleton: Mapping[str, str], got: Extraction) 
         if len(asserted) == 1 and asserted[0] == want and var not in excluded and var not in odd:
             continue  # stated once, as required: the common case
         label = lexicon.label(var)
+        need = lexicon.describe(var, want)  # with its value range, so the fix is clear
         denied = excluded.get(var, [])
         if len(asserted) > 1:
             states = " and ".join(asserted)
             out.append(
                 _v("contradiction", var, want, "/".join(asserted),
-                   f"the text states {var} ({label}) two ways ({states}); the record says {var}={want}")
+                   f"the text states {var} ({label}) two ways ({states}); the record says {var}={need}")
             )  # fmt: skip
         elif asserted and asserted[0] != want:
             out.append(
                 _v("contradiction", var, want, asserted[0],
-                   f"the text says {var}={asserted[0]} ({label}); the record says {var}={want}")
+                   f"the text says {var}={asserted[0]} ({label}); the record says {var}={need}")
             )  # fmt: skip
         elif want in denied:
             out.append(
                 _v("contradiction", var, want, f"not {want}",
-                   f"the text denies {var}={want} ({label}); the record says {var}={want}")
+                   f"the text denies {var}={want} ({label}); the record says {var}={need}")
             )  # fmt: skip
         elif var in got.out_of_range:
             value = got.out_of_range[var]
             out.append(
                 _v("contradiction", var, want, f"{value:g}",
-                   f"the text gives {var} ({label}) as {value:g}, outside every range; the record says {var}={want}")
+                   f"the text gives {var} ({label}) as {value:g}, outside every range; the record says {var}={need}")
             )  # fmt: skip
         elif not asserted:
             if var in got.uncertain:
@@ -54,7 +55,7 @@ def check_facts(lexicon: Lexicon, skeleton: Mapping[str, str], got: Extraction) 
             else:
                 why = "does not state it"
             out.append(
-                _v("omission", var, want, None, f"the text {why}: {var} ({label}) must be stated as {var}={want}")
+                _v("omission", var, want, None, f"the text {why}: {var} ({label}) must be stated as {var}={need}")
             )
     for var in lexicon.latent:
         if got.mentioned(var):

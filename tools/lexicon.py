@@ -37,7 +37,7 @@ VALUE_SLOT = "{value}"
 NEGATION_BEFORE = (
     "no", "not", "denies", "denied", "deny", "without", "negative for", "free of", "absence of",
     "no evidence of", "no sign of", "no signs of", "never", "none", "neither", "nor", "rules out", "ruled out",
-    "excluded", "no history of", "no longer", "denied",
+    "excluded", "no history of", "no longer",
 )  # fmt: skip
 NEGATION_AFTER = (
     "ruled out", "was ruled out", "were ruled out", "is ruled out", "excluded", "was excluded", "negative",
@@ -233,6 +233,15 @@ class Lexicon:
     def label(self, var: str) -> str:
         """A human name for ``var``: its description, else its name."""
         return self.descriptions.get(var) or var
+
+    def describe(self, var: str, state: str) -> str:
+        """``state``, with its value range for a measured variable: ``HIGH (100 to 180 bpm)``."""
+        rule = self.numeric.get(var)
+        span = next(((lo, hi) for lo, hi, s in rule.ranges if s == state), None) if rule else None
+        if rule is None or span is None:
+            return state
+        unit = f" {rule.unit}" if rule.unit else ""
+        return f"{state} ({span[0]:g} to {span[1]:g}{unit})"
 
 
 def _means(entry: Entry) -> str:

@@ -8,7 +8,7 @@ the Generator node only sees this protocol. Values are plain dicts and strings s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypedDict
 
 
@@ -17,7 +17,8 @@ class Violation(TypedDict):
 
     ``kind`` is ``contradiction`` (the text states another value), ``omission`` (an observed fact is missing),
     ``latent`` (a variable that must not be stated is), ``invalid_state`` (the skeleton holds a value that is not
-    a state) or ``format`` (the text breaks the spec's format rules); ``variable`` is the variable, or ``text``.
+    a state), ``format`` (the text breaks the spec's format rules) or ``generation`` (the generator call failed);
+    ``variable`` is the variable, or ``text``.
     """
 
     kind: str
@@ -62,7 +63,6 @@ class Realisation:
     completion_tokens: int = 0
     tokens_estimated: bool = False
     error: str | None = None
-    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 class Realiser(Protocol):

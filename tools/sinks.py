@@ -63,7 +63,6 @@ class RunSink:
         except OSError as exc:
             raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
         self._writers: dict[str, pq.ParquetWriter] = {}
-        self.counts = {RECORDS: 0, REJECTS: 0}
         self.finished = False
 
     def _partial(self, name: str) -> Path:
@@ -81,7 +80,6 @@ class RunSink:
                 if rows:
                     table = pa.Table.from_pydict(self._columns(rows, name == REJECTS), schema=self._writer(name).schema)
                     self._writer(name).write_table(table)
-                    self.counts[name] += len(rows)
         except OSError as exc:
             raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
 

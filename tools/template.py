@@ -28,7 +28,8 @@ def _mix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
 def uniforms(seed: int, record_ids: Sequence[int], attempts: Sequence[int], k: int) -> NDArray[np.float64]:
     """``(n, k)`` uniforms in [0, 1) that depend only on ``(seed, record_id, attempt, column)``."""
     with np.errstate(over="ignore"):
-        base = _mix(np.array([seed & 0xFFFFFFFF], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        base = _mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        base = _mix(base ^ np.uint64((seed >> 64) & 0xFFFFFFFFFFFFFFFF))
         ids = np.asarray(record_ids, dtype=np.uint64)[:, None]
         att = np.asarray(attempts, dtype=np.uint64)[:, None]
         col = np.arange(k, dtype=np.uint64)[None, :]

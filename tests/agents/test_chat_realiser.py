@@ -97,3 +97,37 @@ def test_a_failing_call_is_reported_per_record(asia_spec):
     )
     assert ok.error is None and ok.text
     assert failed.error == "RuntimeError: model overloaded" and failed.text == ""
+
+
+class LoopBoundModel(ScriptedChatModel):
+    """Like a provider client: remembers the event loop of its first call and fails on any other loop."""
+
+    loop_ids: list[int] = []
+    sleep: float = 0.0
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any):
+        import asyncio
+
+        self.loop_ids.append(id(asyncio.get_running_loop()))
+        if len(set(self.loop_ids)) > 1:
+            raise RuntimeError("Event loop is closed")
+        await asyncio.sleep(self.sleep)
+        return self._generate(messages)
+
+
+def test_every_batch_runs_on_the_same_event_loop(asia_spec):
+    model = LoopBoundModel(loop_ids=[])
+    realiser = ChatRealiser(model, asia_spec.lexicon, concurrency=2)
+    for batch in range(3):
+        out = realiser.realise(
+            [RealisationRequest(record_id=batch * 10 + i, skeleton=skeleton(asia_spec)) for i in range(4)]
+        )
+        assert all(r.error is None for r in out), [r.error for r in out]
+    assert len(model.loop_ids) == 12 and len(set(model.loop_ids)) == 1
+
+
+def test_a_hung_call_times_out_and_fails_only_its_record(asia_spec):
+    model = LoopBoundModel(loop_ids=[], sleep=5.0)
+    realiser = ChatRealiser(model, asia_spec.lexicon, timeout=0.2, retries=0)
+    (res,) = realiser.realise([RealisationRequest(record_id=0, skeleton=skeleton(asia_spec))])
+    assert res.error == "TimeoutError: no reply within 0.2 s" and res.llm_calls == 1
