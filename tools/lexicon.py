@@ -67,8 +67,20 @@ TERMINATORS = (
 #: Clause words end negation and uncertainty scopes, not an other-subject one ("mother has tuberculosis").
 CLAUSE_TERMINATORS = (
     "reports", "reported", "complains", "complained", "presents", "presented", "has", "had", "with", "shows",
-    "showed", "which", "who",
+    "showed", "which", "who", "positive for", "diagnosed with",
 )  # fmt: skip
+#: After a mention, these affirm it, so a negation list before it does not reach it ("no bronchitis, tuberculosis
+#: confirmed"); they also end negation scopes, like clause words.
+AFFIRM_AFTER = (
+    "confirmed",
+    "is confirmed",
+    "was confirmed",
+    "present",
+    "is present",
+    "noted",
+    "positive",
+    "is positive",
+)
 #: State names that read as "absent/normal": a list continuing a negation does not flip them
 #: ("no dyspnea, breathing comfortably"), unless the variable's ``negation`` map says otherwise.
 NEGATIVE_NAMES = frozenset(
@@ -79,24 +91,30 @@ PSEUDO = (
     "gram negative", "no longer than",
 )  # fmt: skip
 
-_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+|[.;!?\n]|,")
+_TOKEN = re.compile(r"(?<![\w.])-\d+(?:\.\d+)?|\d+(?:\.\d+)?|[^\W\d_][^\W_]*|[.;!?\n]|,|[<>≤≥]")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _CONTRACTION = re.compile(r"n['’]t\b")
 BREAK = "."  # every sentence-ending token is normalised to this
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case word and number tokens, ``.`` for sentence/clause ends and ``,`` for commas.
+    """Lower-case word and number tokens, ``.`` for sentence/clause ends, ``,`` for commas, ``<``/``>`` kept.
 
-    Hyphens and other punctuation separate words ("non-smoker" -> non smoker; "X-ray" -> x ray); "n't" reads
-    as "not"; a colon is a plain separator ("Dyspnea: absent").
+    A word starts with a letter and may go on with digits ("SpO2", "CO2", "cmH2O"); a number is digits (with a
+    decimal point). Hyphens and other punctuation separate words ("non-smoker" -> non smoker), except a minus
+    sign before a number that does not follow a word ("-5", but "2-3" is 2 and 3); "n't" reads as "not";
+    "2,500" is one number; a colon is a plain separator ("Dyspnea: absent").
     """
-    toks = _TOKEN.findall(_CONTRACTION.sub(" not", text.lower()))
+    text = _CONTRACTION.sub(" not", text.lower())
+    if "," in text:
+        text = _THOUSANDS.sub("", text)  # 2,500 is one number
+    toks = _TOKEN.findall(text)
     return [BREAK if t in ".;!?\n" else t for t in toks]
 
 
 def words(phrase: str) -> tuple[str, ...]:
     """A pattern's tokens: the words and numbers of ``phrase``, punctuation dropped."""
-    return tuple(t for t in tokenize(phrase) if t not in (BREAK, ","))
+    return tuple(t for t in tokenize(phrase) if t not in (BREAK, ",", "<", ">", "≤", "≥"))
 
 
 # -- spec models ------------------------------------------------------------------------------------------------
@@ -374,6 +392,7 @@ def compile_lexicon(
         ("self", SELF_SUBJECT, (), ""),
         ("term", TERMINATORS, cues.terminators, "terminators"),
         ("term_soft", CLAUSE_TERMINATORS, (), ""),
+        ("affirm", AFFIRM_AFTER, (), ""),
         ("pseudo", PSEUDO, (), ""),
     ):
         for i, cue in enumerate((*builtin, *extra)):

@@ -105,12 +105,67 @@ def test_uncertain_and_other_subject_mentions_state_nothing(asia_spec):
         ("No recent travel or smoking.", {"asia": "no", "smoke": "no"}, set()),  # a negative pattern's own "no"
         ("Never smoked, dyspnea on exertion.", {"smoke": "no", "dysp": "yes"}, set()),  # ... not across a comma
         ("Denies dyspnea and smoking.", {"dysp": "no", "smoke": "no"}, set()),
+        # After a comma, a negation goes on only in a visible list; otherwise the reading is ambiguous and the
+        # fact counts as not stated (so a wrong reading can never be accepted).
+        ("No dyspnea, smoker.", {"dysp": "no"}, {"smoke"}),
+        ("Without dyspnea, smokes daily.", {"dysp": "no"}, {"smoke"}),
+        ("Denies tuberculosis, bronchitis, dyspnea.", {"tub": "no", "bronc": "no", "dysp": "no"}, set()),
+        ("No recent travel, smoking or dyspnea.", {"asia": "no", "smoke": "no", "dysp": "no"}, set()),
+        ("No bronchitis, tuberculosis confirmed.", {"bronc": "no", "tub": "yes"}, set()),
+        ("Negative for tuberculosis and positive for lung cancer.", {"tub": "no", "lung": "yes"}, set()),
+        # "Label: value" notes.
+        ("Dyspnea: no.", {"dysp": "no"}, set()),
+        ("TB: no, smoker: yes.", {"tub": "no", "smoke": "yes"}, set()),
+        ("Dyspnea - none.", {"dysp": "no"}, set()),
+        ("Dyspnea: absent.", {"dysp": "no"}, set()),
+        ("Smoker no dyspnea.", {"smoke": "yes", "dysp": "no"}, set()),
     ],
 )
 def test_scopes_of_cues(asia_spec, text, facts, uncertain):
     got = extract(asia_spec.lexicon, text)
     assert got.stated() == facts
     assert got.uncertain == uncertain
+
+
+@pytest.mark.parametrize(
+    ("text", "facts", "vague"),
+    [
+        ("Troponin <14.", {"troponin": "normal"}, set()),  # below the bottom range's top: normal
+        ("Troponin below 14 ng/L.", {"troponin": "normal"}, set()),
+        ("Troponin above 20.", {"troponin": "raised"}, set()),
+        ("Heart rate below 120.", {}, {"heart_rate"}),  # spans normal and high: states nothing
+        ("Troponin 1,500 ng/L.", {"troponin": "raised"}, set()),  # thousands separator
+        ("SpO2 on 4 L O2 was 92%.", {"spo2": "low"}, set()),  # an oxygen flow is not the reading
+        ("SpO2 92% on room air.", {"spo2": "low"}, set()),
+        ("Temp. 38.5 C.", {"temperature": "febrile"}, set()),  # abbreviation period, decimal point
+        ("45 y.o. man.", {"age": "middle"}, set()),
+        ("Aged 65.", {"age": "old"}, set()),  # a range's low bound belongs to it
+    ],
+)
+def test_numbers(text, facts, vague):
+    clinic = load_domain(ROOT / "examples" / "clinic.yaml")
+    got = extract(clinic.lexicon, text)
+    assert got.stated() == facts
+    assert got.uncertain == vague
+
+
+def test_negative_numbers_and_their_ranges(write_spec):
+    spec = write_spec(
+        """
+        model:
+          nodes:
+            be: {states: [acidotic, normal], probs: [0.2, 0.8]}
+        variables:
+          be:
+            numeric: {names: [base excess], unit: mmol/L, ranges: {acidotic: [-20, -2], normal: [-2, 2]}}
+            states:
+              acidotic: {phrases: ["Base excess {value} mmol/L."]}
+              normal: {phrases: ["Base excess {value} mmol/L."]}
+        """
+    )
+    domain = load_domain(spec)
+    assert stated(domain, "Base excess -5.") == {"be": "acidotic"}
+    assert stated(domain, "Base excess 1.") == {"be": "normal"}
 
 
 def test_generic_mentions_and_numbers_after_the_value():
