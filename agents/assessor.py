@@ -15,7 +15,7 @@ from langgraph.runtime import Runtime
 
 from graphs.context import RunContext
 from graphs.state import RunState
-from tools.assess import ci_summary, tvd_summary
+from tools.assess import ci_summary, drift_summary, tvd_summary
 
 
 def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -60,6 +60,7 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
     skeleton = ci_summary(net, ledger.codes("skeleton"), n_requested, observed=lexicon.observed, alpha=s.alpha)
     accepted_tvd = tvd_summary(net, ledger.codes("accepted"), n_acc)
     floor_tvd = tvd_summary(net, ledger.codes("skeleton"), n_requested)
+    drift = drift_summary(net, ledger.codes("accepted"), n_acc, ledger.codes("skeleton"), n_requested)
     seconds = time.perf_counter() - ctx.started
     rounds = {k.split(":", 1)[1]: int(v) for k, v in totals.items() if k.startswith("rounds:")}
     rounds = dict(sorted(rounds.items(), key=lambda kv: int(kv[0])))  # "10" after "9"
@@ -90,7 +91,11 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
         "ci_power_skeleton": skeleton.power,
         "ci": {"extracted": extracted.to_dict(), "skeleton": skeleton.to_dict(), "observed": list(lexicon.observed)},
         "selection_bias_tvd": accepted_tvd.mean,
-        "selection_bias": {"accepted": accepted_tvd.to_dict(), "all_skeletons": floor_tvd.to_dict()},
+        "selection_bias": {
+            "accepted": accepted_tvd.to_dict(),
+            "all_skeletons": floor_tvd.to_dict(),
+            "drift": drift.to_dict(),
+        },
         "seconds": seconds,
         "records_per_second": n_requested / seconds if seconds > 0 else None,
     }

@@ -18,7 +18,7 @@ import operator
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import _common  # noqa: F401  (sets sys.path and warning filters)
 import pandas as pd
@@ -31,6 +31,7 @@ N_THROUGHPUT = 10_000
 FLIP_RATES = (0.0, 0.1, 0.2, 0.3, 0.5)
 SIM = (("asia", 5_000), ("alarm", 3_000))
 MAX_ROUNDS = 3
+SEEDS = (11, 12, 13)
 
 
 def _spec(name: str) -> Path:
@@ -165,8 +166,13 @@ def simulation() -> Result:
         "than the variable's most probable one) is written as the likelier state with probability `flip`. A fresh",
         "attempt re-rolls every rare fact; a correction rewrites only the facts the feedback names, each again",
         f"pulled back with probability `flip`. Budget: 1 + {MAX_ROUNDS} generator calls per record in both modes.",
-        "TVD: mean total variation distance of all single and pairwise marginals of the accepted records from the",
-        "SCM's exact marginals; `floor` is the same distance for all requested skeletons (pure sampling noise).",
+        f"Each cell is the mean over seeds {', '.join(map(str, SEEDS))} (same skeletons in both modes).",
+        "",
+        "* `TVD`: `selection_bias_tvd`, the mean total variation distance of all single and pairwise marginals of",
+        "  the accepted records from the SCM's exact marginals; `floor`: the same for all requested skeletons",
+        "  (sampling noise alone, reached when nothing is dropped).",
+        "* `drift`: the same distance between the accepted records and all requested skeletons: the part of the",
+        "  TVD that the selection causes, without the sampling noise.",
         "",
     ]
     checks = []
@@ -174,23 +180,34 @@ def simulation() -> Result:
         domain = load_domain(_spec(name))
         rows = []
         for flip in FLIP_RATES:
-            got = {}
-            for mode in ("iterative", "rejection"):
-                settings = RunSettings(n=n, mode=mode, max_rounds=MAX_ROUNDS, batch_size=1_000, seed=11,
-                                       llm=f"simulated(flip={flip})")  # fmt: skip
-                got[mode] = run(domain, SimulatedBiasedLLM(domain, flip, seed=11), settings, None)
-            floor = got["iterative"]["selection_bias"]["all_skeletons"]["mean"]
-            it, rj = got["iterative"], got["rejection"]
+            got: dict[str, list[dict]] = {"iterative": [], "rejection": []}
+            for seed in SEEDS:
+                for mode in ("iterative", "rejection"):
+                    settings = RunSettings(n=n, mode=mode, max_rounds=MAX_ROUNDS, batch_size=1_000, seed=seed,
+                                           llm=f"simulated(flip={flip})")  # fmt: skip
+                    got[mode].append(run(domain, SimulatedBiasedLLM(domain, flip, seed=seed), settings, None))
+
+            def mean(mode: str, pick: Any) -> float:
+                return float(sum(pick(r) for r in got[mode]) / len(got[mode]))
+
+            tvd = {m: mean(m, lambda r: r["selection_bias_tvd"]) for m in got}
+            drift = {m: mean(m, lambda r: r["selection_bias"]["drift"]["mean"]) for m in got}
+            floor = mean("iterative", lambda r: r["selection_bias"]["all_skeletons"]["mean"])
             rows.append([
-                flip, it["realizability"], rj["realizability"], it["selection_bias_tvd"], rj["selection_bias_tvd"],
-                floor, it["selection_bias"]["accepted"]["max"], rj["selection_bias"]["accepted"]["max"],
-                it["llm_calls_per_accepted"], rj["llm_calls_per_accepted"],
+                flip, mean("iterative", lambda r: r["realizability"]), mean("rejection", lambda r: r["realizability"]),
+                tvd["iterative"], tvd["rejection"], floor, drift["iterative"], drift["rejection"],
+                mean("iterative", lambda r: r["llm_calls_per_accepted"]),
+                mean("rejection", lambda r: r["llm_calls_per_accepted"]),
             ])  # fmt: skip
             if flip > 0:
                 checks.append(
                     Check("b", f"{name}, flip {flip}: TVD iterative < rejection", "iterative lower",
-                          f"{it['selection_bias_tvd']:.4f} vs {rj['selection_bias_tvd']:.4f}",
-                          it["selection_bias_tvd"] < rj["selection_bias_tvd"])
+                          f"{tvd['iterative']:.4f} vs {tvd['rejection']:.4f}", tvd["iterative"] < tvd["rejection"])
+                )  # fmt: skip
+                checks.append(
+                    Check("b", f"{name}, flip {flip}: drift iterative < rejection", "iterative lower",
+                          f"{drift['iterative']:.5f} vs {drift['rejection']:.5f}",
+                          drift["iterative"] < drift["rejection"])
                 )  # fmt: skip
         md += [
             f"### {name} (n = {n:,})",
@@ -203,8 +220,8 @@ def simulation() -> Result:
                     "TVD iter",
                     "TVD rej",
                     "floor",
-                    "max TVD iter",
-                    "max TVD rej",
+                    "drift iter",
+                    "drift rej",
                     "calls/acc iter",
                     "calls/acc rej",
                 ],
@@ -219,6 +236,10 @@ def simulation() -> Result:
         "dropped and the accepted distribution drifts toward the modes. Targeted correction keeps what was right",
         "and retries each named fact on its own, so a record is lost only if some fact flips K + 1 times in a row",
         "(probability about k p^(K+1)), nearly independent of how unusual the record is.",
+        "",
+        "Where the TVD comparison is close (ASIA at low flip rates), rejection drops well under 1% of the records:",
+        "the drift it causes is smaller than the sampling floor of n records, so the TVD against the SCM cannot",
+        "separate the modes there; the drift column, which removes the sampling noise, still does.",
     ]
     return finish(md, checks, t_start)
 

@@ -86,10 +86,40 @@ def ci_summary(
 
 
 def tvd_summary(network: Network, codes: Codes, n_rows: int) -> TVDSummary:
-    """TVD of the data's single (and pairwise) marginals from the exact SCM marginals."""
+    """TVD of the data's single and pairwise marginals from the exact SCM marginals."""
     if n_rows == 0:
         return TVDSummary(None, None, None, None, None, None, 0)
     singles, joint = exact_tables(network)
+    return _tvd(network, codes, n_rows, singles, joint)
+
+
+def drift_summary(network: Network, codes: Codes, n_rows: int, reference: Codes, n_reference: int) -> TVDSummary:
+    """TVD of the data's single and pairwise marginals from those of ``reference`` (e.g. all requested skeletons).
+
+    When the data is a subset of the reference (the accepted records of a run), this is the drift that the
+    selection alone causes, free of sampling noise: 0 when nothing is dropped.
+    """
+    if n_rows == 0 or n_reference == 0:
+        return TVDSummary(None, None, None, None, None, None, n_rows)
+    cards = {v: network.node(v).card for v in network.names}
+    singles = {v: np.bincount(reference[v], minlength=cards[v]) / n_reference for v in network.names}
+    joint = {
+        (a, b): (
+            np.bincount(reference[a].astype(np.intp) * cards[b] + reference[b], minlength=cards[a] * cards[b])
+            / n_reference
+        ).reshape(cards[a], cards[b])
+        for a, b in itertools.combinations(network.names, 2)
+    }
+    return _tvd(network, codes, n_rows, singles, joint)
+
+
+def _tvd(
+    network: Network,
+    codes: Codes,
+    n_rows: int,
+    singles: Mapping[str, NDArray[np.float64]],
+    joint: Mapping[tuple[str, str], NDArray[np.float64]],
+) -> TVDSummary:
     cards = {v: network.node(v).card for v in network.names}
     single_tvd = [
         0.5 * float(np.abs(np.bincount(codes[v], minlength=cards[v]) / n_rows - singles[v]).sum())

@@ -294,7 +294,7 @@ def test_run_writes_the_contract_files(capsys, tmp_path):
         (["--batch-size", "0"], "--batch-size must be between"),
         (["--llm", "local"], "--llm local"),
         (["--llm", "no provider here"], "expected 'template', 'local' or PROVIDER:MODEL"),
-        (["--llm", "nosuchprovider:model-x"], "--llm nosuchprovider:model-x"),
+        (["--llm", "someprovider:model-x"], "needs the 'langchain' package"),  # not installed here
     ],
 )
 def test_run_rejects_bad_flags(capsys, tmp_path, args, message):
@@ -335,3 +335,10 @@ def test_run_refuses_variables_named_like_output_columns(capsys, tmp_path, write
     spec = write_spec("model:\n  nodes:\n    text: {states: [a, b], probs: [0.5, 0.5]}\n")
     code, _, err = run(capsys, "run", str(spec), "-n", "5", "--out", str(tmp_path / "o"))
     assert code == 2 and "clash with output columns" in err
+
+
+def test_run_needs_an_output_folder_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "run", "asia", "-n", "5", "--out", "")
+    assert code == 2 and "--out needs a folder name" in err
+    assert list(tmp_path.iterdir()) == []

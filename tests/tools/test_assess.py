@@ -49,3 +49,17 @@ def test_tvd_sees_selection_bias_beyond_the_sampling_floor(asia):
 def test_empty_selection_reports_none(asia):
     assert tvd_summary(asia.network, {}, 0).mean is None
     assert ci_summary(asia.network, {}, 0).fpr is None
+
+
+def test_drift_is_zero_without_selection_and_grows_with_it(asia):
+    from tools.assess import drift_summary
+
+    net = asia.network
+    data = Sampler(net).sample(5_000, seed=4).data
+    codes = dict(zip(net.names, net.encode(data), strict=True))
+    same = drift_summary(net, codes, 5_000, codes, 5_000)
+    assert same.mean == 0.0 and same.max == 0.0
+    keep = codes["lung"] == net.states("lung").index("no")  # drop every lung cancer: biased
+    kept = {v: c[keep] for v, c in codes.items()}
+    biased = drift_summary(net, kept, int(keep.sum()), codes, 5_000)
+    assert biased.max_single is not None and biased.max_single > 0.03
