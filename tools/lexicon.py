@@ -277,161 +277,180 @@ def compile_lexicon(
     where: Where,
 ) -> Lexicon | list[Problem]:
     """Build and check the lexicon of a domain; return every problem found instead when there are any."""
-    problems: list[Problem] = []
-    order = tuple(v for v in variables if v in network) + tuple(v for v in network.names if v not in variables)
-    roles = {v: (variables[v].role if v in variables else "observed") for v in order}
-    descriptions = {v: variables[v].description or "" for v in order if v in variables}
-    phrases: dict[str, dict[str, tuple[str, ...]]] = {}
-    negation: dict[str, dict[str, str]] = {}
-    negative_states: dict[str, frozenset[str]] = {}
-    generic_absent: dict[str, str] = {}
-    numeric: dict[str, NumericRule] = {}
-    table: dict[tuple[str, ...], tuple[Entry, str]] = {}
+    compiler = _Compiler(network, variables, text, where)
+    for var in compiler.order:
+        compiler.variable(var)
+    compiler.cues()
+    lexicon = compiler.lexicon()
+    if compiler.problems:
+        return compiler.problems
+    return _round_trip_problems(lexicon, variables, where) or lexicon
 
-    def add(tokens: tuple[str, ...], entry: Entry, at: str) -> None:
+
+class _Compiler:
+    """Collects a lexicon's parts and every problem with them, one variable at a time."""
+
+    def __init__(self, network: Network, variables: Mapping[str, VariableMeta], text: TextSpec, where: Where):
+        self.network = network
+        self.variables = variables
+        self.text = text
+        self.where = where
+        self.problems: list[Problem] = []
+        self.order = tuple(v for v in variables if v in network) + tuple(v for v in network.names if v not in variables)
+        self.roles = {v: (variables[v].role if v in variables else "observed") for v in self.order}
+        self.phrases: dict[str, dict[str, tuple[str, ...]]] = {}
+        self.negation: dict[str, dict[str, str]] = {}
+        self.negative_states: dict[str, frozenset[str]] = {}
+        self.generic_absent: dict[str, str] = {}
+        self.numeric: dict[str, NumericRule] = {}
+        self.table: dict[tuple[str, ...], tuple[Entry, str]] = {}
+        self.cue_kinds: dict[tuple[str, ...], str] = {}
+
+    def problem(self, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(Problem(self.where(path), message))
+
+    def add(self, tokens: tuple[str, ...], entry: Entry, path: tuple[str | int, ...]) -> None:
+        """Register a word sequence; the same words meaning two things is a problem."""
+        at = self.where(path)
         if not tokens:
-            problems.append(Problem(at, "a pattern needs at least one word"))
+            self.problems.append(Problem(at, "a pattern needs at least one word"))
             return
-        known = table.get(tokens)
+        known = self.table.get(tokens)
         if known is None:
-            table[tokens] = (entry, at)
+            self.table[tokens] = (entry, at)
         elif known[0] != entry:
-            problems.append(
-                Problem(
-                    at,
-                    f"pattern {' '.join(tokens)!r} would mean both {_means(known[0])} ({known[1]}) and {_means(entry)}",
-                )
-            )
+            meaning = f"{_means(known[0])} ({known[1]}) and {_means(entry)}"
+            self.problems.append(Problem(at, f"pattern {' '.join(tokens)!r} would mean both {meaning}"))
 
-    for var in order:
-        meta = variables.get(var)
-        states = network.states(var)
+    def variable(self, var: str) -> None:
+        meta = self.variables.get(var)
+        states = self.network.states(var)
         base: tuple[str | int, ...] = ("variables", var)
-        given = dict(meta.states) if meta is not None else {}
-        for state in given:
+        for state in meta.states if meta is not None else {}:
             if state not in states:
-                problems.append(
-                    Problem(
-                        where((*base, "states", state)), f"{var} has no state {state!r} (valid: {', '.join(states)})"
-                    )
+                self.problem((*base, "states", state), f"{var} has no state {state!r} (valid: {', '.join(states)})")
+        self._negation(var, meta, states, base)
+        if meta is not None and meta.generic is not None:
+            if meta.generic.absent not in states:
+                valid = ", ".join(states)
+                self.problem(
+                    (*base, "generic", "absent"), f"{var} has no state {meta.generic.absent!r} (valid: {valid})"
                 )
+            self.generic_absent[var] = meta.generic.absent
+            for i, pattern in enumerate(meta.generic.patterns):
+                self.add(words(pattern), Entry("generic", var), (*base, "generic", "patterns", i))
+        if meta is not None and meta.numeric is not None:
+            self._numeric(var, meta.numeric, states, base)
+        self._state_words(var, meta, states, base)
+
+    def _negation(
+        self, var: str, meta: VariableMeta | None, states: tuple[str, ...], base: tuple[str | int, ...]
+    ) -> None:
         neg = dict(meta.negation) if meta is not None else {}
         for src, dst in neg.items():
             if src not in states or dst not in states:
-                problems.append(
-                    Problem(
-                        where((*base, "negation", src)),
-                        f"negation map {src!r} -> {dst!r} must name states of {var} ({', '.join(states)})",
-                    )
+                self.problem(
+                    (*base, "negation", src),
+                    f"negation map {src!r} -> {dst!r} must name states of {var} ({', '.join(states)})",
                 )
         explicit = bool(neg)
         if len(states) == 2 and not neg:
             neg = {states[0]: states[1], states[1]: states[0]}  # "not A" is B when there are only two states
-        negation[var] = {s: d for s, d in neg.items() if s in states and d in states}
-        negative_states[var] = frozenset(
-            negation[var].values() if explicit else (s for s in states if s.lower() in NEGATIVE_NAMES)
+        self.negation[var] = {s: d for s, d in neg.items() if s in states and d in states}
+        self.negative_states[var] = frozenset(
+            self.negation[var].values() if explicit else (s for s in states if s.lower() in NEGATIVE_NAMES)
         )
-        if meta is not None and meta.generic is not None:
-            if meta.generic.absent not in states:
-                problems.append(
-                    Problem(
-                        where((*base, "generic", "absent")),
-                        f"{var} has no state {meta.generic.absent!r} (valid: {', '.join(states)})",
-                    )
-                )
-            generic_absent[var] = meta.generic.absent
-            for i, pattern in enumerate(meta.generic.patterns):
-                add(words(pattern), Entry("generic", var), where((*base, "generic", "patterns", i)))
-        if meta is not None and meta.numeric is not None:
-            spec_n = meta.numeric
-            bad = [s for s in spec_n.ranges if s not in states]
-            if bad:
-                problems.append(
-                    Problem(where((*base, "numeric", "ranges")), f"{var} has no state(s) {', '.join(map(repr, bad))}")
-                )
-            numeric[var] = NumericRule(
-                tuple(sorted((lo, hi, s) for s, (lo, hi) in spec_n.ranges.items())), spec_n.decimals, spec_n.unit
-            )
-            for i, name in enumerate(spec_n.names):
-                add(words(name), Entry("numeric", var), where((*base, "numeric", "names", i)))
-            for i, name in enumerate(spec_n.after):
-                add(words(name), Entry("numeric_after", var), where((*base, "numeric", "after", i)))
-        var_phrases: dict[str, tuple[str, ...]] = {}
+
+    def _numeric(self, var: str, spec: NumericSpec, states: tuple[str, ...], base: tuple[str | int, ...]) -> None:
+        bad = [s for s in spec.ranges if s not in states]
+        if bad:
+            self.problem((*base, "numeric", "ranges"), f"{var} has no state(s) {', '.join(map(repr, bad))}")
+        ranges = tuple(sorted((lo, hi, s) for s, (lo, hi) in spec.ranges.items()))
+        self.numeric[var] = NumericRule(ranges, spec.decimals, spec.unit)
+        for i, name in enumerate(spec.names):
+            self.add(words(name), Entry("numeric", var), (*base, "numeric", "names", i))
+        for i, name in enumerate(spec.after):
+            self.add(words(name), Entry("numeric_after", var), (*base, "numeric", "after", i))
+
+    def _state_words(
+        self, var: str, meta: VariableMeta | None, states: tuple[str, ...], base: tuple[str | int, ...]
+    ) -> None:
+        given = dict(meta.states) if meta is not None else {}
+        observed = self.roles[var] == "observed"
+        rule = self.numeric.get(var)
+        ranged = {s for *_, s in rule.ranges} if rule is not None else set()
+        out: dict[str, tuple[str, ...]] = {}
         for state in states:
-            entry = given.get(state)
+            words_of = given.get(state)
             here = (*base, "states", state)
-            if entry is None or not entry.phrases:
-                if roles[var] == "observed" and given:
-                    problems.append(Problem(where(here), f"observed variable {var} needs phrases for state {state!r}"))
+            if words_of is None or not words_of.phrases:
+                if observed and given:
+                    self.problem(here, f"observed variable {var} needs phrases for state {state!r}")
                     continue
-                if roles[var] == "observed" and not given:
-                    var_phrases[state] = (_default_phrase(var, state),)
-                    add(words(f"{var} {state}"), Entry("state", var, state), where(base))
+                if observed and not given:  # no lexicon at all: "name: state."
+                    out[state] = (_default_phrase(var, state),)
+                    self.add(words(f"{var} {state}"), Entry("state", var, state), base)
             else:
-                var_phrases[state] = tuple(entry.phrases)
-                for i, phrase in enumerate(entry.phrases):
-                    if VALUE_SLOT in phrase and var not in numeric:
-                        problems.append(
-                            Problem(where((*here, "phrases", i)), f"{VALUE_SLOT} needs a 'numeric' block on {var}")
-                        )
-                    if var in numeric and state not in {s for *_, s in numeric[var].ranges} and VALUE_SLOT in phrase:
-                        problems.append(Problem(where((*here, "phrases", i)), f"{state!r} has no numeric range"))
-            for i, pattern in enumerate(entry.patterns if entry is not None else []):
-                add(words(pattern), Entry("state", var, state), where((*here, "patterns", i)))
-        phrases[var] = var_phrases
+                out[state] = tuple(words_of.phrases)
+                for i, phrase in enumerate(words_of.phrases):
+                    if VALUE_SLOT in phrase and rule is None:
+                        self.problem((*here, "phrases", i), f"{VALUE_SLOT} needs a 'numeric' block on {var}")
+                    elif VALUE_SLOT in phrase and state not in ranged:
+                        self.problem((*here, "phrases", i), f"{state!r} has no numeric range")
+            for i, pattern in enumerate(words_of.patterns if words_of is not None else []):
+                self.add(words(pattern), Entry("state", var, state), (*here, "patterns", i))
+        self.phrases[var] = out
 
-    cues = text.cues
-    cue_kinds: dict[tuple[str, ...], str] = {}
-    both = {frozenset({"neg_before", "neg_after"}): "neg_both", frozenset({"unc_before", "unc_after"}): "unc_both"}
-    for kind, builtin, extra, key in (
-        ("neg_before", NEGATION_BEFORE, cues.negation_before, "negation_before"),
-        ("neg_after", NEGATION_AFTER, cues.negation_after, "negation_after"),
-        ("unc_before", UNCERTAINTY, cues.uncertainty, "uncertainty"),
-        ("unc_after", UNCERTAINTY_AFTER, cues.uncertainty_after, "uncertainty_after"),
-        ("other", OTHER_SUBJECT, cues.other_subject, "other_subject"),
-        ("self", SELF_SUBJECT, (), ""),
-        ("term", TERMINATORS, cues.terminators, "terminators"),
-        ("term_soft", CLAUSE_TERMINATORS, (), ""),
-        ("affirm", AFFIRM_AFTER, (), ""),
-        ("pseudo", PSEUDO, (), ""),
-    ):
-        for i, cue in enumerate((*builtin, *extra)):
-            tokens = words(cue)
-            if not tokens:
-                problems.append(Problem(where(("text", "cues", key, i - len(builtin))), "a cue needs a word"))
-                continue
-            known = cue_kinds.get(tokens)
-            if known is not None and frozenset({known, kind}) in both:
-                cue_kinds[tokens] = both[frozenset({known, kind})]  # "denied dyspnea" and "dyspnea denied"
-            elif known is None:
-                cue_kinds[tokens] = kind  # otherwise the first list to claim a cue keeps it
-    for tokens, kind in cue_kinds.items():
-        if tokens not in table:  # a domain pattern spelled like a cue wins
-            table[tokens] = (Entry(kind), "built-in cue list")
-    negators = {t for t, k in cue_kinds.items() if k in ("neg_before", "neg_both")}
-    for tokens, (meaning, at) in list(table.items()):
-        if meaning.kind == "state" and any(tokens[:k] in negators for k in range(1, len(tokens))):
-            table[tokens] = (Entry("state", meaning.variable, meaning.state, opens_negation=True), at)
+    def cues(self) -> None:
+        """The built-in cue lists plus the spec's; a domain pattern spelled like a cue wins over the cue."""
+        extra = self.text.cues
+        both = {frozenset({"neg_before", "neg_after"}): "neg_both", frozenset({"unc_before", "unc_after"}): "unc_both"}
+        for kind, builtin, added, key in (
+            ("neg_before", NEGATION_BEFORE, extra.negation_before, "negation_before"),
+            ("neg_after", NEGATION_AFTER, extra.negation_after, "negation_after"),
+            ("unc_before", UNCERTAINTY, extra.uncertainty, "uncertainty"),
+            ("unc_after", UNCERTAINTY_AFTER, extra.uncertainty_after, "uncertainty_after"),
+            ("other", OTHER_SUBJECT, extra.other_subject, "other_subject"),
+            ("self", SELF_SUBJECT, (), ""),
+            ("term", TERMINATORS, extra.terminators, "terminators"),
+            ("term_soft", CLAUSE_TERMINATORS, (), ""),
+            ("affirm", AFFIRM_AFTER, (), ""),
+            ("pseudo", PSEUDO, (), ""),
+        ):
+            for i, cue in enumerate((*builtin, *added)):
+                tokens = words(cue)
+                if not tokens:
+                    self.problem(("text", "cues", key, i - len(builtin)), "a cue needs a word")
+                    continue
+                known = self.cue_kinds.get(tokens)
+                if known is not None and frozenset({known, kind}) in both:
+                    self.cue_kinds[tokens] = both[frozenset({known, kind})]  # "denied dyspnea", "dyspnea denied"
+                elif known is None:
+                    self.cue_kinds[tokens] = kind  # otherwise the first list to claim a cue keeps it
+        for tokens, kind in self.cue_kinds.items():
+            self.table.setdefault(tokens, (Entry(kind), "built-in cue list"))
+        negators = {t for t, k in self.cue_kinds.items() if k in ("neg_before", "neg_both")}
+        for tokens, (meaning, at) in list(self.table.items()):
+            if meaning.kind == "state" and any(tokens[:k] in negators for k in range(1, len(tokens))):
+                self.table[tokens] = (Entry("state", meaning.variable, meaning.state, opens_negation=True), at)
 
-    by_first: dict[str, list[tuple[tuple[str, ...], Entry]]] = {}
-    for tokens, (meaning, _) in table.items():
-        by_first.setdefault(tokens[0], []).append((tokens, meaning))
-    lexicon = Lexicon(
-        order=order,
-        roles=roles,
-        descriptions=descriptions,
-        states={v: network.states(v) for v in order},
-        phrases=phrases,
-        negation=negation,
-        negative_states=negative_states,
-        generic_absent=generic_absent,
-        numeric=numeric,
-        text=text,
-        table={k: tuple(sorted(v, key=lambda te: -len(te[0]))) for k, v in by_first.items()},
-    )
-    if problems:
-        return problems
-    return _round_trip_problems(lexicon, variables, where) or lexicon
+    def lexicon(self) -> Lexicon:
+        by_first: dict[str, list[tuple[tuple[str, ...], Entry]]] = {}
+        for tokens, (meaning, _) in self.table.items():
+            by_first.setdefault(tokens[0], []).append((tokens, meaning))
+        return Lexicon(
+            order=self.order,
+            roles=self.roles,
+            descriptions={v: self.variables[v].description or "" for v in self.order if v in self.variables},
+            states={v: self.network.states(v) for v in self.order},
+            phrases=self.phrases,
+            negation=self.negation,
+            negative_states=self.negative_states,
+            generic_absent=self.generic_absent,
+            numeric=self.numeric,
+            text=self.text,
+            table={k: tuple(sorted(v, key=lambda te: -len(te[0]))) for k, v in by_first.items()},
+        )
 
 
 def fill_value(phrase: str, value: float, decimals: int) -> str:
