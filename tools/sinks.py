@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tools.errors import DataError
-from tools.tabular import _umask, write_text
+from tools.tabular import plain_file_mode, write_text
 
 RECORDS = "records.parquet"
 REJECTS = "rejects.parquet"
@@ -106,7 +106,7 @@ class RunSink:
         try:
             for name in (RECORDS, REJECTS):
                 self._writer(name).close()  # an empty table is still written, with its columns
-                os.chmod(self._partial(name), 0o666 & ~_umask())
+                os.chmod(self._partial(name), plain_file_mode())
                 os.replace(self._partial(name), self.out_dir / name)
             self._writers.clear()
         except OSError as exc:

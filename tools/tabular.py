@@ -75,7 +75,7 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         os.close(fd)
         tmp = Path(tmp_name)
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the mode a plain open() would
+        os.chmod(tmp, plain_file_mode())  # mkstemp creates 0600; give the file the mode a plain open() would
         os.replace(tmp, path)
     except OSError as exc:
         raise DataError(f"{path}: cannot write: {exc.strerror or exc}") from None
@@ -84,7 +84,8 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def _umask() -> int:
+def plain_file_mode() -> int:
+    """The mode ``open()`` would give a new file under the current umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
