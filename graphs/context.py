@@ -32,6 +32,7 @@ class RunSettings:
     seed: int = 0
     alpha: float = 0.05
     llm: str = "template"
+    realize: str = "template"
 
 
 class SkeletonSource:

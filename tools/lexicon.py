@@ -191,6 +191,8 @@ class TextSpec(_Strict):
     max_chars: int = Field(default=8000, ge=1)
     forbidden: list[str] = Field(default_factory=list)
     cues: CueSpec = Field(default_factory=CueSpec)
+    #: Few-shot examples of the style, shown to LLM generators (retrieved examples take their place when given).
+    examples: list[str] = Field(default_factory=list)
 
 
 # -- compiled lexicon -------------------------------------------------------------------------------------------

@@ -54,7 +54,8 @@ class Realisation:
     """A realiser's answer: the text, and what producing it cost.
 
     ``error`` is set (and ``text`` empty) when the call failed for this record, e.g. a model error; the record
-    then fails this attempt with a format violation instead of stopping the run.
+    then fails this attempt with a format violation instead of stopping the run. ``dropped_sentences`` counts the
+    model's free sentences removed from an anchored text because they stated a fact (``tools.anchoring``).
     """
 
     text: str
@@ -63,6 +64,7 @@ class Realisation:
     completion_tokens: int = 0
     tokens_estimated: bool = False
     error: str | None = None
+    dropped_sentences: int = 0
 
 
 class Realiser(Protocol):

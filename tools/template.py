@@ -57,14 +57,19 @@ class TemplateRealiser:
         if not requests:
             return []
         u = uniforms(self.seed, [r.record_id for r in requests], [r.attempt for r in requests], 2 * len(self._plan) + 1)
-        return [Realisation(text=self._text(r.skeleton, row)) for r, row in zip(requests, u.tolist(), strict=True)]
+        rows = u.tolist()
+        return [Realisation(text=" ".join(self._parts(r.skeleton, row))) for r, row in zip(requests, rows, strict=True)]
 
     def text(self, skeleton: Mapping[str, str], record_id: int, attempt: int = 0) -> str:
         """The realisation of one skeleton."""
-        row = uniforms(self.seed, [record_id], [attempt], 2 * len(self._plan) + 1)[0].tolist()
-        return self._text(skeleton, row)
+        return " ".join(self.parts(skeleton, record_id, attempt))
 
-    def _text(self, skeleton: Mapping[str, str], u: list[float]) -> str:
+    def parts(self, skeleton: Mapping[str, str], record_id: int, attempt: int = 0) -> list[str]:
+        """The chosen opening (if the spec has openings) and one phrase per observed fact, in the spec's order."""
+        row = uniforms(self.seed, [record_id], [attempt], 2 * len(self._plan) + 1)[0].tolist()
+        return self._parts(skeleton, row)
+
+    def _parts(self, skeleton: Mapping[str, str], u: list[float]) -> list[str]:
         openings = self.lexicon.text.openings
         parts = [openings[int(u[-1] * len(openings))]] if openings else []
         for j, (var, phrases, rule) in enumerate(self._plan):
@@ -78,4 +83,4 @@ class TemplateRealiser:
                 value = min(max(low + u[2 * j + 1] * (hi - low), low), hi)
                 phrase = fill_value(phrase, value, rule.decimals)  # rounds half-even, within [low, hi]
             parts.append(phrase)
-        return " ".join(parts)
+        return parts

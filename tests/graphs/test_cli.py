@@ -271,7 +271,7 @@ def test_counterfactual_with_invalid_noise_column_writes_nothing(capsys, tmp_pat
 # -- run -----------------------------------------------------------------------------------------------
 def test_run_writes_the_contract_files(capsys, tmp_path):
     out = tmp_path / "run"
-    code, stdout, err = run(capsys, "run", str(ROOT / "examples" / "asia.yaml"), "-n", "300", "--out", str(out))
+    code, stdout, err = run(capsys, "run", str(ROOT / "examples" / "asia.yaml"), "-n", "300", "--out", str(out), "--llm", "template")
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     contract = "n_requested n_accepted n_rejected realizability llm_calls_per_accepted tokens_per_accepted"
@@ -292,9 +292,15 @@ def test_run_writes_the_contract_files(capsys, tmp_path):
         (["--mode", "sometimes"], "--mode must be 'iterative' or 'rejection'"),
         (["--max-rounds", "-1"], "--max-rounds must be between 0 and 100"),
         (["--batch-size", "0"], "--batch-size must be between"),
-        (["--llm", "local"], "--llm local"),
         (["--llm", "no provider here"], "expected 'template', 'local' or PROVIDER:MODEL"),
-        (["--llm", "someprovider:model-x"], "needs the 'langchain' package"),  # not installed here
+        (["--llm", "someprovider:model-x"], "--llm someprovider:model-x: cannot create the chat model"),
+        (["--realize", "loosely"], "--realize must be 'free' or 'anchored'"),
+        (["--anchor-via", "telepathy"], "--anchor-via must be auto, grammar, json-schema or prompt"),
+        (["--model-path", "/no/such/model.gguf"], "--model-path /no/such/model.gguf: no such file"),
+        (["--model-path", str(ROOT / "README.md")], "not a GGUF file"),
+        (["--base-url", "http://127.0.0.1:9/v1"], "--base-url applies to PROVIDER:MODEL"),
+        (["--llm", "openai:x", "--base-url", "127.0.0.1:8000"], "--base-url '127.0.0.1:8000': expected http(s)://"),
+        (["--llm", "local", "--anchor-via", "json-schema"], "--anchor-via json-schema applies to PROVIDER:MODEL"),
     ],
 )
 def test_run_rejects_bad_flags(capsys, tmp_path, args, message):
@@ -319,7 +325,7 @@ def test_run_with_a_broken_lexicon_names_the_line(capsys, tmp_path, write_spec):
               "no": {phrases: ["Non-smoker."], patterns: [non smoker]}
         """
     )
-    code, _, err = run(capsys, "run", str(spec), "-n", "5", "--out", str(tmp_path / "o"))
+    code, _, err = run(capsys, "run", str(spec), "-n", "5", "--out", str(tmp_path / "o"), "--llm", "template")
     assert code == 2
     assert "spec.yaml:7 variables.smoke.states.yes.phrases[0]" in err and "reads back as no fact" in err
 
@@ -327,13 +333,13 @@ def test_run_with_a_broken_lexicon_names_the_line(capsys, tmp_path, write_spec):
 def test_run_into_a_file_path_is_an_error(capsys, tmp_path):
     target = tmp_path / "taken"
     target.write_text("not a folder")
-    code, _, err = run(capsys, "run", "asia", "-n", "5", "--out", str(target))
+    code, _, err = run(capsys, "run", "asia", "-n", "5", "--out", str(target), "--llm", "template")
     assert code == 2 and "is not a folder" in err
 
 
 def test_run_refuses_variables_named_like_output_columns(capsys, tmp_path, write_spec):
     spec = write_spec("model:\n  nodes:\n    text: {states: [a, b], probs: [0.5, 0.5]}\n")
-    code, _, err = run(capsys, "run", str(spec), "-n", "5", "--out", str(tmp_path / "o"))
+    code, _, err = run(capsys, "run", str(spec), "-n", "5", "--out", str(tmp_path / "o"), "--llm", "template")
     assert code == 2 and "clash with output columns" in err
 
 

