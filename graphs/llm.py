@@ -6,8 +6,9 @@
 - ``PROVIDER:MODEL``: any LangChain chat model through ``init_chat_model`` (keys from the environment, e.g.
   ``OPENAI_API_KEY``), with the provider's own retries and timeout plus ours. ``--base-url`` points an
   OpenAI-compatible provider at another server (a llama.cpp server, vLLM, ...). Anchored requests use JSON-schema
-  structured output (the ``text`` field's pattern is the anchor), or the llama.cpp ``grammar`` field when
-  ``--anchor-via grammar`` says the server is llama.cpp.
+  structured output (the ``text`` field's pattern is the anchor); with ``--base-url`` they send the anchor's GBNF
+  in the request's ``grammar`` field (the llama.cpp servers' extension; a server that ignores it gets plain
+  prompting, still verified). ``--anchor-via`` overrides the choice.
 """
 
 from __future__ import annotations
@@ -70,10 +71,15 @@ def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOpti
         raise UsageError(f"--llm {llm!r}: expected 'template', 'local' or PROVIDER:MODEL (e.g. openai:gpt-4o-mini)")
     provider, model_name = match.groups()
     chat = provider_model(provider, model_name, opts)
-    anchoring = "structured" if opts.anchor_via == "auto" else _ANCHORING[opts.anchor_via]
+    if opts.anchor_via == "auto":  # a local OpenAI-compatible server is most often llama.cpp's
+        anchoring = "llama-server" if opts.base_url is not None else "structured"
+    else:
+        anchoring = _ANCHORING[opts.anchor_via]
+    # The provider's client retries transient errors itself (with backoff, honouring Retry-After); retrying
+    # again on top would multiply the calls. Our own timeout is only the hard cap over all of its attempts.
     return ChatRealiser(
         chat, lexicon, realize=opts.realize, anchoring=anchoring, seed=seed, seeded_calls=provider == "openai",
-        concurrency=opts.concurrency, timeout=opts.timeout, retries=opts.retries, name=llm,
+        concurrency=opts.concurrency, timeout=opts.timeout * (opts.retries + 1) + 5.0, retries=0, name=llm,
     )  # fmt: skip
 
 

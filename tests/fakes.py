@@ -40,3 +40,50 @@ class ScriptedChatModel(GenericFakeChatModel):
         if self.first is not None and not (correcting and self.fix):
             text = self.first(text)
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+
+class TransientServerError(Exception):
+    """Like an SDK's 503 error: it carries a status code."""
+
+    status_code = 503
+
+
+class AuthError(Exception):
+    """Like an SDK's 401 error."""
+
+    status_code = 401
+
+
+class ScheduledFailureModel(ScriptedChatModel):
+    """A scripted model whose calls fail on a schedule, one behaviour per call in call order, cycling.
+
+    Behaviours: ``ok`` (the faithful text), ``transient`` (a 503), ``permanent`` (a plain error), ``hang`` (no
+    reply for ``hang_s``), ``empty`` (an empty reply), ``garbage`` (a reply that states nothing),
+    ``huge`` (a reply of a million characters), ``auth`` (a 401).
+    """
+
+    schedule: list[str] = Field(default_factory=lambda: ["ok"])
+    hang_s: float = 5.0
+    n_calls: int = 0
+
+    def _next(self) -> str:
+        behaviour = self.schedule[self.n_calls % len(self.schedule)]
+        self.n_calls += 1
+        return behaviour
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any):
+        import asyncio
+
+        behaviour = self._next()
+        if behaviour == "hang":
+            await asyncio.sleep(self.hang_s)
+        if behaviour == "transient":
+            raise TransientServerError("503 service unavailable")
+        if behaviour == "permanent":
+            raise ValueError("the model returned an unreadable payload")
+        if behaviour == "auth":
+            raise AuthError("401 invalid api key")
+        if behaviour in ("empty", "garbage", "huge"):
+            text = {"empty": "", "garbage": "}}{{ lorem <|im_end|>", "huge": "x" * 1_000_000}[behaviour]
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+        return self._generate(messages)
