@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import replace
 from collections.abc import Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel

@@ -54,6 +54,7 @@ class LocalChatModel(BaseChatModel):
     _loaded: int = PrivateAttr(default=0)
 
     def model_post_init(self, context: Any, /) -> None:
+        """Check the file and load the first context now, so that a bad model fails at start-up."""
         path = Path(self.model_path)
         if not path.is_file():
             raise UsageError(f"--model-path {self.model_path}: no such file")
@@ -136,7 +137,10 @@ class LocalChatModel(BaseChatModel):
                 choice = reply["choices"][0]
                 usage = reply.get("usage") or {}
                 text, finish = choice["message"].get("content") or "", choice.get("finish_reason")
-                prompt_tokens, completion_tokens = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+                prompt_tokens, completion_tokens = (
+                    int(usage.get("prompt_tokens", 0)),
+                    int(usage.get("completion_tokens", 0)),
+                )
         message = AIMessage(
             content=text,
             usage_metadata={
@@ -171,8 +175,9 @@ class LocalChatModel(BaseChatModel):
             if i not in anchor.slots or anchor.free_chars < 2 or budget <= 0:
                 continue
             reply = llm.create_completion(
-                formatted.prompt + text, max_tokens=min(budget, anchor.free_chars // 3 + 4), temperature=options["temperature"],
-                top_p=options["top_p"], seed=options["seed"] + i, grammar=gap, stop=formatted.stop,
+                formatted.prompt + text, max_tokens=min(budget, anchor.free_chars // 3 + 4), grammar=gap,
+                temperature=options["temperature"], top_p=options["top_p"], seed=options["seed"] + i,
+                stop=formatted.stop,
             )  # fmt: skip
             usage = reply["usage"]
             if not last_total:

@@ -25,7 +25,7 @@ def system_prompt(lexicon: Lexicon, examples: Sequence[str] = ()) -> str:
     rules = lexicon.text
     lines.append(f"Keep it under {rules.max_chars} characters.")
     if examples:
-        lines += ["", f"Examples of the style to follow (their facts are not yours):"]
+        lines += ["", "Examples of the style to follow (their facts are not yours):"]
         lines += [f"---\n{e}" for e in examples]
     return "\n".join(lines)
 

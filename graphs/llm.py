@@ -17,12 +17,18 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tools.errors import UsageError
 from tools.lexicon import Lexicon
 from tools.realisation import Realiser
 from tools.template import TemplateRealiser
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from agents.chat_realiser import Anchoring
+    from agents.local_chat import LocalChatModel
 
 _PROVIDER_MODEL = re.compile(r"^([A-Za-z][\w-]*):(\S+)$")
 
@@ -71,6 +77,7 @@ def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOpti
         raise UsageError(f"--llm {llm!r}: expected 'template', 'local' or PROVIDER:MODEL (e.g. openai:gpt-4o-mini)")
     provider, model_name = match.groups()
     chat = provider_model(provider, model_name, opts)
+    anchoring: Anchoring
     if opts.anchor_via == "auto":  # a local OpenAI-compatible server is most often llama.cpp's
         anchoring = "llama-server" if opts.base_url is not None else "structured"
     else:
@@ -83,10 +90,10 @@ def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOpti
     )  # fmt: skip
 
 
-_ANCHORING = {"grammar": "llama-server", "json-schema": "structured", "prompt": "prompt"}
+_ANCHORING: dict[str, Anchoring] = {"grammar": "llama-server", "json-schema": "structured", "prompt": "prompt"}
 
 
-def local_model(opts: LLMOptions, seed: int = 0):  # type: ignore[no-untyped-def]
+def local_model(opts: LLMOptions, seed: int = 0) -> LocalChatModel:
     """The in-process llama.cpp chat model (the default GGUF is fetched on first use if set-up has not)."""
     from agents.local_chat import LocalChatModel
     from tools.local_model import ensure_model
@@ -96,7 +103,7 @@ def local_model(opts: LLMOptions, seed: int = 0):  # type: ignore[no-untyped-def
     return LocalChatModel(model_path=str(path), contexts=contexts, temperature=opts.temperature, seed=seed)
 
 
-def provider_model(provider: str, model_name: str, opts: LLMOptions):  # type: ignore[no-untyped-def]
+def provider_model(provider: str, model_name: str, opts: LLMOptions) -> BaseChatModel:
     """A LangChain chat model by provider and name, with timeouts and retries (the provider's own)."""
     try:
         from langchain.chat_models import init_chat_model
@@ -105,7 +112,7 @@ def provider_model(provider: str, model_name: str, opts: LLMOptions):  # type: i
             f"--llm {provider}:{model_name}: needs the 'langchain' package and the {provider} integration "
             f"(e.g. langchain-{provider})"
         ) from None
-    kwargs: dict[str, object] = {"timeout": opts.timeout, "max_retries": opts.retries, "temperature": opts.temperature}
+    kwargs: dict[str, Any] = {"timeout": opts.timeout, "max_retries": opts.retries, "temperature": opts.temperature}
     if opts.base_url is not None:
         if not re.match(r"^https?://[^\s/]+", opts.base_url):
             raise UsageError(f"--base-url {opts.base_url!r}: expected http(s)://HOST[:PORT]/PATH")

@@ -79,8 +79,10 @@ class Anchor:
         return body
 
     def split(self, text: str) -> list[tuple[str, str]] | None:
-        """``text`` as ``(phrase, free)`` pairs (``free``: the sentence written after that phrase, or ""), or
-        ``None`` when ``text`` is not in the anchor's language."""
+        """``text`` as ``(phrase, free)`` pairs, or ``None`` when it is not in the anchor's language.
+
+        ``free`` is the sentence the model wrote after that phrase, or "".
+        """
         match = re.fullmatch(self._pattern(capture=True), text)
         if match is None:
             return None

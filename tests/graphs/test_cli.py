@@ -271,7 +271,9 @@ def test_counterfactual_with_invalid_noise_column_writes_nothing(capsys, tmp_pat
 # -- run -----------------------------------------------------------------------------------------------
 def test_run_writes_the_contract_files(capsys, tmp_path):
     out = tmp_path / "run"
-    code, stdout, err = run(capsys, "run", str(ROOT / "examples" / "asia.yaml"), "-n", "300", "--out", str(out), "--llm", "template")
+    code, stdout, err = run(
+        capsys, "run", str(ROOT / "examples" / "asia.yaml"), "-n", "300", "--out", str(out), "--llm", "template"
+    )
     assert code == 0, err
     report = json.loads((out / "report.json").read_text())
     contract = "n_requested n_accepted n_rejected realizability llm_calls_per_accepted tokens_per_accepted"

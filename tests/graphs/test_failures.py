@@ -57,7 +57,9 @@ def test_every_call_failing_rejects_every_record_with_reasons(asia_spec, tmp_pat
     report = run(asia_spec, realiser, RunSettings(n=7, batch_size=3, max_rounds=2), tmp_path)
     records, rejects = _outputs(tmp_path)
     assert len(records) == 0 and sorted(rejects.record_id) == list(range(7))
-    assert all("the generator failed: ValueError: the model returned an unreadable payload" in r for r in rejects.reason)
+    assert all(
+        "the generator failed: ValueError: the model returned an unreadable payload" in r for r in rejects.reason
+    )
     assert report["realizability"] == 0.0 and model.n_calls == 7 * 3
 
 

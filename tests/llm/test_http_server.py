@@ -69,7 +69,7 @@ def test_run_through_the_openai_compatible_server(server, tmp_path):
     assert report["realizability"] >= 0.9, report["violations"]
     # Usage comes from the server's replies, not estimated.
     assert report["tokens"] > 0 and not report["tokens_estimated"] and report["llm_calls"] >= 10
-    assert log.read_text().count("POST /v1/chat/completions HTTP/1.1\" 200") >= 10  # really went over HTTP
+    assert log.read_text().count('POST /v1/chat/completions HTTP/1.1" 200') >= 10  # really went over HTTP
     domain = load_domain(ROOT / "examples" / "asia.yaml")
     records = pd.read_parquet(out / "records.parquet")
     for _, row in records.iterrows():
