@@ -33,7 +33,7 @@ def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
         kinds.update(v["kind"] for v in violations)
         history = r["history"]
         if violations:
-            history = [*history, Attempt(attempt=r["attempts"], violations=violations)]
+            history = [*history, Attempt(attempt=r["attempts"], text=r["text"], violations=violations)]
         checked: Record = {**r, "violations": violations, "history": history, "facts": got.facts(observed)}
         routes[record_route(checked, ctx.settings.max_rounds)].append(checked)
     info = {"batch": state.get("batch", 0), "round": state.get("round", 0)}

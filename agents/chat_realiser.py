@@ -164,8 +164,11 @@ class ChatRealiser:
     def _call(self, request: RealisationRequest, anchor: Anchor | None) -> tuple[Runnable[Any, Any], dict[str, Any]]:
         """What to invoke for one request, and with which per-call options (seed, grammar)."""
         kwargs: dict[str, Any] = {}
-        if self.seeded_calls:
+        if self.seeded_calls:  # our llama.cpp model and OpenAI-compatible servers take these per call
             kwargs["seed"] = call_seed(self.seed, request.record_id, request.attempt)
+            if anchor is None:  # a free text gets about twice the length of the plain statement of its facts
+                plain = " ".join(self._planner.parts(request.skeleton, request.record_id, request.attempt))
+                kwargs["max_tokens"] = max(64, len(plain) // 2)
         if anchor is None or self.anchoring == "prompt":
             return self.model, kwargs
         if self.anchoring == "grammar":  # our llama.cpp model: it takes the anchor itself (see agents.local_chat)

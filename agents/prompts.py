@@ -47,14 +47,10 @@ def anchored_prompt(lexicon: Lexicon) -> str:
     """The request of fact-anchored mode: the fact sentences are written into the reply by the grammar.
 
     The request is the same for every record (the record's facts reach the model as the forced sentences of its
-    own reply), so with the system prompt it stays in a local model's prompt cache.
+    own reply), so with the system prompt it stays in a local model's prompt cache. It is deliberately bare: a
+    tiny model copies any wording it is given into its free sentences.
     """
-    kind = lexicon.text.kind
-    return (
-        f"Write the {kind}. Its fact sentences are given to you one at a time as you write; after each one you "
-        "may add one short sentence of your own (a symptom's course, the plan, the patient's words) that adds "
-        "no new finding and repeats none."
-    )
+    return f"Write the {lexicon.text.kind}."
 
 
 def correction_prompt(lexicon: Lexicon, previous: str, feedback: Sequence[Violation]) -> str:

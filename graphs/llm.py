@@ -96,9 +96,9 @@ _ANCHORING: dict[str, Anchoring] = {"grammar": "llama-server", "json-schema": "s
 def local_model(opts: LLMOptions, seed: int = 0) -> LocalChatModel:
     """The in-process llama.cpp chat model (the default GGUF is fetched on first use if set-up has not)."""
     from agents.local_chat import LocalChatModel
-    from tools.local_model import ensure_model
+    from tools.local_model import default_model
 
-    path = opts.model_path or ensure_model()
+    path = opts.model_path or default_model()
     contexts = max(1, min(opts.concurrency, os.cpu_count() or 1))
     return LocalChatModel(model_path=str(path), contexts=contexts, temperature=opts.temperature, seed=seed)
 

@@ -16,9 +16,10 @@ from tools.realisation import Violation
 
 
 class Attempt(TypedDict):
-    """One failed attempt of a record: which attempt, and what was wrong with it."""
+    """One failed attempt of a record: which attempt, its text, and what was wrong with it."""
 
     attempt: int
+    text: str
     violations: list[Violation]
 
 

@@ -30,7 +30,7 @@ _FREE_CHARS = "A-Za-z0-9 ,'/%-"
 MAX_FREE_CHARS = 80
 #: Free sentences per text: each costs a slot's decoding, and most of what a tiny model writes there restates
 #: a fact (and is dropped), so a few well-placed slots give the text its voice at a fraction of the time.
-MAX_FREE_SENTENCES = 3
+MAX_FREE_SENTENCES = 2
 _SENTENCE_END = (".", "!", "?")
 
 
@@ -109,17 +109,17 @@ class Anchor:
         return self.split(text) is not None
 
 
-def make_anchor(parts: Sequence[str], max_chars: int, free_sentences: int = MAX_FREE_SENTENCES) -> Anchor:
+def make_anchor(parts: Sequence[str], max_chars: int, free_sentences: int | None = None) -> Anchor:
     """The anchor for the template's chosen parts, with room for ``free_sentences`` sentences of the model's own.
 
-    The slots are spread evenly and always include the end of the text; each free sentence is sized so that the
+    The slots are spread evenly back from the end of the text (which always has one); each free sentence is sized so that the
     longest possible text fits ``max_chars``. Each part is closed with a full stop if it does not end a sentence
     already, so that a free sentence after it cannot join its sentence.
     """
     phrases = tuple(p if p.rstrip().endswith(_SENTENCE_END) else p.rstrip() + "." for p in parts)
-    k = min(max(0, free_sentences), len(phrases))
+    k = min(max(0, MAX_FREE_SENTENCES if free_sentences is None else free_sentences), len(phrases))
     last = len(phrases) - 1
-    slots = frozenset({last} if k == 1 else {round(j * last / (k - 1)) for j in range(k)} if k else set())
+    slots = frozenset(last - round(j * last / k) for j in range(k))
     fixed = sum(len(p) for p in phrases) + len(phrases)
     room = (max_chars - fixed) // max(1, len(slots)) - 1
     return Anchor(phrases=phrases, free_chars=max(0, min(MAX_FREE_CHARS, room)), slots=slots)
