@@ -175,7 +175,11 @@ class ChatRealiser:
             return self.model, {**kwargs, "anchor": anchor}
         if self.anchoring == "llama-server":
             return self.model, {**kwargs, "extra_body": {"grammar": anchor.gbnf()}}
-        structured = self.model.with_structured_output(anchor.json_schema(), method="json_schema", include_raw=True)
+        try:
+            structured = self.model.with_structured_output(anchor.json_schema(), method="json_schema", include_raw=True)
+        except (NotImplementedError, ValueError, TypeError):  # no structured output here: plain prompting
+            self.anchoring = "prompt"
+            return self.model, kwargs
         return structured, kwargs
 
 

@@ -140,7 +140,8 @@ def modes(best: tuple[str, int]) -> tuple[list[str], list[Check], list[dict[str,
                 checks.append(Check("modes", f"{name} {label} realizability", "measured, reported honestly",
                                     f"{report['realizability']:.4f}", None))  # fmt: skip
     header = ["domain", "n", "mode", "realizability", "mean rounds (accepted)", "LLM calls / accepted",
-              "tokens / accepted", "accepted records/s", "selection-bias TVD", "drift TVD", "free sentences dropped"]  # fmt: skip
+              "tokens / accepted", "accepted records/s", "selection-bias TVD", "drift TVD",
+              "free sentences dropped"]  # fmt: skip
     md = [
         f"## (b) Modes end to end (SmolLM2-135M {quant.upper()}, {contexts} contexts, max_rounds = {MAX_ROUNDS})",
         "",
@@ -172,8 +173,8 @@ def _examples(name: str, label: str, records: pd.DataFrame, rejects: pd.DataFram
         row = corrected.iloc[0]
         before = json.loads(row.history)[-1]
         problems = "; ".join(v["message"] for v in before["violations"])
-        out += ["", f"Corrected record {row.record_id}:", "", f"- before: {before['text']}", f"- violations: {problems}",
-                f"- after: {row.text}"]  # fmt: skip
+        out += ["", f"Corrected record {row.record_id}:", "", f"- before: {before['text']}",
+                f"- violations: {problems}", f"- after: {row.text}"]  # fmt: skip
     if len(rejects):
         row = rejects.iloc[0]
         out += ["", f"A rejected record ({row.record_id}): {row.reason}"]

@@ -112,9 +112,9 @@ class Anchor:
 def make_anchor(parts: Sequence[str], max_chars: int, free_sentences: int | None = None) -> Anchor:
     """The anchor for the template's chosen parts, with room for ``free_sentences`` sentences of the model's own.
 
-    The slots are spread evenly back from the end of the text (which always has one); each free sentence is sized so that the
-    longest possible text fits ``max_chars``. Each part is closed with a full stop if it does not end a sentence
-    already, so that a free sentence after it cannot join its sentence.
+    The slots are spread evenly back from the end of the text (which always has one); each free sentence is sized
+    so that the longest possible text fits ``max_chars``. Each part is closed with a full stop if it does not end
+    a sentence already, so that a free sentence after it cannot join its sentence.
     """
     phrases = tuple(p if p.rstrip().endswith(_SENTENCE_END) else p.rstrip() + "." for p in parts)
     k = min(max(0, MAX_FREE_SENTENCES if free_sentences is None else free_sentences), len(phrases))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
@@ -131,3 +132,67 @@ def test_a_hung_call_times_out_and_fails_only_its_record(asia_spec):
     realiser = ChatRealiser(model, asia_spec.lexicon, timeout=0.2, retries=0)
     (res,) = realiser.realise([RealisationRequest(record_id=0, skeleton=skeleton(asia_spec))])
     assert res.error == "TimeoutError: no reply within 0.2 s" and res.llm_calls == 1
+
+
+# -- anchored requests per kind of model ---------------------------------------------------------------------
+class KwargsModel(ScriptedChatModel):
+    """Records each call's extra options, and writes back the anchor's plain text."""
+
+    seen: list[dict[str, Any]] = []
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any):
+        from langchain_core.messages import AIMessage
+        from langchain_core.outputs import ChatGeneration, ChatResult
+
+        self.seen.append(kw)
+        grammar = kw.get("extra_body", {}).get("grammar", "")
+        phrases = re.findall(r'"((?:[^"\\]|\\.)*)"', grammar.split("\n", 1)[0])
+        text = " ".join(p for p in phrases if p.strip())
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+
+def test_llama_server_anchoring_sends_the_grammar_and_a_seed(asia_spec):
+    model = KwargsModel(seen=[])
+    realiser = ChatRealiser(model, asia_spec.lexicon, realize="anchored", anchoring="llama-server", seeded_calls=True)
+    request = RealisationRequest(record_id=4, skeleton=skeleton(asia_spec, smoke="no"))
+    (result,) = realiser.realise([request])
+    (kw,) = model.seen
+    anchor = realiser.anchor(request)
+    assert anchor is not None and kw["extra_body"]["grammar"] == anchor.gbnf()
+    assert isinstance(kw["seed"], int) and result.text == anchor.skeleton_text
+
+
+class StructuredModel(ScriptedChatModel):
+    """A model with structured output: replies with a JSON object whose ``text`` is the anchor's plain text."""
+
+    schemas: list[dict[str, Any]] = []
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kw: Any) -> Any:
+        from langchain_core.messages import AIMessage
+        from langchain_core.runnables import RunnableLambda
+
+        self.schemas.append(schema)
+        pattern = schema["properties"]["text"]["pattern"]
+        text = re.sub(r"\\(.)", r"\1", re.sub(r"\(\?:.*?\)\?", "", pattern[1:-1]))
+
+        def reply(_: Any) -> dict[str, Any]:
+            return {"raw": AIMessage(f'{{"text": "{text}"}}', usage_metadata={"input_tokens": 50, "output_tokens": 20,
+                    "total_tokens": 70}), "parsed": {"text": text}, "parsing_error": None}  # fmt: skip
+
+        return RunnableLambda(reply)
+
+
+def test_structured_anchoring_uses_the_pattern_schema_and_reads_the_text_field(asia_spec):
+    model = StructuredModel(schemas=[])
+    realiser = ChatRealiser(model, asia_spec.lexicon, realize="anchored", anchoring="structured")
+    request = RealisationRequest(record_id=2, skeleton=skeleton(asia_spec))
+    (result,) = realiser.realise([request])
+    anchor = realiser.anchor(request)
+    assert anchor is not None and model.schemas == [anchor.json_schema()]
+    assert result.error is None and anchor.matches(result.text) and result.prompt_tokens == 50
+
+
+def test_a_model_without_structured_output_falls_back_to_prompting(asia_spec):
+    realiser = ChatRealiser(ScriptedChatModel(), asia_spec.lexicon, realize="anchored", anchoring="structured")
+    (result,) = realiser.realise([RealisationRequest(record_id=0, skeleton=skeleton(asia_spec))])
+    assert result.error is None and realiser.anchoring == "prompt"

@@ -117,3 +117,14 @@ def test_a_file_that_is_not_a_model_is_a_usage_error(tmp_path):
     fake.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(UsageError, match="llama.cpp cannot load it"):
         LocalChatModel(model_path=str(fake))
+
+
+def test_default_model_is_a_converted_copy_made_once():
+    from tools.local_model import default_model, requantized
+
+    path = default_model()
+    assert path.name == "SmolLM2-135M-Instruct.Q8_0.gguf" and path.read_bytes()[:4] == b"GGUF"
+    stamp = path.stat().st_mtime_ns
+    assert requantized("q8_0") == path and path.stat().st_mtime_ns == stamp  # not converted again
+    with pytest.raises(UsageError, match="unknown quantisation 'q3'"):
+        requantized("q3")
