@@ -1,0 +1,53 @@
+"""Run the relational graph end to end (the CLI's ``run`` for specs that declare tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from graphs.context import RunSettings
+from graphs.runner import check_settings
+from graphs.table_builder import build_table_graph, table_recursion_limit
+from graphs.table_context import TableRunContext
+from tools.errors import UsageError
+from tools.realisation import Realiser
+from tools.spec import Domain
+from tools.table_sinks import TableSink
+
+
+def run_tables(
+    domain: Domain,
+    realiser: Realiser,
+    settings: RunSettings,
+    out_dir: Path | None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Generate ``settings.n`` root records with their child rows; write the tables and database; return the report.
+
+    Raises:
+        UsageError: bad settings, or a spec without tables.
+        DataError: the output folder cannot be written, or SQLite refused a row.
+    """
+    check_settings(settings)
+    if domain.schema is None:
+        raise UsageError(f"{domain.source}: the spec declares no tables")
+    sink = TableSink(out_dir, domain.schema) if out_dir is not None else None
+    context = TableRunContext(domain=domain, realiser=realiser, settings=settings, sink=sink, progress=progress)
+    limit = table_recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
+    try:
+        final = build_table_graph().invoke(
+            {"n_requested": settings.n, "next_id": 0, "totals": {}, "report": None},
+            context=context,
+            config={"recursion_limit": limit},
+        )
+    except BaseException as exc:
+        if sink is not None:
+            sink.abort(f"{type(exc).__name__}: {exc}")
+        raise
+    if sink is not None:
+        sink.close()
+    report = final.get("report")
+    assert report is not None, "the graph ended without a report"
+    return dict(report)

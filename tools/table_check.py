@@ -1,0 +1,259 @@
+"""The Schema Validator's checks over tables: types, nulls, ranges, lengths, patterns, keys and business rules.
+
+Every violation is listed at once, each naming its table, row (primary key), column or rule, value and entity
+(the root row it belongs to), and how it can be fixed: ``resample`` (the columns in ``targets`` are drawn again,
+no LLM), ``generate`` (the Generator rewrites the text) or ``none`` (nothing in the record can change it, e.g. a
+rule that contradicts the causal model's states; the record is rejected with the reason).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from typing_extensions import TypedDict
+
+from tools.consistency import check_facts
+from tools.extract import extract
+from tools.lexicon import Lexicon
+from tools.relational import ENTITY, ancestor_values, var_column
+from tools.rules import Rule, evaluate
+from tools.tables import EMAIL, KINDS, ColumnSpec, TableSchema, convert_value
+
+
+class TableViolation(TypedDict):
+    """One broken constraint or rule on one row."""
+
+    kind: str  # null, type, range, length, pattern, category, unique, foreign_key, rule, or a text check's kind
+    table: str
+    row: Any  # the row's primary key
+    entity: int
+    column: str | None
+    rule: str | None
+    value: str | None
+    message: str
+    fix: str  # resample | generate | none
+    targets: list[str]  # columns to draw again, for fix == resample
+
+
+def _short(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class FrameData:
+    """A table's rows, its ancestors' columns and its children's aggregates, for :func:`tools.rules.evaluate`."""
+
+    def __init__(self, schema: TableSchema, frames: Mapping[str, pd.DataFrame], table: str) -> None:
+        self.schema = schema
+        self.frames = frames
+        self.table = table
+        self.frame = frames[table]
+        self.n = len(self.frame)
+
+    def column(self, table: str | None, name: str) -> pd.Series:
+        """A column of this table or of an ancestor, aligned with this table's rows."""
+        if table is None or table == self.table:
+            return self.frame[name]
+        return ancestor_values(self.schema, self.frames, self.table, self.frame, table, name)
+
+    def aggregate(self, fn: str, child: str, column: str | None) -> pd.Series:
+        """``fn`` of each row's child rows; count and sum over none are 0, the others null."""
+        rows = self.frames[child]
+        keys = self.frame[self.schema.pk(self.table)]
+        fk = rows[self.schema.fk[child]]
+        if column is None:
+            grouped = fk.value_counts()
+        else:
+            values = rows[column]
+            if self.schema.kind(child, column) == "num":
+                values = pd.to_numeric(values, errors="coerce")
+            frame = pd.DataFrame({"k": fk.to_numpy(), "v": values.to_numpy()})
+            grouped = getattr(frame.groupby("k")["v"], fn)()
+        out = pd.Series(keys.map(grouped).to_numpy(), index=self.frame.index)
+        if fn in ("count", "sum"):
+            out = out.fillna(0)
+        return out
+
+
+def check_tables(
+    schema: TableSchema,
+    frames: Mapping[str, pd.DataFrame],
+    seen: Mapping[tuple[str, str], set[Any]] | None = None,
+    resamplable: Mapping[str, set[str]] | None = None,
+) -> list[TableViolation]:
+    """Every violation in ``frames`` (one batch of whole entities).
+
+    ``seen`` holds unique values already accepted in earlier batches; ``resamplable`` names, per table, the
+    columns the repairer may draw again.
+    """
+    out: list[TableViolation] = []
+    seen = seen or {}
+    resamplable = resamplable or {}
+    for table in schema.order:
+        frame = frames[table]
+        pk = schema.pk(table)
+        spec = schema.tables[table]
+        for col, cs in spec.columns.items():
+            out += _column_checks(schema, frames, table, col, cs, seen.get((table, col), set()), resamplable.get(table, set()))
+        for rule in (r for r in schema.rules if r.table == table):
+            bad = evaluate(rule, FrameData(schema, frames, table), _kinds(schema))
+            if not bad.any():
+                continue
+            fix, targets = _rule_fix(schema, rule, resamplable)
+            shown = [c for t, c in rule.columns if t == table][:3]
+            for i in np.flatnonzero(bad):
+                values = ", ".join(f"{c}={_short(frame[c].iat[i])}" for c in shown)
+                label = f"{rule.name}: " if rule.name else ""
+                out.append(
+                    TableViolation(
+                        kind="rule", table=table, row=_py(frame[pk].iat[i]), entity=int(frame[ENTITY].iat[i]),
+                        column=shown[0] if shown else None, rule=rule.text, value=values or None,
+                        message=f"{table} row {pk}={_py(frame[pk].iat[i])} breaks rule {label}{rule.text}"
+                        + (f" ({values})" if values else ""),
+                        fix=fix, targets=targets,
+                    )
+                )  # fmt: skip
+    return out
+
+
+def _kinds(schema: TableSchema) -> dict[tuple[str, str], Any]:
+    return {(t, c): KINDS[cs.type] for t, spec in schema.tables.items() for c, cs in spec.columns.items()}
+
+
+def _rule_fix(schema: TableSchema, rule: Rule, resamplable: Mapping[str, set[str]]) -> tuple[str, list[str]]:
+    """How a violation of ``rule`` can be fixed: the realised text, own columns that can be drawn again, or not."""
+    realised = schema.realised()
+    own = [c for t, c in rule.columns if t == rule.table]
+    if realised is not None and realised[0] == rule.table and realised[1] in own:
+        return "generate", []
+    spec = schema.tables[rule.table]
+    targets: list[str] = []
+    for col in own:  # the rule's columns, then the columns they are computed from
+        chain = [col]
+        while (off := spec.columns[chain[-1]].offset) is not None and "." not in off.from_:
+            chain.append(off.from_)
+        targets += [c for c in chain if c in resamplable.get(rule.table, set()) and c not in targets]
+    return ("resample", targets) if targets else ("none", [])
+
+
+def _py(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _column_checks(
+    schema: TableSchema,
+    frames: Mapping[str, pd.DataFrame],
+    table: str,
+    col: str,
+    cs: ColumnSpec,
+    seen: set[Any],
+    resamplable: set[str],
+) -> list[TableViolation]:
+    frame = frames[table]
+    pk = schema.pk(table)
+    series = frame[col]
+    fix = "resample" if col in resamplable else "generate" if cs.realise else "none"
+    targets = [col] if fix == "resample" else []
+    out: list[TableViolation] = []
+
+    def add(rows: Iterable[int], kind: str, why: str) -> None:
+        for i in rows:
+            value = series.iat[i]
+            out.append(
+                TableViolation(
+                    kind=kind, table=table, row=_py(frame[pk].iat[i]), entity=int(frame[ENTITY].iat[i]), column=col,
+                    rule=None, value=_short(value),
+                    message=f"{table} row {pk}={_py(frame[pk].iat[i])}: {col}={_short(value)!r} {why}",
+                    fix=fix, targets=targets,
+                )
+            )  # fmt: skip
+
+    null = series.isna().to_numpy()
+    if cs.realise:
+        null = null | (series.astype(str).str.strip() == "").to_numpy()
+    if not cs.nullable and null.any():
+        add(np.flatnonzero(null), "null", "is empty but the column is not nullable")
+    present = ~null
+    kind = KINDS[cs.type]
+    if kind == "num":
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bad = present & (np.isnan(numbers) | ((numbers != np.round(numbers)) if cs.type == "int" else False))
+        add(np.flatnonzero(bad), "type", f"is not a{'n' if cs.type == 'int' else ''} {cs.type}")
+        ok = present & ~bad
+        lo = convert_value(cs.type, cs.min) if cs.min is not None else None
+        hi = convert_value(cs.type, cs.max) if cs.max is not None else None
+        if lo is not None:
+            add(np.flatnonzero(ok & (numbers < lo)), "range", f"is below the minimum {cs.min}")
+        if hi is not None:
+            add(np.flatnonzero(ok & (numbers > hi)), "range", f"is above the maximum {cs.max}")
+    elif kind in ("date", "datetime"):
+        pattern = r"^\d{4}-\d{2}-\d{2}$" if cs.type == "date" else r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
+        text = series.astype(str)
+        stamps = pd.to_datetime(series.where(text.str.match(pattern), None), errors="coerce")
+        bad = present & stamps.isna().to_numpy()
+        add(np.flatnonzero(bad), "type", f"is not an ISO {cs.type}")
+        ok = present & ~bad
+        for bound, op, word in (("min", np.less, "before"), ("max", np.greater, "after")):
+            value = getattr(cs, bound)
+            if value is not None:
+                limit = np.datetime64(convert_value(cs.type, value), "s")
+                add(np.flatnonzero(ok & op(stamps.to_numpy(dtype="datetime64[s]"), limit)), "range", f"is {word} {value}")
+    elif kind == "bool":
+        bad = present & ~series.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
+        add(np.flatnonzero(bad), "type", "is not true or false")
+    else:
+        text = series.astype(str)
+        if cs.type == "category":
+            add(np.flatnonzero(present & ~series.isin(cs.values or []).to_numpy()), "category",
+                f"is not one of {', '.join(cs.values or [])}")  # fmt: skip
+        if cs.type == "email":
+            add(np.flatnonzero(present & ~text.str.match(EMAIL.pattern).to_numpy(dtype=bool)), "type",
+                "is not an e-mail address")  # fmt: skip
+        if cs.max_length is not None:
+            lengths = text.str.len().to_numpy()
+            add(np.flatnonzero(present & (lengths > cs.max_length)), "length",
+                f"is longer than {cs.max_length} characters")  # fmt: skip
+        if cs.pattern is not None:
+            rx = re.compile(cs.pattern)
+            matched = np.fromiter((bool(rx.search(s)) for s in text), dtype=bool, count=len(text))
+            add(np.flatnonzero(present & ~matched), "pattern", f"does not match {cs.pattern}")
+    if cs.unique or col == pk:
+        dup = series.duplicated(keep="first").to_numpy() | (series.isin(seen).to_numpy() if seen else False)
+        add(np.flatnonzero(present & dup), "unique", "is already used (the column is unique)")
+    if cs.references is not None:
+        target_table, _, target_col = cs.references.partition(".")
+        known = frames[target_table][target_col]
+        orphan = present & ~series.isin(known).to_numpy()
+        add(np.flatnonzero(orphan), "foreign_key", f"references no row of {cs.references}")
+    return out
+
+
+def check_texts(schema: TableSchema, lexicon: Lexicon, frames: Mapping[str, pd.DataFrame]) -> list[TableViolation]:
+    """The realised texts against their rows' variable states: contradictions, omissions, latent facts stated."""
+    realised = schema.realised()
+    if realised is None:
+        return []
+    table, column = realised
+    frame = frames[table]
+    pk = schema.pk(table)
+    variables = [(v, var_column(v)) for v in schema.visible(table)]
+    out: list[TableViolation] = []
+    for i, text in enumerate(frame[column].tolist()):
+        if not text:
+            continue  # an empty text is a null violation already
+        skeleton = {v: frame[c].iat[i] for v, c in variables}
+        for v in check_facts(lexicon, skeleton, extract(lexicon, str(text))):
+            out.append(
+                TableViolation(
+                    kind=v["kind"], table=table, row=_py(frame[pk].iat[i]), entity=int(frame[ENTITY].iat[i]),
+                    column=column, rule=None, value=v["found"],
+                    message=f"{table} row {pk}={_py(frame[pk].iat[i])}: {v['message']}", fix="generate", targets=[],
+                )
+            )  # fmt: skip
+    return out
