@@ -44,5 +44,5 @@ def repair(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str,
         resample(ctx.sampler, frames, table, column, positions, attempt=rnd)
         redrawn += len(positions)
     tables = {t: to_columns(f) for t, f in frames.items()}
-    return {"tables": tables, "feedback": dict(feedback), "totals": {"values_redrawn": redrawn},
-            "info": {"batch": state.get("batch", 0), "round": rnd, "redrawn": redrawn, "to_generator": len(feedback)}}  # fmt: skip
+    info = {"batch": state.get("batch", 0), "round": rnd, "redrawn": redrawn, "to_generator": len(feedback)}
+    return {"tables": tables, "feedback": dict(feedback), "totals": {"values_redrawn": redrawn}, "info": info}

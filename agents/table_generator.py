@@ -24,7 +24,9 @@ def generate_text(state: TableRunState, runtime: Runtime[TableRunContext]) -> di
     pk = ctx.schema.pk(table)
     feedback = state.get("feedback", {})
     names = ctx.domain.network.names
-    todo = [i for i, (key, text) in enumerate(zip(cols[pk], cols[column], strict=True)) if not text or str(key) in feedback]
+    todo = [
+        i for i, (key, text) in enumerate(zip(cols[pk], cols[column], strict=True)) if not text or str(key) in feedback
+    ]
     requests = [
         RealisationRequest(
             record_id=int(cols[pk][i]),

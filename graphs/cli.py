@@ -22,6 +22,8 @@ from rich.table import Table
 from graphs.context import RunSettings
 from graphs.llm import make_realiser
 from graphs.runner import run as run_pipeline
+from graphs.table_cli import chat_model, compile_rules, print_table_report
+from graphs.table_runner import run_tables
 from tools.errors import CausalSynthError, UsageError
 from tools.noise import NOISE_MODELS, NoiseModel
 from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
@@ -134,8 +136,12 @@ def run_cmd(
     domain = load_domain(spec)
     settings = RunSettings(n=n, mode=mode, max_rounds=max_rounds, batch_size=batch_size, seed=seed, llm=llm)  # type: ignore[arg-type]
     realiser = make_realiser(llm, domain.lexicon, seed=seed, concurrency=concurrency)
+    relational = domain.schema is not None  # tables, rules and a SQLite database
     with _progress(n, f"{domain.name}: {mode}") as progress:
-        report = run_pipeline(domain, realiser, settings, out, progress=progress)
+        report = (run_tables if relational else run_pipeline)(domain, realiser, settings, out, progress=progress)
+    if domain.schema is not None:
+        print_table_report(report, out, out_console, domain.schema.order)
+        return
     _print_run_report(report, out)
 
 
@@ -284,6 +290,16 @@ def _print_report(report: VerificationReport, only_rejected: bool) -> None:
         f"FPR at alpha={report.alpha}: {report.fpr:.4f}; "
         f"power on {sum(r.rejected is not None for r in report.dependences)} adjacent pairs: {report.power:.4f}"
     )
+
+
+@app.command("compile-rules")
+def compile_rules_cmd(
+    spec: Annotated[str, typer.Argument(help="Spec YAML file with natural-language rules ('nl: ...').")],
+    llm: Annotated[str, typer.Option("--llm", help="Chat model as PROVIDER:MODEL.")],
+    force: Annotated[bool, typer.Option("--force", help="Compile every sentence again, not only new ones.")] = False,
+) -> None:
+    """Compile natural-language rules into the rule language with an LLM; show them; store them in the lock file."""
+    compile_rules(spec, chat_model(llm), llm, force, out_console)
 
 
 def _error(message: str) -> None:

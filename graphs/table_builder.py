@@ -36,7 +36,9 @@ def _traced(name: str, node: Node) -> Callable[..., dict[str, Any]]:
     def run(state: TableRunState, *, runtime: Runtime[TableRunContext]) -> dict[str, Any]:
         start = time.perf_counter()
         update = node(state, runtime)
-        runtime.context.emit({"node": name, "seconds": round(time.perf_counter() - start, 6)} | dict(update.get("info", {})))
+        runtime.context.emit(
+            {"node": name, "seconds": round(time.perf_counter() - start, 6)} | dict(update.get("info", {}))
+        )
         return update
 
     run.__name__ = name
@@ -60,7 +62,9 @@ def build_table_graph() -> CompiledStateGraph[TableRunState, TableRunContext, Ta
     builder.add_edge("generate_text", "validate_tables")
     builder.add_conditional_edges("validate_tables", after_validate_tables)
     builder.add_conditional_edges("repair", after_repair)
-    builder.add_conditional_edges("write_tables", after_write_tables, {"sample_tables": "sample_tables", "__end__": END})
+    builder.add_conditional_edges(
+        "write_tables", after_write_tables, {"sample_tables": "sample_tables", "__end__": END}
+    )
     return builder.compile()
 
 

@@ -11,7 +11,7 @@ Values are JSON-like: dates and date-times as ISO strings, nulls as None.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,9 @@ class RelationalSampler:
                 frame = up[inherited].iloc[index].reset_index(drop=True)
                 frame["_parent_key"] = up[self.schema.pk(parent)].to_numpy()[index]
                 codes = {
-                    c[len(VAR_PREFIX) :]: pd.Categorical(frame[c], categories=self.network.states(c[len(VAR_PREFIX) :])).codes
+                    c[len(VAR_PREFIX) :]: pd.Categorical(
+                        frame[c], categories=self.network.states(c[len(VAR_PREFIX) :])
+                    ).codes
                     for c in inherited
                     if c.startswith(VAR_PREFIX)
                 }
@@ -221,7 +223,7 @@ def ancestor_values(
         current = grand
 
 
-def _by_state(cs: ColumnSpec, mapping: Mapping[str, Any], states: Sequence[Any], rng: np.random.Generator) -> Any:
+def _by_state(cs: ColumnSpec, mapping: Mapping[str, Any], states: Any, rng: np.random.Generator) -> Any:
     """Per row, a value from the map entry of the row's state."""
     states_arr = np.asarray(states, dtype=object)
     out = np.empty(len(states_arr), dtype=object)

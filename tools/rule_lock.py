@@ -39,6 +39,15 @@ def read_lock(path: Path | None) -> dict[tuple[str, str], str]:
     """``(table, sentence) -> rule`` from the lock file; empty when there is none.
 
     Raises:
+        SpecError: as :func:`read_entries`.
+    """
+    return {key: entry["rule"] for key, entry in read_entries(path).items()}
+
+
+def read_entries(path: Path | None) -> dict[tuple[str, str], dict[str, str]]:
+    """``(table, sentence) -> {rule, model}`` from the lock file; empty when there is none.
+
+    Raises:
         SpecError: the lock file is malformed, or an entry's hash does not match its sentence (edited by hand).
     """
     if path is None or not path.is_file():
@@ -47,7 +56,7 @@ def read_lock(path: Path | None) -> dict[tuple[str, str], str]:
     entries = data.get("rules") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise SpecError(str(path), [Problem(str(path), "a rule lock file is a mapping with a 'rules' list")])
-    out: dict[tuple[str, str], str] = {}
+    out: dict[tuple[str, str], dict[str, str]] = {}
     problems = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("table", "nl", "rule")):
@@ -56,7 +65,7 @@ def read_lock(path: Path | None) -> dict[tuple[str, str], str]:
         if entry.get("key") != nl_key(entry["table"], entry["nl"]):
             problems.append(Problem(f"{path} rules[{i}]", "its key does not match its sentence; recompile the rule"))
             continue
-        out[(entry["table"], entry["nl"].strip())] = entry["rule"]
+        out[(entry["table"], entry["nl"].strip())] = {"rule": entry["rule"], "model": str(entry.get("model", ""))}
     if problems:
         raise SpecError(str(path), problems)
     return out

@@ -71,12 +71,16 @@ class RuleError(CausalSynthError):
 # -- the parsed form ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Lit:
+    """A literal: a number, text, truth value, date or null."""
+
     value: Any
     kind: Kind
 
 
 @dataclass(frozen=True)
 class Col:
+    """A column of the rule's table (``table`` None) or of an ancestor table."""
+
     table: str | None  # None: the rule's own table; else an ancestor table
     name: str
     pos: int
@@ -84,6 +88,8 @@ class Col:
 
 @dataclass(frozen=True)
 class Op:
+    """An operator applied to its operands (``implies`` is ``BODY if CONDITION``)."""
+
     op: str  # + - * / % neg not and or implies == != < <= > >= in notin isnull notnull
     args: tuple[Any, ...]
     pos: int = 0
@@ -91,6 +97,8 @@ class Op:
 
 @dataclass(frozen=True)
 class Call:
+    """A call of an allowed function."""
+
     fn: str
     args: tuple[Any, ...]
     pos: int
@@ -98,6 +106,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Agg:
+    """An aggregate over a child table's rows (``column`` None: count the rows)."""
+
     fn: str
     table: str
     column: str | None
@@ -257,18 +267,18 @@ class _Build:
             return self.call(kids, pos)
         if kind == "arith":
             left, op, right = kids
-            return Op(str(op), (self.build(left), self.build(right)), pos)  # type: ignore[arg-type]
+            return Op(str(op), (self.build(left), self.build(right)), pos)
         if kind == "neg":
-            return Op("neg", (self.build(kids[1]),), pos)  # type: ignore[arg-type]
+            return Op("neg", (self.build(kids[1]),), pos)
         if kind == "compare":
             return self.compare(kids, pos)
         if kind in ("in_", "notin"):
             items = tuple(self.build(k) for k in kids[1].children if k is not None)  # type: ignore[union-attr]
-            return Op("in" if kind == "in_" else "notin", (self.build(kids[0]), *items), pos)  # type: ignore[arg-type]
+            return Op("in" if kind == "in_" else "notin", (self.build(kids[0]), *items), pos)
         if kind in ("isnull", "notnull", "not_"):
-            return Op(kind.rstrip("_"), (self.build(kids[0]),), pos)  # type: ignore[arg-type]
+            return Op(kind.rstrip("_"), (self.build(kids[0]),), pos)
         if kind in ("and_", "or_", "implies"):
-            return Op(kind.rstrip("_"), (self.build(kids[0]), self.build(kids[1])), pos)  # type: ignore[arg-type]
+            return Op(kind.rstrip("_"), (self.build(kids[0]), self.build(kids[1])), pos)
         raise self.fail(f"unexpected construct {kind}", pos)
 
     def number(self, token: Token) -> Lit:
@@ -299,9 +309,9 @@ class _Build:
                 value = pd.Timestamp(raw)
             except (ValueError, OverflowError):
                 raise self.fail(f"date({raw!r}) is not an ISO date (YYYY-MM-DD)", pos) from None
-            if value is pd.NaT or not re.fullmatch(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?", raw):
+            if pd.isna(value) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?", raw):
                 raise self.fail(f"date({raw!r}) is not an ISO date (YYYY-MM-DD)", pos)
-            return Lit(np.datetime64(value.to_datetime64(), "s"), "date")
+            return Lit(value.to_datetime64().astype("datetime64[s]"), "date")
         if fn in AGGREGATES:
             if len(args) != 1 or str(args[0].data) not in ("name", "dotted"):
                 what = "count(TABLE) or count(TABLE.COLUMN)" if fn == "count" else f"{fn}(TABLE.COLUMN)"
@@ -408,7 +418,9 @@ class _Checker:
                 raise self.fail(f"unknown table {col.table!r}{_suggest(col.table, scope.tables)}", col.pos)
             if col.table not in scope.ancestors():
                 kids = scope.children()
-                hint = f"; aggregate a child table instead, e.g. sum({col.table}.{col.name})" if col.table in kids else ""
+                hint = (
+                    f"; aggregate a child table instead, e.g. sum({col.table}.{col.name})" if col.table in kids else ""
+                )
                 raise self.fail(
                     f"{col.table} is not an ancestor of {scope.table} (a rule reads its own row, its ancestors' "
                     f"columns through the foreign keys, and aggregates of child tables){hint}",
@@ -500,9 +512,7 @@ class _Checker:
             cats = self.scope.tables[table][col.name].categories
             for lit in lits:
                 if cats and lit.value not in cats:
-                    raise self.fail(
-                        f"{lit.value!r} is not a value of {col.name} (values: {', '.join(cats)})", col.pos
-                    )
+                    raise self.fail(f"{lit.value!r} is not a value of {col.name} (values: {', '.join(cats)})", col.pos)
 
 
 def _suggest(name: str, known: Mapping[str, Any]) -> str:
@@ -571,10 +581,14 @@ class _Eval:
             return Val(np.array(e.value, dtype=object) if e.kind == "str" else e.value, np.False_)
         if isinstance(e, Col):
             table = e.table or self.table
-            return _as_val(self.data.column(e.table if e.table != self.table else None, e.name), self.kinds[(table, e.name)])
+            return _as_val(
+                self.data.column(e.table if e.table != self.table else None, e.name), self.kinds[(table, e.name)]
+            )
         if isinstance(e, Agg):
             series = self.data.aggregate(e.fn, e.table, e.column)
-            kind: Kind = "num" if e.column is None or e.fn in ("count", "sum", "mean") else self.kinds[(e.table, e.column)]
+            kind: Kind = (
+                "num" if e.column is None or e.fn in ("count", "sum", "mean") else self.kinds[(e.table, e.column)]
+            )
             return _as_val(series, kind)
         if isinstance(e, Call):
             return self.call(e)
@@ -616,9 +630,14 @@ class _Eval:
             return Val(null if o == "isnull" else ~null, np.False_)
         if o == "neg":
             return Val(-np.asarray(args[0].data, dtype=float), args[0].null)
-        a, b = args[0], args[1] if len(args) > 1 else None
+        a = args[0]
+        if o in ("in", "notin"):
+            hit: Any = np.False_
+            for item in args[1:]:
+                hit = hit | (~np.asarray(item.null, dtype=bool) & _compare("==", a.data, item.data))
+            return Val(hit if o == "in" else ~hit, a.null)
+        b = args[1]
         if o in ("+", "-", "*", "/", "%"):
-            assert b is not None
             x, y = np.asarray(a.data, dtype=float), np.asarray(b.data, dtype=float)
             with np.errstate(all="ignore"):
                 out = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "%": np.fmod}[o](x, y)
@@ -626,13 +645,6 @@ class _Eval:
             if o in ("/", "%"):
                 null = null | (y == 0)  # x / 0 is null, as in SQLite
             return Val(out, null | ~np.isfinite(out))
-        if o in ("in", "notin"):
-            hit: Any = np.False_
-            null: Any = a.null
-            for item in args[1:]:
-                hit = hit | (~np.asarray(item.null, dtype=bool) & _compare("==", a.data, item.data))
-            return Val(hit if o == "in" else ~hit, null)
-        assert b is not None
         return Val(_compare(o, a.data, b.data), a.null | b.null)
 
 
@@ -646,7 +658,14 @@ def _strmap(data: Any, fn: Callable[[str], Any], dtype: Any) -> Any:
 def _compare(op: str, x: Any, y: Any) -> Any:
     if isinstance(x, np.ndarray) and x.dtype.kind == "M" or isinstance(y, np.ndarray) and y.dtype.kind == "M":
         x, y = np.asarray(x, dtype="datetime64[s]"), np.asarray(y, dtype="datetime64[s]")
-    fns = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+    fns = {
+        "==": np.equal,
+        "!=": np.not_equal,
+        "<": np.less,
+        "<=": np.less_equal,
+        ">": np.greater,
+        ">=": np.greater_equal,
+    }
     with np.errstate(invalid="ignore"):
         return np.asarray(fns[op](x, y), dtype=bool)
 

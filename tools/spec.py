@@ -139,8 +139,11 @@ class Domain:
 
 
 # -- loading ------------------------------------------------------------------------------------------
-def load_domain(ref: str | Path) -> Domain:
+def load_domain(ref: str | Path, *, allow_uncompiled: bool = False) -> Domain:
     """Load a spec from a YAML file, or build one around a bnlearn network name (``asia``, ``alarm``).
+
+    ``allow_uncompiled`` lists natural-language rules missing from the lock file in ``schema.uncompiled``
+    instead of failing (for ``compile-rules``).
 
     Raises:
         SpecError: listing every problem with its location.
@@ -151,7 +154,9 @@ def load_domain(ref: str | Path) -> Domain:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(str(path), [Problem(str(path), f"cannot read: {exc}")]) from None
-        return load_domain_text(text, source=str(path), base_dir=path.parent, lock=lock_path(path))
+        return load_domain_text(
+            text, source=str(path), base_dir=path.parent, lock=lock_path(path), allow_uncompiled=allow_uncompiled
+        )
     ref_text = str(ref)
     looks_like_file = path.suffix in {".yaml", ".yml", ".json"} or "/" in ref_text or "\\" in ref_text
     if not looks_like_file and ref_text in bnlearn_names():
@@ -163,7 +168,11 @@ def load_domain(ref: str | Path) -> Domain:
 
 
 def load_domain_text(
-    text: str, source: str = "<spec>", base_dir: Path | None = None, lock: Path | None = None
+    text: str,
+    source: str = "<spec>",
+    base_dir: Path | None = None,
+    lock: Path | None = None,
+    allow_uncompiled: bool = False,
 ) -> Domain:
     """Load a spec from YAML text; ``base_dir`` resolves relative ``model.file`` paths.
 
@@ -224,7 +233,7 @@ def load_domain_text(
         ]
     schema: TableSchema | None = None
     if network is not None and spec.tables is not None:
-        built = build_schema(spec.tables, network, where, read_lock(lock))
+        built = build_schema(spec.tables, network, where, read_lock(lock), allow_uncompiled)
         if isinstance(built, TableSchema):
             schema = built
         else:

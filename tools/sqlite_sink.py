@@ -109,7 +109,9 @@ class SqliteSink:
                     if not data or not data[cols[0]]:
                         continue
                     bools = {c for c in cols if self.schema.tables[table].columns[c].type == "bool"}
-                    rows = zip(*([int(v) if c in bools and v is not None else v for v in data[c]] for c in cols), strict=True)
+                    rows = zip(
+                        *([int(v) if c in bools and v is not None else v for v in data[c]] for c in cols), strict=True
+                    )
                     marks = ", ".join("?" for _ in cols)
                     self.conn.executemany(
                         f"INSERT INTO {quote(table)} ({', '.join(map(quote, cols))}) VALUES ({marks})", rows

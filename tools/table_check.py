@@ -100,21 +100,25 @@ def check_tables(
         pk = schema.pk(table)
         spec = schema.tables[table]
         for col, cs in spec.columns.items():
-            out += _column_checks(schema, frames, table, col, cs, seen.get((table, col), set()), resamplable.get(table, set()))
+            out += _column_checks(
+                schema, frames, table, col, cs, seen.get((table, col), set()), resamplable.get(table, set())
+            )
         for rule in (r for r in schema.rules if r.table == table):
             bad = evaluate(rule, FrameData(schema, frames, table), _kinds(schema))
             if not bad.any():
                 continue
             fix, targets = _rule_fix(schema, rule, resamplable)
             shown = [c for t, c in rule.columns if t == table][:3]
+            arrays = [(c, frame[c].to_numpy(dtype=object)) for c in shown]
+            keys, entities = frame[pk].to_numpy(dtype=object), frame[ENTITY].to_numpy()
+            label = f"{rule.name}: " if rule.name else ""
             for i in np.flatnonzero(bad):
-                values = ", ".join(f"{c}={_short(frame[c].iat[i])}" for c in shown)
-                label = f"{rule.name}: " if rule.name else ""
+                values = ", ".join(f"{c}={_short(a[i])}" for c, a in arrays)
                 out.append(
                     TableViolation(
-                        kind="rule", table=table, row=_py(frame[pk].iat[i]), entity=int(frame[ENTITY].iat[i]),
+                        kind="rule", table=table, row=_py(keys[i]), entity=int(entities[i]),
                         column=shown[0] if shown else None, rule=rule.text, value=values or None,
-                        message=f"{table} row {pk}={_py(frame[pk].iat[i])} breaks rule {label}{rule.text}"
+                        message=f"{table} row {pk}={_py(keys[i])} breaks rule {label}{rule.text}"
                         + (f" ({values})" if values else ""),
                         fix=fix, targets=targets,
                     )
@@ -162,14 +166,16 @@ def _column_checks(
     targets = [col] if fix == "resample" else []
     out: list[TableViolation] = []
 
+    raw = series.to_numpy(dtype=object)
+    keys, entities = frame[pk].to_numpy(dtype=object), frame[ENTITY].to_numpy()
+
     def add(rows: Iterable[int], kind: str, why: str) -> None:
         for i in rows:
-            value = series.iat[i]
             out.append(
                 TableViolation(
-                    kind=kind, table=table, row=_py(frame[pk].iat[i]), entity=int(frame[ENTITY].iat[i]), column=col,
-                    rule=None, value=_short(value),
-                    message=f"{table} row {pk}={_py(frame[pk].iat[i])}: {col}={_short(value)!r} {why}",
+                    kind=kind, table=table, row=_py(keys[i]), entity=int(entities[i]), column=col,
+                    rule=None, value=_short(raw[i]),
+                    message=f"{table} row {pk}={_py(keys[i])}: {col}={_short(raw[i])!r} {why}",
                     fix=fix, targets=targets,
                 )
             )  # fmt: skip
@@ -203,15 +209,20 @@ def _column_checks(
             value = getattr(cs, bound)
             if value is not None:
                 limit = np.datetime64(convert_value(cs.type, value), "s")
-                add(np.flatnonzero(ok & op(stamps.to_numpy(dtype="datetime64[s]"), limit)), "range", f"is {word} {value}")
+                add(
+                    np.flatnonzero(ok & op(stamps.to_numpy(dtype="datetime64[s]"), limit)),
+                    "range",
+                    f"is {word} {value}",
+                )
     elif kind == "bool":
         bad = present & ~series.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
         add(np.flatnonzero(bad), "type", "is not true or false")
     else:
         text = series.astype(str)
+        allowed = list(cs.values or [])  # noqa: PD011 - a spec field, not a DataFrame
         if cs.type == "category":
-            add(np.flatnonzero(present & ~series.isin(cs.values or []).to_numpy()), "category",
-                f"is not one of {', '.join(cs.values or [])}")  # fmt: skip
+            add(np.flatnonzero(present & ~series.isin(allowed).to_numpy()), "category",
+                f"is not one of {', '.join(allowed)}")  # fmt: skip
         if cs.type == "email":
             add(np.flatnonzero(present & ~text.str.match(EMAIL.pattern).to_numpy(dtype=bool)), "type",
                 "is not an e-mail address")  # fmt: skip
@@ -244,16 +255,18 @@ def check_texts(schema: TableSchema, lexicon: Lexicon, frames: Mapping[str, pd.D
     pk = schema.pk(table)
     variables = [(v, var_column(v)) for v in schema.visible(table)]
     out: list[TableViolation] = []
+    states = {v: frame[c].to_numpy(dtype=object) for v, c in variables}
+    keys, entities = frame[pk].to_numpy(dtype=object), frame[ENTITY].to_numpy()
     for i, text in enumerate(frame[column].tolist()):
         if not text:
             continue  # an empty text is a null violation already
-        skeleton = {v: frame[c].iat[i] for v, c in variables}
+        skeleton = {v: a[i] for v, a in states.items()}
         for v in check_facts(lexicon, skeleton, extract(lexicon, str(text))):
             out.append(
                 TableViolation(
-                    kind=v["kind"], table=table, row=_py(frame[pk].iat[i]), entity=int(frame[ENTITY].iat[i]),
+                    kind=v["kind"], table=table, row=_py(keys[i]), entity=int(entities[i]),
                     column=column, rule=None, value=v["found"],
-                    message=f"{table} row {pk}={_py(frame[pk].iat[i])}: {v['message']}", fix="generate", targets=[],
+                    message=f"{table} row {pk}={_py(keys[i])}: {v['message']}", fix="generate", targets=[],
                 )
             )  # fmt: skip
     return out

@@ -71,7 +71,9 @@ class TableSink:
     def _finals(self) -> list[Path]:
         return [self.out_dir / n for n in (*self._names(), REPORT)]
 
-    def write(self, accepted: Sequence[Mapping[str, Mapping[str, Sequence[Any]]]], rejected: Sequence[TableViolation]) -> None:
+    def write(
+        self, accepted: Sequence[Mapping[str, Mapping[str, Sequence[Any]]]], rejected: Sequence[TableViolation]
+    ) -> None:
         """Append accepted batches (database first: it is the referential check) and rejection reasons."""
         for tables in accepted:
             self.db.insert(tables)

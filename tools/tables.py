@@ -123,6 +123,7 @@ class TableSchema:
     home: dict[str, str]  # SCM variable -> the table it is sampled in
     rules: list[Rule] = field(default_factory=list)
     nl: dict[str, str] = field(default_factory=dict)  # rule text -> the natural-language sentence it came from
+    uncompiled: list[tuple[str, str, str]] = field(default_factory=list)  # (table, sentence, name) not in the lock
 
     @property
     def root(self) -> str:
@@ -169,20 +170,31 @@ class TableSchema:
 
 # -- checking --------------------------------------------------------------------------------------------
 def build_schema(
-    tables: Mapping[str, TableSpec], network: Network, where: Where, locked: Mapping[tuple[str, str], str]
+    tables: Mapping[str, TableSpec],
+    network: Network,
+    where: Where,
+    locked: Mapping[tuple[str, str], str],
+    allow_uncompiled: bool = False,
 ) -> TableSchema | list[Problem]:
     """Check the tables against each other and the causal network; compile the rules.
 
-    ``locked`` maps ``(table, natural-language rule)`` to its compiled expression (the rule lock file).
+    ``locked`` maps ``(table, natural-language rule)`` to its compiled expression (the rule lock file); with
+    ``allow_uncompiled`` a sentence missing from it is listed in ``schema.uncompiled`` instead of a problem.
     Returns the schema, or every problem found.
     """
-    return _SchemaChecker(tables, network, where, locked).run()
+    return _SchemaChecker(tables, network, where, locked, allow_uncompiled).run()
 
 
 class _SchemaChecker:
     def __init__(
-        self, tables: Mapping[str, TableSpec], network: Network, where: Where, locked: Mapping[tuple[str, str], str]
+        self,
+        tables: Mapping[str, TableSpec],
+        network: Network,
+        where: Where,
+        locked: Mapping[tuple[str, str], str],
+        allow_uncompiled: bool,
     ) -> None:
+        self.allow_uncompiled = allow_uncompiled
         self.tables = dict(tables)
         self.network = network
         self.where = where
@@ -202,12 +214,18 @@ class _SchemaChecker:
                 self.problem((table,), f"table name {table!r} must be a letter followed by letters, digits or _")
             for col, cspec in spec.columns.items():
                 if not IDENTIFIER.match(col):
-                    self.problem((table, "columns", col), f"column name {col!r} must be a letter followed by letters, digits or _")
+                    self.problem(
+                        (table, "columns", col),
+                        f"column name {col!r} must be a letter followed by letters, digits or _",
+                    )
                 self.column(table, col, cspec, home, parent)
             self.cardinality(table, spec, home, parent)
         realised = [(t, c) for t, s in self.tables.items() for c, cs in s.columns.items() if cs.realise]
         for t, c in realised[1:]:
-            self.problem((t, "columns", c, "realise"), f"only one column may be realised; {realised[0][0]}.{realised[0][1]} already is")
+            self.problem(
+                (t, "columns", c, "realise"),
+                f"only one column may be realised; {realised[0][0]}.{realised[0][1]} already is",
+            )
         schema = TableSchema(self.tables, order, parent, fk, home)
         if realised and not self.problems:
             blind = [v for v in self.network.names if v not in schema.visible(realised[0][0])]
@@ -225,7 +243,9 @@ class _SchemaChecker:
         parent: dict[str, str | None] = {}
         for table, spec in self.tables.items():
             if spec.parent is not None and spec.parent not in self.tables:
-                self.problem((table, "parent"), f"unknown parent table {spec.parent!r} (tables: {', '.join(self.tables)})")
+                self.problem(
+                    (table, "parent"), f"unknown parent table {spec.parent!r} (tables: {', '.join(self.tables)})"
+                )
                 parent[table] = None
             elif spec.parent == table:
                 self.problem((table, "parent"), f"{table} is its own parent")
@@ -233,9 +253,13 @@ class _SchemaChecker:
             else:
                 parent[table] = spec.parent
             if spec.parent is not None and spec.cardinality is None:
-                self.problem((table, "cardinality"), f"{table} has a parent and needs 'cardinality' (rows per {spec.parent} row)")
+                self.problem(
+                    (table, "cardinality"), f"{table} has a parent and needs 'cardinality' (rows per {spec.parent} row)"
+                )
             if spec.parent is None and spec.cardinality is not None:
-                self.problem((table, "cardinality"), f"{table} is a root table (one row per record); drop 'cardinality'")
+                self.problem(
+                    (table, "cardinality"), f"{table} is a root table (one row per record); drop 'cardinality'"
+                )
         return parent
 
     def order(self, parent: Mapping[str, str | None]) -> list[str]:
@@ -279,17 +303,25 @@ class _SchemaChecker:
                 here = (table, "columns", col, "references")
                 target_table, _, target_col = cs.references.partition(".")
                 if target_table not in self.tables:
-                    self.problem(here, f"foreign key to unknown table {target_table!r} (tables: {', '.join(self.tables)})")
+                    self.problem(
+                        here, f"foreign key to unknown table {target_table!r} (tables: {', '.join(self.tables)})"
+                    )
                     continue
                 target = self.tables[target_table]
                 if target_col not in target.columns:
-                    self.problem(here, f"foreign key to unknown column {cs.references!r} (columns: {', '.join(target.columns)})")
+                    self.problem(
+                        here, f"foreign key to unknown column {cs.references!r} (columns: {', '.join(target.columns)})"
+                    )
                     continue
                 if target_col != target.primary_key:
-                    self.problem(here, f"{cs.references} is not the primary key of {target_table}; a foreign key references one")
+                    self.problem(
+                        here, f"{cs.references} is not the primary key of {target_table}; a foreign key references one"
+                    )
                     continue
                 if cs.type != target.columns[target_col].type:
-                    self.problem(here, f"{table}.{col} is {cs.type} but {cs.references} is {target.columns[target_col].type}")
+                    self.problem(
+                        here, f"{table}.{col} is {cs.type} but {cs.references} is {target.columns[target_col].type}"
+                    )
                 if target_table == parent.get(table):
                     fk[table] = col
                 else:
@@ -308,9 +340,15 @@ class _SchemaChecker:
         for table, spec in self.tables.items():
             for i, var in enumerate(spec.variables):
                 if var not in self.network:
-                    self.problem((table, "variables", i), f"unknown SCM variable {var!r} (model: {', '.join(self.network.names)})")
+                    self.problem(
+                        (table, "variables", i),
+                        f"unknown SCM variable {var!r} (model: {', '.join(self.network.names)})",
+                    )
                 elif var in home:
-                    self.problem((table, "variables", i), f"{var} is already sampled in {home[var]}; a variable lives in one table")
+                    self.problem(
+                        (table, "variables", i),
+                        f"{var} is already sampled in {home[var]}; a variable lives in one table",
+                    )
                 else:
                     home[var] = table
         root = order[0] if order else None
@@ -343,7 +381,9 @@ class _SchemaChecker:
     def sees(self, table: str, var: str, home: Mapping[str, str], parent: Mapping[str, str | None]) -> bool:
         return home.get(var) in (table, *self.ancestors(table, parent))
 
-    def column(self, table: str, col: str, cs: ColumnSpec, home: Mapping[str, str], parent: Mapping[str, str | None]) -> None:
+    def column(
+        self, table: str, col: str, cs: ColumnSpec, home: Mapping[str, str], parent: Mapping[str, str | None]
+    ) -> None:
         here = (table, "columns", col)
         spec = self.tables[table]
         sources = [s for s in ("references", "variable", "provider", "offset") if getattr(cs, s) is not None]
@@ -353,7 +393,9 @@ class _SchemaChecker:
         if not sources and col != spec.primary_key:
             self.problem(here, f"{col} has no source: give 'variable', 'provider', 'offset', 'references' or 'realise'")
         if not sources and col == spec.primary_key and cs.type != "int":
-            self.problem(here, f"primary key {col} is {cs.type}: give it a provider, or make it int (numbered 1, 2, ...)")
+            self.problem(
+                here, f"primary key {col} is {cs.type}: give it a provider, or make it int (numbered 1, 2, ...)"
+            )
         if cs.type == "category" and not cs.values:
             self.problem(here, f"category column {col} needs 'values'")
         if cs.values is not None and cs.type != "category":
@@ -377,7 +419,9 @@ class _SchemaChecker:
             self.binding(here, table, cs, cs.variable, cs.map, home, parent)
         if cs.provider is not None:
             if cs.provider not in PROVIDERS:
-                self.problem((*here, "provider"), f"unknown provider {cs.provider!r} (known: {', '.join(sorted(PROVIDERS))})")
+                self.problem(
+                    (*here, "provider"), f"unknown provider {cs.provider!r} (known: {', '.join(sorted(PROVIDERS))})"
+                )
             else:
                 for message in provider_problems(cs.provider, cs.type, cs.args, cs.values):
                     self.problem((*here, "args"), message)
@@ -400,7 +444,9 @@ class _SchemaChecker:
             self.problem((*here, key), f"unknown SCM variable {var!r}")
             return
         if not self.sees(table, var, home, parent):
-            self.problem((*here, key), f"{var} is sampled in {home.get(var)}, which is not {table} or an ancestor of it")
+            self.problem(
+                (*here, key), f"{var} is sampled in {home.get(var)}, which is not {table} or an ancestor of it"
+            )
             return
         states = self.network.states(var)
         if mapping is None:
@@ -409,7 +455,9 @@ class _SchemaChecker:
                 if extra:
                     self.problem((*here, key), f"states of {var} missing from the column's values: {', '.join(extra)}")
             elif cs.type != "string":
-                self.problem((*here, key), f"a {cs.type} column needs a 'map' from the states of {var} ({', '.join(states)})")
+                self.problem(
+                    (*here, key), f"a {cs.type} column needs a 'map' from the states of {var} ({', '.join(states)})"
+                )
             return
         missing = [s for s in states if s not in mapping]
         unknown = [s for s in mapping if s not in states]
@@ -424,14 +472,21 @@ class _SchemaChecker:
                 self.problem((*here, "map", state), f"{var}={state}: {reason}")
 
     def offset(
-        self, here: tuple[str | int, ...], table: str, cs: ColumnSpec, home: Mapping[str, str], parent: Mapping[str, str | None]
+        self,
+        here: tuple[str | int, ...],
+        table: str,
+        cs: ColumnSpec,
+        home: Mapping[str, str],
+        parent: Mapping[str, str | None],
     ) -> None:
         off = cs.offset
         assert off is not None
         src_table, _, src_col = off.from_.rpartition(".")
         src_table = src_table or table
         if src_table != table and src_table not in self.ancestors(table, parent):
-            self.problem((*here, "offset", "from"), f"{off.from_}: offsets start from a column of {table} or an ancestor")
+            self.problem(
+                (*here, "offset", "from"), f"{off.from_}: offsets start from a column of {table} or an ancestor"
+            )
             return
         source = self.tables.get(src_table, None)
         if source is None or src_col not in source.columns:
@@ -439,10 +494,15 @@ class _SchemaChecker:
             return
         st = source.columns[src_col].type
         if KINDS[st] != KINDS[cs.type] or KINDS[cs.type] not in ("num", "date", "datetime"):
-            self.problem((*here, "offset"), f"an offset adds to a number or date of the same type; {off.from_} is {st}, {cs.type} here")
+            self.problem(
+                (*here, "offset"),
+                f"an offset adds to a number or date of the same type; {off.from_} is {st}, {cs.type} here",
+            )
         amount = ColumnSpec(type="float")
         if (off.by is None) == (off.variable is None):
-            self.problem((*here, "offset"), "give the amount as 'by: [low, high]' or per state with 'variable' and 'map'")
+            self.problem(
+                (*here, "offset"), "give the amount as 'by: [low, high]' or per state with 'variable' and 'map'"
+            )
         elif off.by is not None:
             reason = _value_problem(amount, off.by)
             if reason:
@@ -454,7 +514,9 @@ class _SchemaChecker:
             else:
                 self.binding((*here, "offset"), table, amount, off.variable, off.map, home, parent)
 
-    def cardinality(self, table: str, spec: TableSpec, home: Mapping[str, str], parent: Mapping[str, str | None]) -> None:
+    def cardinality(
+        self, table: str, spec: TableSpec, home: Mapping[str, str], parent: Mapping[str, str | None]
+    ) -> None:
         card = spec.cardinality
         here = (table, "cardinality")
         count = ColumnSpec(type="int", min=0)
@@ -481,6 +543,9 @@ class _SchemaChecker:
                 text = rs.rule
                 if rs.nl is not None:
                     text = self.locked.get((table, rs.nl.strip()))
+                    if text is None and self.allow_uncompiled:
+                        schema.uncompiled.append((table, rs.nl.strip(), rs.name or f"{table}.rules[{i}]"))
+                        continue
                     if text is None:
                         self.problem(
                             here,
