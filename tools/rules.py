@@ -205,6 +205,7 @@ def parse(text: str) -> Expr:
         raise RuleError(text, f"the rule is {len(text)} characters long; at most {MAX_CHARS} are allowed")
     if not text.strip():
         raise RuleError(text, "the rule is empty")
+    _check_parentheses(text)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
@@ -213,6 +214,23 @@ def parse(text: str) -> Expr:
         raise RuleError(text, f"cannot parse: {type(exc).__name__}") from None
     _check_depth(text, tree)
     return _Build(text).build(tree)
+
+
+def _check_parentheses(text: str) -> None:
+    """Parentheses leave no node in the tree, so their nesting is counted on the text (outside strings)."""
+    depth = 0
+    quote: str | None = None
+    for i, ch in enumerate(text):
+        if quote is not None:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RuleError(text, f"the rule nests deeper than {MAX_DEPTH} levels", i + 1)
+        elif ch == ")":
+            depth -= 1
 
 
 def _check_depth(text: str, tree: Tree[Token]) -> None:

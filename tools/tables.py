@@ -327,11 +327,10 @@ class _SchemaChecker:
                 else:
                     self.problem(here, f"{table} may only reference its parent table {parent.get(table) or '(none)'}")
             if parent.get(table) is not None and table not in fk and parent[table] in self.tables:
-                p = parent[table]
+                p = str(parent[table])
+                key = self.tables[p].primary_key or "(its primary key)"
                 self.problem(
-                    (table, "parent"),
-                    f"{table} has parent {p} but no column references {p}.{self.tables[p].primary_key} "  # type: ignore[index]
-                    "('references: TABLE.COLUMN')",
+                    (table, "parent"), f"{table} has parent {p} but no column references {p}.{key} ('references: TABLE.COLUMN')"
                 )
         return fk
 
