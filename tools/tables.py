@@ -330,7 +330,8 @@ class _SchemaChecker:
                 p = str(parent[table])
                 key = self.tables[p].primary_key or "(its primary key)"
                 self.problem(
-                    (table, "parent"), f"{table} has parent {p} but no column references {p}.{key} ('references: TABLE.COLUMN')"
+                    (table, "parent"),
+                    f"{table} has parent {p} but no column references {p}.{key} ('references: TABLE.COLUMN')",
                 )
         return fk
 

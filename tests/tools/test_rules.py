@@ -66,7 +66,9 @@ def violated(text: str, **columns) -> list[bool]:
 
 
 def test_implication_applies_the_body_only_where_the_condition_holds():
-    got = violated("age >= 18 if contract == 'employment'", age=[16, 16, 30], contract=["employment", "freelance", "employment"])
+    got = violated(
+        "age >= 18 if contract == 'employment'", age=[16, 16, 30], contract=["employment", "freelance", "employment"]
+    )
     assert got == [True, False, False]
 
 
@@ -95,7 +97,9 @@ def test_aggregates_over_child_rows_and_empty_children():
 
 def test_functions_and_ancestor_columns():
     assert violated("len(note) <= 5", note=["short", "longer!"]) == [False, True]
-    assert violated("days_between(placed, shipped) <= 2", placed=["2024-01-01"] * 2, shipped=["2024-01-03", "2024-01-04"]) == [False, True]
+    assert violated(
+        "days_between(placed, shipped) <= 2", placed=["2024-01-01"] * 2, shipped=["2024-01-03", "2024-01-04"]
+    ) == [False, True]
     assert violated("placed >= customers.joined", placed=["2019-12-31", "2020-01-01"]) == [True, False]
     assert violated("placed <= date('2024-12-31')", placed=["2024-12-31", "2025-01-01"]) == [False, True]
     assert violated("total / age > 1", total=[5, 5], age=[0, 1]) == [False, False]  # x / 0 is null, as in SQLite
@@ -109,7 +113,11 @@ def test_rules_never_reach_eval_or_exec(monkeypatch):
     monkeypatch.setattr(builtins, "eval", forbidden)
     monkeypatch.setattr(builtins, "exec", forbidden)
     monkeypatch.setattr(builtins, "compile", forbidden)
-    assert violated("total == sum(items.amount) if status == 'open'", total=[1, 2, 3], status=["open"] * 3) == [True, True, True]
+    assert violated("total == sum(items.amount) if status == 'open'", total=[1, 2, 3], status=["open"] * 3) == [
+        True,
+        True,
+        True,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -247,7 +255,10 @@ def test_fuzz_token_soups_raise_only_rule_error_and_valid_ones_evaluate(tokens):
         rule = compile_rule(text, SCOPE)
     except RuleError:
         return
-    frame = pd.DataFrame({c: [None, None] for c in TABLES["orders"]} | {"order_id": [1, 2], "total": [1.0, 0.0], "status": ["open", None]})
+    frame = pd.DataFrame(
+        {c: [None, None] for c in TABLES["orders"]}
+        | {"order_id": [1, 2], "total": [1.0, 0.0], "status": ["open", None]}
+    )
     items = pd.DataFrame({"item_id": [1], "order_id": [1], "amount": [2.0]})
     out = evaluate(rule, Rows(frame, items, [None, "2020-01-01"]), KINDS)
     assert out.dtype == np.bool_ and out.shape == (2,)

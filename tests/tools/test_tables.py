@@ -130,14 +130,23 @@ def test_malformed_schema_reports_every_problem_at_once_with_lines():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("map: {\"yes\": true, \"no\": false}", "map: {\"yes\": true}"), "map of smoker: missing state(s) no"),
-        (("type: category, values: [copd, other]", "type: category, values: [copd]"), "states of dx missing from the column's values: other"),
+        (('map: {"yes": true, "no": false}', 'map: {"yes": true}'), "map of smoker: missing state(s) no"),
+        (
+            ("type: category, values: [copd, other]", "type: category, values: [copd]"),
+            "states of dx missing from the column's values: other",
+        ),
         (("provider: number", "provider: lottery"), "unknown provider 'lottery'"),
         (("score >= 5 if smoker", "scor >= 5"), "unknown column 'scor' in people (did you mean 'score'?)"),
         (("parent: people", "parent: persons"), "unknown parent table 'persons'"),
         (("references: people.id", "references: visits.id"), "may only reference its parent table"),
-        (("cardinality: {variable: smoker, map: {\"yes\": [2, 3], \"no\": 1}}", "cardinality: [3, 1]"), "low is above high"),
-        (("day: {type: date, provider: date", "day: {type: int, provider: date"), "provider date fills date or datetime"),
+        (
+            ('cardinality: {variable: smoker, map: {"yes": [2, 3], "no": 1}}', "cardinality: [3, 1]"),
+            "low is above high",
+        ),
+        (
+            ("day: {type: date, provider: date", "day: {type: int, provider: date"),
+            "provider date fills date or datetime",
+        ),
     ],
 )
 def test_each_schema_mistake_is_named(change, message):
@@ -202,7 +211,13 @@ def test_the_validator_names_table_row_column_and_rule(hospital):
     found = check_tables(hospital.schema, frames, resamplable=resamplable_columns(hospital.schema))
     # Assert
     by_kind = {(v["kind"], v["table"], v["row"], v["column"], v["rule"]) for v in found}
-    assert ("rule", "admissions", int(adm.loc[4, "admission_id"]), "discharged_on", "discharged_on >= admitted_on") in by_kind
+    assert (
+        "rule",
+        "admissions",
+        int(adm.loc[4, "admission_id"]),
+        "discharged_on",
+        "discharged_on >= admitted_on",
+    ) in by_kind
     assert ("unique", "patients", int(pat.loc[2, "patient_id"]), "mrn", None) in by_kind
     assert ("foreign_key", "admissions", int(adm.loc[6, "admission_id"]), "patient_id", None) in by_kind
     unique = next(v for v in found if v["kind"] == "unique")
