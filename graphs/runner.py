@@ -59,9 +59,14 @@ def run(
         progress=progress,
     )
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
+    return invoke_run(build_graph(), context, sink, settings.n, limit)
+
+
+def invoke_run(graph: Any, context: Any, sink: Any, n: int, limit: int) -> dict[str, Any]:
+    """Invoke a run graph for ``n`` records; on failure the sink aborts (no file looks complete); the report."""
     try:
-        final = build_graph().invoke(
-            {"n_requested": settings.n, "next_id": 0, "totals": {}, "report": None},
+        final = graph.invoke(
+            {"n_requested": n, "next_id": 0, "totals": {}, "report": None},
             context=context,
             config={"recursion_limit": limit},
         )

@@ -12,38 +12,18 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
-
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
 
 from agents.repairer import repair
 from agents.table_generator import generate_text
 from agents.table_sampler import sample_tables
 from agents.table_validator import validate_tables
 from agents.table_writer import write_tables
+from graphs.builder import traced
 from graphs.routing import after_repair, after_validate_tables, after_write_tables
 from graphs.table_context import TableRunContext
 from graphs.table_state import TableRunState
-
-Node = Callable[[TableRunState, Runtime[TableRunContext]], dict[str, Any]]
-
-
-def _traced(name: str, node: Node) -> Callable[..., dict[str, Any]]:
-    def run(state: TableRunState, *, runtime: Runtime[TableRunContext]) -> dict[str, Any]:
-        start = time.perf_counter()
-        update = node(state, runtime)
-        runtime.context.emit(
-            {"node": name, "seconds": round(time.perf_counter() - start, 6)} | dict(update.get("info", {}))
-        )
-        return update
-
-    run.__name__ = name
-    run.__doc__ = node.__doc__
-    return run
 
 
 def build_table_graph() -> CompiledStateGraph[TableRunState, TableRunContext, TableRunState, TableRunState]:
@@ -56,7 +36,7 @@ def build_table_graph() -> CompiledStateGraph[TableRunState, TableRunContext, Ta
         ("repair", repair),
         ("write_tables", write_tables),
     ):
-        builder.add_node(name, _traced(name, node))
+        builder.add_node(name, traced(name, node))
     builder.add_edge(START, "sample_tables")
     builder.add_edge("sample_tables", "generate_text")
     builder.add_edge("generate_text", "validate_tables")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from graphs.context import RunSettings
-from graphs.runner import check_settings
+from graphs.runner import check_settings, invoke_run
 from graphs.table_builder import build_table_graph, table_recursion_limit
 from graphs.table_context import TableRunContext
 from tools.errors import UsageError
@@ -36,18 +36,4 @@ def run_tables(
     sink = TableSink(out_dir, domain.schema) if out_dir is not None else None
     context = TableRunContext(domain=domain, realiser=realiser, settings=settings, sink=sink, progress=progress)
     limit = table_recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
-    try:
-        final = build_table_graph().invoke(
-            {"n_requested": settings.n, "next_id": 0, "totals": {}, "report": None},
-            context=context,
-            config={"recursion_limit": limit},
-        )
-    except BaseException as exc:
-        if sink is not None:
-            sink.abort(f"{type(exc).__name__}: {exc}")
-        raise
-    if sink is not None:
-        sink.close()
-    report = final.get("report")
-    assert report is not None, "the graph ended without a report"
-    return dict(report)
+    return invoke_run(build_table_graph(), context, sink, settings.n, limit)

@@ -7,7 +7,6 @@ last; a run that fails leaves only ``run.jsonl`` saying why (as :class:`tools.si
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from tools.errors import DataError
-from tools.sinks import EVENTS, REPORT
+from tools.sinks import EVENTS, REPORT, publish
 from tools.sqlite_sink import SqliteSink
 from tools.table_check import TableViolation
 from tools.tables import TableSchema
-from tools.tabular import plain_file_mode, write_text
 
 DATABASE = "database.sqlite"
 REJECTS = "rejects.jsonl"
@@ -100,12 +98,9 @@ class TableSink:
                 writer.close()
             self.db.close()
             self._rejects.close()
-            for name in self._names():
-                os.chmod(self._partial(name), plain_file_mode())
-                os.replace(self._partial(name), self.out_dir / name)
-        except OSError as exc:
-            raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
-        write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", self.out_dir / REPORT)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"{self.out_dir}: cannot write: {exc}") from None
+        publish(self.out_dir, self._names(), report)
         self.finished = True
 
     def close(self) -> None:

@@ -355,7 +355,6 @@ class _SchemaChecker:
         for var in self.network.names:
             if var not in home and root is not None:
                 home[var] = root
-        rank = {t: i for i, t in enumerate(order)}
         for cause, effect in self.network.edges():
             tc, te = home.get(cause), home.get(effect)
             if tc is None or te is None or tc == te:
@@ -366,7 +365,6 @@ class _SchemaChecker:
                     f"SCM edge {cause} -> {effect} goes from {tc} to {te}: a cause must live in the same table as its "
                     "effect or in an ancestor table",
                 )
-        del rank
         return home
 
     @staticmethod
