@@ -191,7 +191,7 @@ class RelationalSampler:
             amount = _by_state(amount_spec, off.map, frame[var_column(off.variable)].to_numpy(), rng)
         amount = np.asarray(amount, dtype=float)
         if cs.type in ("date", "datetime"):
-            start = pd.to_datetime(base).to_numpy(dtype="datetime64[s]")
+            start = pd.to_datetime(base, format="ISO8601").to_numpy(dtype="datetime64[s]")
             step = np.round(amount).astype(np.int64) * 86400 if cs.type == "date" else np.round(amount * 86400)
             return start + step.astype(np.int64).astype("timedelta64[s]")
         return pd.to_numeric(base).to_numpy(dtype=float) + amount
@@ -262,10 +262,11 @@ def _draw_value(cs: ColumnSpec, spec: Any, m: int, rng: np.random.Generator) -> 
 
 def _json_values(cs: ColumnSpec, values: Any) -> Any:
     """Values as the JSON-like form rows carry: ISO strings for dates, Python ints/floats/bools."""
-    if cs.type == "date":
-        return np.datetime_as_string(np.asarray(values, dtype="datetime64[D]")).astype(object)
-    if cs.type == "datetime":
-        return np.datetime_as_string(np.asarray(values, dtype="datetime64[s]")).astype(object)
+    if cs.type in ("date", "datetime"):
+        stamps = np.asarray(values, dtype="datetime64[D]" if cs.type == "date" else "datetime64[s]")
+        out = np.datetime_as_string(stamps).astype(object)
+        out[np.isnat(stamps)] = None  # an offset from a null is null
+        return out
     if cs.type == "int":
         return np.asarray(values, dtype=np.int64)
     if cs.type == "float":

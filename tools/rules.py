@@ -576,7 +576,7 @@ def _as_val(series: pd.Series, kind: Kind) -> Val:
         data = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         null = null | np.isnan(data)
     elif kind in ("date", "datetime"):
-        stamps = pd.to_datetime(series, errors="coerce")
+        stamps = pd.to_datetime(series, errors="coerce", format="ISO8601")
         data = stamps.to_numpy(dtype="datetime64[s]")
         null = null | np.isnat(data)
     elif kind == "bool":

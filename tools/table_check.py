@@ -201,7 +201,7 @@ def _column_checks(
     elif kind in ("date", "datetime"):
         pattern = r"^\d{4}-\d{2}-\d{2}$" if cs.type == "date" else r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
         text = series.astype(str)
-        stamps = pd.to_datetime(series.where(text.str.match(pattern), None), errors="coerce")
+        stamps = pd.to_datetime(series.where(text.str.match(pattern), None), errors="coerce", format="ISO8601")
         bad = present & stamps.isna().to_numpy()
         add(np.flatnonzero(bad), "type", f"is not an ISO {cs.type}")
         ok = present & ~bad

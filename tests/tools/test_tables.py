@@ -268,3 +268,32 @@ def test_rows_do_not_depend_on_the_hidden_entity_order(hospital):
     frames = RelationalSampler(hospital.schema, hospital.network, 5).sample(50)
     for frame in frames.values():
         assert frame[ENTITY].is_monotonic_increasing  # batches slice records by this column
+
+
+def test_datetime_columns_offsets_and_ranges_are_drawn_and_checked():
+    text = GOOD_TABLES.replace(
+        "      day: {type: date, provider: date, args: {min: 2024-01-01, max: 2024-01-31}}",
+        "      seen_at: {type: datetime, min: 2024-01-01, provider: date, args: {min: 2024-01-01, max: 2024-01-02}}\n"
+        "      left_at: {type: datetime, offset: {from: seen_at, by: [0.5, 1.5]}}\n"
+        '    rules: ["left_at > seen_at"]',
+    )
+    domain = load(text)
+    frames = RelationalSampler(domain.schema, domain.network, 1).sample(40)
+    visits = frames["visits"]
+    seen, left = pd.to_datetime(visits["seen_at"]), pd.to_datetime(visits["left_at"])
+    hours = (left - seen).dt.total_seconds() / 3600
+    assert hours.between(12, 36).all() and (seen >= "2024-01-01").all()
+    frames["people"]["score"] = 9.0  # the people rule is not what this test is about
+    assert check_tables(domain.schema, frames) == []
+    visits.loc[0, "left_at"] = "yesterday"
+    found = check_tables(domain.schema, frames)
+    assert [(v["kind"], v["column"]) for v in found] == [("type", "left_at")]
+
+
+def test_a_tampered_lock_file_is_refused(tmp_path):
+    spec = tmp_path / "hospital.yaml"
+    spec.write_text((ROOT / "examples" / "hospital.yaml").read_text())
+    lock = (ROOT / "examples" / "hospital.rules.lock.yaml").read_text()
+    (tmp_path / "hospital.rules.lock.yaml").write_text(lock.replace("nl: a note is written", "nl: a memo is written"))
+    with pytest.raises(SpecError, match="its key does not match its sentence"):
+        load_domain(spec)
