@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphs.cli import main
 from graphs.context import RunSettings
@@ -175,3 +178,19 @@ def test_cli_reports_every_schema_problem_and_exits_2(capsys, write_spec, tmp_pa
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
     assert "foreign key to unknown table 'patient'" in err
     assert "notes has no primary key" in err
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 25), st.integers(0, 2**31 - 1), st.integers(0, 3))
+def test_no_record_lost_and_no_orphan_or_duplicate_for_any_size_batch_and_seed(n, batch, seed, rounds):
+    domain = load_domain(ROOT / "examples" / "hospital.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        settings_ = RunSettings(n=n, batch_size=batch, seed=seed, max_rounds=rounds)
+        report = run_tables(domain, TemplateRealiser(domain.lexicon, seed=seed), settings_, out)
+        counts = run_checks(out / "database.sqlite", CHECKS)
+        rejected = {json.loads(line)["entity"] for line in (out / "rejects.jsonl").read_text().splitlines()}
+        accepted = set(pd.read_parquet(out / "patients.parquet")["patient_id"] - 1)
+    assert counts == dict.fromkeys(CHECKS, 0)
+    assert accepted.isdisjoint(rejected) and accepted | rejected == set(range(n))
+    assert report["n_accepted"] == len(accepted)
