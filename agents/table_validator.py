@@ -10,11 +10,12 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from langgraph.runtime import Runtime
 
 from graphs.table_context import TableRunContext, to_columns, to_frames
 from graphs.table_state import TableRunState, Tables
-from tools.relational import ENTITY
+from tools.relational import ENTITY, var_column
 from tools.table_check import TableViolation, check_tables, check_texts
 
 
@@ -47,6 +48,10 @@ def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> 
         entity = frame[ENTITY].to_numpy(dtype=np.int64)
         bad = np.isin(entity, list(by_entity))
         rejected = np.isin(entity, list(rejected_ids))
+        own = [v for v, home in schema.home.items() if home == table]
+        if rnd == 1:
+            totals.update(_states("requested", table, frame, own))
+        totals.update(_states("accepted", table, frame[~bad], own))
         accepted[table] = to_columns(frame[~bad])
         remaining[table] = to_columns(frame[bad & ~rejected])
         spec = schema.tables[table]
@@ -63,6 +68,15 @@ def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> 
             "rejected": len(rejected_ids), "pending": len(by_entity) - len(rejected_ids)}  # fmt: skip
     return {"tables": remaining, "violations": pending, "round": rnd, "accepted": [accepted] if n_accepted else [],
             "rejected": reasons, "totals": dict(totals), "info": info}  # fmt: skip
+
+
+def _states(which: str, table: str, frame: pd.DataFrame, variables: list[str]) -> Counter[str]:
+    """Counts of each variable's states among ``frame``'s rows: ``which.table.var=state``."""
+    out: Counter[str] = Counter()
+    for var in variables:
+        for state, count in frame[var_column(var)].value_counts().items():
+            out[f"{which}.{table}.{var}={state}"] += int(count)
+    return out
 
 
 def _label(v: TableViolation) -> str:

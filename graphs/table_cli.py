@@ -26,7 +26,7 @@ def print_table_report(report: dict[str, Any], out: Path, console: Console, tabl
     summary.add_column("measure")
     summary.add_column("value", justify="right")
     for key in ("n_requested", "n_accepted", "n_rejected", "realizability", "values_redrawn", "texts_realised",
-                "llm_calls", "records_per_second"):  # fmt: skip
+                "llm_calls", "selection_drift_max", "records_per_second"):  # fmt: skip
         value = report.get(key)
         summary.add_row(key, f"{value:.4f}" if isinstance(value, float) and key != "records_per_second" else str(value))
     before = report["compliance_before"]

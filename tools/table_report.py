@@ -30,6 +30,7 @@ def table_report(
         return {k[len(prefix) :]: int(v) for k, v in sorted(totals.items()) if k.startswith(prefix)}
 
     rounds = {int(k): int(v) for k, v in section("accepted_round.").items()}
+    drift = selection_drift(section("requested."), section("accepted."))
     return {
         "domain": domain,
         "llm": settings.llm,
@@ -43,6 +44,8 @@ def table_report(
             "rows": before,
         },
         "compliance_after": {"records": 1.0 if accepted else None, "rows": {t: 1.0 for t in before}},
+        "selection_drift": drift,
+        "selection_drift_max": max(drift.values(), default=0.0),
         "violations_before": section("violations_before."),
         "violations_total": section("violations."),
         "accepted_by_round": dict(sorted(rounds.items())),
@@ -53,3 +56,18 @@ def table_report(
         "seconds": round(seconds, 3),
         "records_per_second": round(n / seconds, 1) if seconds > 0 else None,
     }
+
+
+def selection_drift(requested: Mapping[str, int], accepted: Mapping[str, int]) -> dict[str, float]:
+    """Per ``table.variable``, the total variation distance between its states among accepted and requested rows.
+
+    0 when rejection removed records without regard to their states; large when the rules (or the repair
+    budget) reject some states more than others, which biases the accepted data away from the causal model.
+    """
+    out: dict[str, float] = {}
+    for key in sorted({k.split("=", 1)[0] for k in requested}):
+        req = {k: v for k, v in requested.items() if k.split("=", 1)[0] == key}
+        n_req, n_acc = sum(req.values()), sum(accepted.get(k, 0) for k in req)
+        if n_req and n_acc:
+            out[key] = round(0.5 * sum(abs(accepted.get(k, 0) / n_acc - v / n_req) for k, v in req.items()), 6)
+    return out
