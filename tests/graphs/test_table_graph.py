@@ -13,11 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.chat_realiser import ChatRealiser
 from graphs.cli import main
 from graphs.context import RunSettings
 from graphs.table_builder import build_table_graph
 from graphs.table_runner import run_tables
 from tests.conftest import ROOT
+from tests.fakes import ScriptedChatModel
 from tools.realisation import Realisation, RealisationRequest
 from tools.spec import Domain, load_domain
 from tools.sql_checks import read_checks, run_checks
@@ -194,3 +196,19 @@ def test_no_record_lost_and_no_orphan_or_duplicate_for_any_size_batch_and_seed(n
     assert counts == dict.fromkeys(CHECKS, 0)
     assert accepted.isdisjoint(rejected) and accepted | rejected == set(range(n))
     assert report["n_accepted"] == len(accepted)
+
+
+def test_a_chat_model_realises_the_notes_through_the_same_graph(hospital, tmp_path):
+    # Setup: a scripted chat model that first writes every never-smoker as a smoker, then follows the feedback
+    fake = ScriptedChatModel(first=lambda text: text.replace("Lifelong non-smoker.", "Active smoker."))
+    realiser = ChatRealiser(fake, hospital.lexicon, concurrency=2)
+    # Run
+    report = run_tables(hospital, realiser, RunSettings(n=8, llm="scripted"), tmp_path)
+    # Assert
+    assert report["llm_calls"] == len(fake.calls) > 0
+    corrections = [c for c in fake.calls if "It has these errors" in "\n".join(str(m.content) for m in c)]
+    assert corrections and all("smoking" in str(c[-1].content) for c in corrections)
+    counts = run_checks(tmp_path / "database.sqlite", CHECKS)
+    assert counts == dict.fromkeys(CHECKS, 0)
+    notes = pd.read_parquet(tmp_path / "notes.parquet")
+    assert report["n_accepted"] > 0 and (notes["text"].str.len() > 0).all()
