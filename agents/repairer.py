@@ -16,6 +16,7 @@ from langgraph.runtime import Runtime
 
 from graphs.table_context import TableRunContext, to_columns, to_frames
 from graphs.table_state import TableRunState
+from tools.derive import derive_columns
 from tools.realisation import Violation
 from tools.relational import resample
 
@@ -43,6 +44,8 @@ def repair(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str,
         positions = np.flatnonzero(frame[schema.pk(table)].isin(list(rows)).to_numpy())
         resample(ctx.sampler, frames, table, column, positions, attempt=rnd)
         redrawn += len(positions)
+    if redrawn:
+        derive_columns(schema, frames)  # totals, counts and spans follow the redrawn values
     tables = {t: to_columns(f) for t, f in frames.items()}
     info = {"batch": state.get("batch", 0), "round": rnd, "redrawn": redrawn, "to_generator": len(feedback)}
     return {"tables": tables, "feedback": dict(feedback), "totals": {"values_redrawn": redrawn}, "info": info}

@@ -22,6 +22,13 @@ SELECT COUNT(*) FROM patients WHERE mrn NOT GLOB 'MRN-[0-9][0-9][0-9][0-9][0-9][
 SELECT COUNT(*) FROM patients WHERE email IS NOT NULL AND (email NOT LIKE '%_@_%._%' OR length(email) > 254);
 -- check: age outside 0-110
 SELECT COUNT(*) FROM patients WHERE age < 0 OR age > 110;
+-- check: admission count differs from the admissions
+SELECT COUNT(*) FROM patients p WHERE p.n_admissions <> (SELECT COUNT(*) FROM admissions a WHERE a.patient_id = p.patient_id);
+-- check: total cost differs from the sum of admission costs (to the cent)
+SELECT COUNT(*) FROM patients p
+WHERE abs(p.total_cost - (SELECT COALESCE(SUM(a.cost), 0) FROM admissions a WHERE a.patient_id = p.patient_id)) > 0.005;
+-- check: length of stay differs from the dates
+SELECT COUNT(*) FROM admissions WHERE length_of_stay <> CAST(julianday(discharged_on) - julianday(admitted_on) AS INTEGER);
 -- check: patient without an admission
 SELECT COUNT(*) FROM patients p WHERE NOT EXISTS (SELECT 1 FROM admissions a WHERE a.patient_id = p.patient_id);
 -- check: minors with a smoking history

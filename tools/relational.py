@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tools.derive import derive_columns
+from tools.frame_data import ancestor_values
 from tools.network import Network
 from tools.noise import InverseCDF
 from tools.providers import PROVIDERS, to_datetime64
@@ -78,6 +80,7 @@ class RelationalSampler:
             for column in self.column_order(table):
                 frame[column] = self.draw(table, column, frame, frames, self.rng(table, column))
             frames[table] = frame.drop(columns=["_parent_key"], errors="ignore")
+        derive_columns(self.schema, frames)
         return frames
 
     def _counts(self, table: str, parent: pd.DataFrame) -> np.ndarray:
@@ -154,6 +157,8 @@ class RelationalSampler:
             return frame["_parent_key"].to_numpy() if "_parent_key" in frame else frame[column].to_numpy()
         if cs.realise:
             return np.full(m, "", dtype=object)
+        if cs.derive is not None:  # computed once every table is drawn (tools.derive)
+            return np.full(m, None, dtype=object)
         if cs.variable is not None:
             states = frame[var_column(cs.variable)].to_numpy()
             values = states if cs.map is None else _by_state(cs, cs.map, states, rng)
@@ -195,32 +200,6 @@ class RelationalSampler:
             step = np.round(amount).astype(np.int64) * 86400 if cs.type == "date" else np.round(amount * 86400)
             return start + step.astype(np.int64).astype("timedelta64[s]")
         return pd.to_numeric(base).to_numpy(dtype=float) + amount
-
-
-def ancestor_values(
-    schema: TableSchema,
-    frames: Mapping[str, pd.DataFrame],
-    table: str,
-    frame: pd.DataFrame,
-    ancestor: str,
-    column: str,
-) -> pd.Series:
-    """``ancestor.column`` for each row of ``frame`` (a frame of ``table``), following the foreign keys up."""
-    keys = frame["_parent_key"] if "_parent_key" in frame else frame[schema.fk[table]]
-    current = schema.parent[table]
-    while True:
-        assert current is not None
-        up = frames[current]
-        pos = pd.Index(up[schema.pk(current)]).get_indexer(keys)
-        if current == ancestor:
-            values = up[column].to_numpy(dtype=object)
-            out = np.where(pos >= 0, values[np.clip(pos, 0, None)] if len(values) else None, None)
-            return pd.Series(out, index=frame.index)
-        grand = schema.parent[current]
-        assert grand is not None
-        parent_keys = up[schema.fk[current]].to_numpy(dtype=object)
-        keys = pd.Series(np.where(pos >= 0, parent_keys[np.clip(pos, 0, None)] if len(up) else None, None))
-        current = grand
 
 
 def _by_state(cs: ColumnSpec, mapping: Mapping[str, Any], states: Any, rng: np.random.Generator) -> Any:
@@ -282,7 +261,7 @@ def resamplable_columns(schema: TableSchema) -> dict[str, set[str]]:
     for table, spec in schema.tables.items():
         cols = set()
         for col, cs in spec.columns.items():
-            if col == spec.primary_key or cs.references is not None or cs.realise:
+            if col == spec.primary_key or cs.references is not None or cs.realise or cs.derive is not None:
                 continue
             ranged = cs.map is not None and any(isinstance(v, list | dict) for v in cs.map.values())
             if cs.provider is not None or cs.offset is not None or ranged:
@@ -310,6 +289,8 @@ def resample(
     for col in [column, *sampler.dependents(table, column)]:
         part = frame.iloc[rows]
         values = sampler.draw(table, col, part, frames, sampler.rng(table, col, attempt))
+        if frame[col].dtype != object:
+            frame[col] = frame[col].astype(object)
         frame.loc[frame.index[rows], col] = pd.Series(values, index=part.index, dtype=object)
         changed.append((table, col))
     keys = frame[schema.pk(table)].iloc[rows]

@@ -404,6 +404,38 @@ def compile_rule(text: str, scope: Scope, name: str = "") -> Rule:
     return Rule(text=text, table=scope.table, expr=expr, columns=tuple(dict.fromkeys(checker.used)), name=name)
 
 
+@dataclass(frozen=True)
+class Expression:
+    """A checked value expression (a derived column): its text, table, parsed form, kind and the columns it reads."""
+
+    text: str
+    table: str
+    expr: Expr
+    kind: Kind
+    columns: tuple[tuple[str, str], ...] = field(default=())
+
+
+def compile_expression(text: str, scope: Scope) -> Expression:
+    """Parse ``text`` as a value of ``scope.table``'s rows (e.g. ``sum(items.amount)``) and check it.
+
+    Raises:
+        RuleError: as :func:`compile_rule`.
+    """
+    expr = parse(text)
+    checker = _Checker(text, scope)
+    kind = checker.kind(expr)
+    return Expression(text, scope.table, expr, kind, tuple(dict.fromkeys(checker.used)))
+
+
+def values(expression: Expression, data: RuleData, kinds: Mapping[tuple[str, str], Kind]) -> pd.Series:
+    """The expression's value for each row (None where null): numbers as floats, dates as ``datetime64``."""
+    val = _Eval(data, kinds, expression.table).eval(expression.expr)
+    out = pd.Series(np.broadcast_to(np.asarray(val.data), (data.n,)).copy(), dtype=object)
+    null = np.broadcast_to(np.asarray(val.null, dtype=bool), (data.n,))
+    out[null] = None
+    return out
+
+
 _KIND_WORDS = {
     "num": "number",
     "str": "text",
@@ -673,9 +705,17 @@ def _strmap(data: Any, fn: Callable[[str], Any], dtype: Any) -> Any:
     return np.fromiter((fn(str(x)) for x in arr), dtype=dtype, count=len(arr))
 
 
+#: Numbers closer than this (relative, or absolute near zero) are equal: sums of money differ in the last bits.
+TOLERANCE = 1e-9
+
+
 def _compare(op: str, x: Any, y: Any) -> Any:
     if isinstance(x, np.ndarray) and x.dtype.kind == "M" or isinstance(y, np.ndarray) and y.dtype.kind == "M":
         x, y = np.asarray(x, dtype="datetime64[s]"), np.asarray(y, dtype="datetime64[s]")
+    elif op in ("==", "!=") and _is_float(x) and _is_float(y):
+        with np.errstate(invalid="ignore"):
+            close = np.isclose(np.asarray(x, dtype=float), np.asarray(y, dtype=float), rtol=TOLERANCE, atol=TOLERANCE)
+        return close if op == "==" else ~close
     fns = {
         "==": np.equal,
         "!=": np.not_equal,
@@ -700,3 +740,7 @@ def _or(a: Val, b: Val) -> Val:
     ad, bd = np.asarray(a.data, dtype=bool), np.asarray(b.data, dtype=bool)
     true = (~an & ad) | (~bn & bd)
     return Val(true, ~true & (an | bn))
+
+
+def _is_float(x: Any) -> bool:
+    return np.asarray(x).dtype.kind in "fiu" and not isinstance(x, bool | np.bool_)

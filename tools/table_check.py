@@ -18,8 +18,9 @@ from typing_extensions import TypedDict
 
 from tools.consistency import check_facts
 from tools.extract import extract
+from tools.frame_data import FrameData, column_kinds
 from tools.lexicon import Lexicon
-from tools.relational import ENTITY, ancestor_values, var_column
+from tools.relational import ENTITY, var_column
 from tools.rules import Rule, evaluate
 from tools.tables import EMAIL, KINDS, ColumnSpec, TableSchema, convert_value
 
@@ -46,41 +47,6 @@ def _short(value: Any) -> str | None:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class FrameData:
-    """A table's rows, its ancestors' columns and its children's aggregates, for :func:`tools.rules.evaluate`."""
-
-    def __init__(self, schema: TableSchema, frames: Mapping[str, pd.DataFrame], table: str) -> None:
-        self.schema = schema
-        self.frames = frames
-        self.table = table
-        self.frame = frames[table]
-        self.n = len(self.frame)
-
-    def column(self, table: str | None, name: str) -> pd.Series:
-        """A column of this table or of an ancestor, aligned with this table's rows."""
-        if table is None or table == self.table:
-            return self.frame[name]
-        return ancestor_values(self.schema, self.frames, self.table, self.frame, table, name)
-
-    def aggregate(self, fn: str, child: str, column: str | None) -> pd.Series:
-        """``fn`` of each row's child rows; count and sum over none are 0, the others null."""
-        rows = self.frames[child]
-        keys = self.frame[self.schema.pk(self.table)]
-        fk = rows[self.schema.fk[child]]
-        if column is None:
-            grouped = fk.value_counts()
-        else:
-            values = rows[column]
-            if self.schema.kind(child, column) == "num":
-                values = pd.to_numeric(values, errors="coerce")
-            frame = pd.DataFrame({"k": fk.to_numpy(), "v": values.to_numpy()})
-            grouped = getattr(frame.groupby("k")["v"], fn)()
-        out = pd.Series(keys.map(grouped).to_numpy(), index=self.frame.index)
-        if fn in ("count", "sum"):
-            out = out.fillna(0)
-        return out
-
-
 def check_tables(
     schema: TableSchema,
     frames: Mapping[str, pd.DataFrame],
@@ -104,7 +70,7 @@ def check_tables(
                 schema, frames, table, col, cs, seen.get((table, col), set()), resamplable.get(table, set())
             )
         for rule in (r for r in schema.rules if r.table == table):
-            bad = evaluate(rule, FrameData(schema, frames, table), _kinds(schema))
+            bad = evaluate(rule, FrameData(schema, frames, table), column_kinds(schema))
             if not bad.any():
                 continue
             fix, targets = _rule_fix(schema, rule, resamplable)
@@ -124,10 +90,6 @@ def check_tables(
                     )
                 )  # fmt: skip
     return out
-
-
-def _kinds(schema: TableSchema) -> dict[tuple[str, str], Any]:
-    return {(t, c): KINDS[cs.type] for t, spec in schema.tables.items() for c, cs in spec.columns.items()}
 
 
 def _rule_fix(schema: TableSchema, rule: Rule, resamplable: Mapping[str, set[str]]) -> tuple[str, list[str]]:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from tools.errors import Problem
 from tools.network import Network
 from tools.providers import PROVIDERS, provider_problems
-from tools.rules import ColumnType, Kind, Rule, RuleError, Scope, compile_rule
+from tools.rules import ColumnType, Expression, Kind, Rule, RuleError, Scope, compile_expression, compile_rule
 from tools.yamlio import scalar_text
 
 Name = Annotated[str, BeforeValidator(scalar_text)]
@@ -83,6 +83,7 @@ class ColumnSpec(_Strict):
     provider: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     offset: Offset | None = None
+    derive: str | None = None
     realise: bool = False
     null_rate: float = Field(default=0.0, ge=0.0, le=1.0)
 
@@ -124,6 +125,8 @@ class TableSchema:
     rules: list[Rule] = field(default_factory=list)
     nl: dict[str, str] = field(default_factory=dict)  # rule text -> the natural-language sentence it came from
     uncompiled: list[tuple[str, str, str]] = field(default_factory=list)  # (table, sentence, name) not in the lock
+    derived: list[Expression] = field(default_factory=list)  # derived columns, each after what it reads
+    derived_columns: list[tuple[str, str]] = field(default_factory=list)  # (table, column) of each, same order
 
     @property
     def root(self) -> str:
@@ -227,6 +230,8 @@ class _SchemaChecker:
                 f"only one column may be realised; {realised[0][0]}.{realised[0][1]} already is",
             )
         schema = TableSchema(self.tables, order, parent, fk, home)
+        if not self.problems:
+            self.derived(schema)
         if realised and not self.problems:
             blind = [v for v in self.network.names if v not in schema.visible(realised[0][0])]
             if blind:
@@ -384,12 +389,14 @@ class _SchemaChecker:
     ) -> None:
         here = (table, "columns", col)
         spec = self.tables[table]
-        sources = [s for s in ("references", "variable", "provider", "offset") if getattr(cs, s) is not None]
+        sources = [s for s in ("references", "variable", "provider", "offset", "derive") if getattr(cs, s) is not None]
         sources += ["realise"] if cs.realise else []
         if len(sources) > 1:
             self.problem(here, f"give one source for {col}, not {' and '.join(sources)}")
         if not sources and col != spec.primary_key:
-            self.problem(here, f"{col} has no source: give 'variable', 'provider', 'offset', 'references' or 'realise'")
+            self.problem(
+                here, f"{col} has no source: give 'variable', 'provider', 'offset', 'derive', 'references' or 'realise'"
+            )
         if not sources and col == spec.primary_key and cs.type != "int":
             self.problem(
                 here, f"primary key {col} is {cs.type}: give it a provider, or make it int (numbered 1, 2, ...)"
@@ -531,6 +538,38 @@ class _SchemaChecker:
             reason = _value_problem(count, card)
             if reason:
                 self.problem(here, reason)
+
+    def derived(self, schema: TableSchema) -> None:
+        """Compile derived columns, check their kinds, and order them so each follows what it reads."""
+        exprs: dict[tuple[str, str], Expression] = {}
+        for table, spec in self.tables.items():
+            for col, cs in spec.columns.items():
+                if cs.derive is None:
+                    continue
+                here = (table, "columns", col, "derive")
+                try:
+                    expression = compile_expression(cs.derive, schema.scope(table))
+                except RuleError as exc:
+                    self.problem(here, str(exc))
+                    continue
+                want = KINDS[cs.type]
+                if not (expression.kind == want or {expression.kind, want} <= {"date", "datetime"}):
+                    self.problem(here, f"{col} is {cs.type} but {cs.derive!r} gives a {expression.kind}")
+                    continue
+                exprs[(table, col)] = expression
+        graph = nx.DiGraph()
+        graph.add_nodes_from(exprs)
+        for node, expression in exprs.items():
+            graph.add_edges_from((used, node) for used in expression.columns if used in exprs)
+        if not nx.is_directed_acyclic_graph(graph):
+            cycle = [f"{t}.{c}" for (t, c), _ in nx.find_cycle(graph)]
+            self.problem(
+                (cycle[0].split(".")[0],), "derived columns depend on each other in a cycle: " + " -> ".join(cycle)
+            )
+            return
+        for node in nx.lexicographical_topological_sort(graph, key=str):
+            schema.derived.append(exprs[node])
+            schema.derived_columns.append(node)
 
     def rules(self, schema: TableSchema) -> None:
         for table, spec in self.tables.items():

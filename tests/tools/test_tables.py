@@ -297,3 +297,44 @@ def test_a_tampered_lock_file_is_refused(tmp_path):
     (tmp_path / "hospital.rules.lock.yaml").write_text(lock.replace("nl: a note is written", "nl: a memo is written"))
     with pytest.raises(SpecError, match="its key does not match its sentence"):
         load_domain(spec)
+
+
+def test_derived_columns_follow_their_sources_and_repairs(hospital):
+    sampler = RelationalSampler(hospital.schema, hospital.network, 2)
+    frames = sampler.sample(100)
+    pat, adm = frames["patients"], frames["admissions"]
+    sums = adm.groupby("patient_id")["cost"].sum()
+    assert np.allclose(pat["total_cost"].astype(float), pat["patient_id"].map(sums))
+    assert (pat["n_admissions"] == pat["patient_id"].map(adm.groupby("patient_id").size())).all()
+    stay = (pd.to_datetime(adm["discharged_on"]) - pd.to_datetime(adm["admitted_on"])).dt.days
+    assert (adm["length_of_stay"] == stay).all()
+    # Run: redraw every cost, then recompute
+    resample(sampler, frames, "admissions", "cost", np.arange(len(adm)), attempt=1)
+    from tools.derive import derive_columns
+
+    derive_columns(hospital.schema, frames)
+    # Assert: totals follow, and the validator sees no broken total
+    sums = frames["admissions"].astype({"cost": float}).groupby("patient_id")["cost"].sum()
+    assert np.allclose(
+        frames["patients"]["total_cost"].astype(float), frames["patients"]["patient_id"].map(sums).astype(float)
+    )
+    frames["notes"]["text"] = "x"
+    assert not [v for v in check_tables(hospital.schema, frames) if v["rule"] == "total_cost == sum(admissions.cost)"]
+
+
+@pytest.mark.parametrize(
+    ("score2", "score3", "message"),
+    [
+        ("smoker", "score2 * 2", "score2 is float but 'smoker' gives a bool"),
+        ("count(visits) + nope", "score2 * 2", "unknown column 'nope' in people"),
+        ("score3 + 1", "score2 * 2", "derived columns depend on each other in a cycle"),
+    ],
+)
+def test_derived_column_errors(score2, score3, message):
+    line = "      score: {type: float, min: 0, max: 10, provider: number, args: {min: 0, max: 10}}"
+    text = GOOD_TABLES.replace(
+        line,
+        f'{line}\n      score2: {{type: float, derive: "{score2}"}}\n      score3: {{type: float, derive: "{score3}"}}',
+    )
+    found = "\n".join(problems(text))
+    assert message in found, found
