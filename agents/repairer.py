@@ -11,41 +11,33 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
 from langgraph.runtime import Runtime
 
-from graphs.table_context import TableRunContext, to_columns, to_frames
+from graphs.table_context import TableRunContext, to_columns
 from graphs.table_state import TableRunState
 from tools.derive import derive_columns
 from tools.realisation import Violation
-from tools.relational import resample
+from tools.relational import redraw
+from tools.table_check import redraw_plan
 
 
 def repair(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:
     """Redraw the columns of resample violations; collect text violations as the Generator's feedback."""
     ctx = runtime.context
     schema = ctx.schema
-    frames = to_frames(state.get("tables", {}))
+    frames = ctx.frames(state.get("tables", {}))
     rnd = state.get("round", 1)
-    targets: dict[tuple[str, str], set[Any]] = defaultdict(set)
+    violations = state.get("violations", [])
     feedback: dict[str, list[Violation]] = defaultdict(list)
-    for v in state.get("violations", []):
-        if v["fix"] == "resample":
-            column = v["targets"][(rnd - 1) % len(v["targets"])]
-            targets[(v["table"], column)].add(v["row"])
-        elif v["fix"] == "generate":
+    for v in violations:
+        if v["fix"] == "generate":
             feedback[str(v["row"])].append(
                 Violation(kind=v["kind"], variable=v["column"] or "text", expected=None, found=v["value"],
                           message=v["message"])
             )  # fmt: skip
-    redrawn = 0
-    for (table, column), rows in sorted(targets.items(), key=lambda kv: schema.order.index(kv[0][0])):
-        frame = frames[table]
-        positions = np.flatnonzero(frame[schema.pk(table)].isin(list(rows)).to_numpy())
-        resample(ctx.sampler, frames, table, column, positions, attempt=rnd)
-        redrawn += len(positions)
+    redrawn = redraw(ctx.sampler, frames, redraw_plan([v for v in violations if v["fix"] == "resample"], rnd), rnd)
     if redrawn:
         derive_columns(schema, frames)  # totals, counts and spans follow the redrawn values
-    tables = {t: to_columns(f) for t, f in frames.items()}
+    tables = {t: to_columns(frames[t]) for t in schema.record_tables}
     info = {"batch": state.get("batch", 0), "round": rnd, "redrawn": redrawn, "to_generator": len(feedback)}
     return {"tables": tables, "feedback": dict(feedback), "totals": {"values_redrawn": redrawn}, "info": info}

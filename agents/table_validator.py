@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from graphs.table_context import TableRunContext, to_columns, to_frames
+from graphs.table_context import TableRunContext, to_columns
 from graphs.table_state import TableRunState, Tables
 from tools.relational import ENTITY, var_column
 from tools.table_check import TableViolation, check_tables, check_texts
@@ -23,7 +23,7 @@ def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> 
     """List every violation of the batch in flight, then accept, reject or keep each record for repair."""
     ctx = runtime.context
     schema = ctx.schema
-    frames = to_frames(state.get("tables", {}))
+    frames = ctx.frames(state.get("tables", {}))
     violations = check_tables(schema, frames, ctx.seen, ctx.resamplable)
     violations += check_texts(schema, ctx.domain.lexicon, frames)
     rnd = state.get("round", 0) + 1
@@ -34,7 +34,8 @@ def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> 
     rejected_ids = {e for e, vs in by_entity.items() if out_of_rounds or any(v["fix"] == "none" for v in vs)}
     totals: Counter[str] = Counter()
     if rnd == 1:  # what the generators produced, before any repair: the compliance the validator starts from
-        for table, frame in frames.items():
+        for table in schema.record_tables:
+            frame = frames[table]
             bad_rows = {v["row"] for v in violations if v["table"] == table}
             totals[f"rows_before.{table}"] += len(frame)
             totals[f"rows_violating_before.{table}"] += len(bad_rows)
@@ -44,7 +45,8 @@ def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> 
     totals.update(f"violations.{_label(v)}" for v in violations)
     accepted: Tables = {}
     remaining: Tables = {}
-    for table, frame in frames.items():
+    for table in schema.record_tables:
+        frame = frames[table]
         entity = frame[ENTITY].to_numpy(dtype=np.int64)
         bad = np.isin(entity, list(by_entity))
         rejected = np.isin(entity, list(rejected_ids))

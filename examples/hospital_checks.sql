@@ -6,6 +6,12 @@
 SELECT COUNT(*) FROM admissions a LEFT JOIN patients p ON p.patient_id = a.patient_id WHERE p.patient_id IS NULL;
 -- check: orphan notes (admission_id with no admission)
 SELECT COUNT(*) FROM notes n LEFT JOIN admissions a ON a.admission_id = n.admission_id WHERE a.admission_id IS NULL;
+-- check: orphan attending doctors
+SELECT COUNT(*) FROM admissions a LEFT JOIN doctors d ON d.doctor_id = a.attending_id WHERE d.doctor_id IS NULL;
+-- check: orphan note authors
+SELECT COUNT(*) FROM notes n LEFT JOIN doctors d ON d.doctor_id = n.author_id WHERE d.doctor_id IS NULL;
+-- check: duplicate doctor ids or e-mail addresses
+SELECT (SELECT COUNT(*) - COUNT(DISTINCT doctor_id) FROM doctors) + (SELECT COUNT(*) - COUNT(DISTINCT email) FROM doctors);
 -- check: duplicate patient ids
 SELECT COUNT(*) - COUNT(DISTINCT patient_id) FROM patients;
 -- check: duplicate admission ids

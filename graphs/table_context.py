@@ -13,11 +13,17 @@ import pandas as pd
 
 from graphs.context import RunSettings
 from graphs.table_state import Tables
+from tools.errors import DataError
 from tools.realisation import Realiser
-from tools.relational import ENTITY, RelationalSampler, resamplable_columns
+from tools.relational import ENTITY, RelationalSampler, redraw, resamplable_columns
 from tools.spec import Domain
+from tools.table_check import check_tables, redraw_plan
 from tools.table_sinks import TableSink
 from tools.tables import TableSchema
+
+
+#: Redraw rounds for lookup tables (drawn once per run, no LLM involved, so the budget is generous).
+LOOKUP_ROUNDS = 20
 
 
 @dataclass
@@ -52,10 +58,34 @@ class TableRunContext:
     def _rows(self) -> dict[str, pd.DataFrame]:
         return self.sampler.sample(self.settings.n)  # all at once: the output does not depend on the batch size
 
+    @cached_property
+    def lookups(self) -> dict[str, pd.DataFrame]:
+        """The lookup tables, drawn once and repaired until they break nothing.
+
+        Raises:
+            DataError: a lookup table still breaks a constraint after ``LOOKUP_ROUNDS`` redraws.
+        """
+        frames = self._rows
+        names = self.schema.lookups
+        for attempt in range(1, LOOKUP_ROUNDS + 2):
+            found = check_tables(self.schema, frames, resamplable=self.resamplable, tables=names)
+            if not found:
+                return {t: frames[t] for t in names}
+            fixable = [v for v in found if v["fix"] == "resample"]
+            if len(fixable) < len(found) or attempt > LOOKUP_ROUNDS:
+                break
+            redraw(self.sampler, frames, redraw_plan(fixable, attempt), attempt)
+        raise DataError(f"lookup table rows break their constraints: {'; '.join(v['message'] for v in found[:3])}")
+
+    def frames(self, tables: Tables) -> dict[str, pd.DataFrame]:
+        """A batch's tables as frames, with the lookup tables it references."""
+        return to_frames(tables) | self.lookups
+
     def take(self, start: int, stop: int) -> Tables:
         """The rows of root rows ``start`` to ``stop`` (exclusive) and their descendants, column by column."""
         out: Tables = {}
-        for table, frame in self._rows.items():
+        for table in self.schema.record_tables:
+            frame = self._rows[table]
             entities = frame[ENTITY].to_numpy()
             lo, hi = np.searchsorted(entities, [start, stop])
             out[table] = to_columns(frame.iloc[lo:hi])

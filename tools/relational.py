@@ -58,9 +58,12 @@ class RelationalSampler:
         frames: dict[str, pd.DataFrame] = {}
         for table in self.schema.order:
             parent = self.schema.parent[table]
-            if parent is None:
+            lookup_rows = self.schema.tables[table].rows
+            codes: dict[str, np.ndarray] = {}
+            if lookup_rows is not None:  # drawn once for the run; rows belong to no record
+                frame = pd.DataFrame({ENTITY: np.full(lookup_rows, -1, dtype=np.int64)})
+            elif parent is None:
                 frame = pd.DataFrame({ENTITY: np.arange(n, dtype=np.int64)})
-                codes: dict[str, np.ndarray] = {}
             else:
                 up = frames[parent]
                 counts = self._counts(table, up)
@@ -154,6 +157,9 @@ class RelationalSampler:
         cs = spec.columns[column]
         m = len(frame)
         if cs.references is not None:
+            target, _, key = cs.references.partition(".")
+            if target != self.schema.parent[table]:  # a lookup table: any of its rows, uniformly
+                return rng.choice(frames[target][key].to_numpy(), size=m)
             return frame["_parent_key"].to_numpy() if "_parent_key" in frame else frame[column].to_numpy()
         if cs.realise:
             return np.full(m, "", dtype=object)
@@ -301,3 +307,19 @@ def resample(
             if cs.offset is not None and cs.offset.from_ in {f"{table}.{c}" for _, c in changed} and len(crows):
                 changed += resample(sampler, frames, child, ccol, crows, attempt)
     return changed
+
+
+def redraw(
+    sampler: RelationalSampler,
+    frames: dict[str, pd.DataFrame],
+    plan: Mapping[tuple[str, str], set[Any]],
+    attempt: int,
+) -> int:
+    """Draw again, parents first, the rows (by primary key) named per ``(table, column)``; the number redrawn."""
+    schema = sampler.schema
+    count = 0
+    for (table, column), keys in sorted(plan.items(), key=lambda kv: schema.order.index(kv[0][0])):
+        positions = np.flatnonzero(frames[table][schema.pk(table)].isin(list(keys)).to_numpy())
+        resample(sampler, frames, table, column, positions, attempt=attempt)
+        count += len(positions)
+    return count

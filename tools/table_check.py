@@ -9,7 +9,7 @@ rule that contradicts the causal model's states; the record is rejected with the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,16 +52,17 @@ def check_tables(
     frames: Mapping[str, pd.DataFrame],
     seen: Mapping[tuple[str, str], set[Any]] | None = None,
     resamplable: Mapping[str, set[str]] | None = None,
+    tables: Sequence[str] | None = None,
 ) -> list[TableViolation]:
-    """Every violation in ``frames`` (one batch of whole entities).
+    """Every violation in ``frames`` (one batch of whole records, plus the lookup tables they reference).
 
     ``seen`` holds unique values already accepted in earlier batches; ``resamplable`` names, per table, the
-    columns the repairer may draw again.
+    columns the repairer may draw again; ``tables`` the tables to check (default: the record tables).
     """
     out: list[TableViolation] = []
     seen = seen or {}
     resamplable = resamplable or {}
-    for table in schema.order:
+    for table in schema.record_tables if tables is None else tables:
         frame = frames[table]
         pk = schema.pk(table)
         spec = schema.tables[table]
@@ -231,4 +232,13 @@ def check_texts(schema: TableSchema, lexicon: Lexicon, frames: Mapping[str, pd.D
                     message=f"{table} row {pk}={_py(keys[i])}: {v['message']}", fix="generate", targets=[],
                 )
             )  # fmt: skip
+    return out
+
+
+def redraw_plan(violations: Sequence[TableViolation], attempt: int) -> dict[tuple[str, str], set[Any]]:
+    """Rows to draw again per ``(table, column)``; a rule's columns take turns with the attempt."""
+    out: dict[tuple[str, str], set[Any]] = {}
+    for v in violations:
+        column = v["targets"][(attempt - 1) % len(v["targets"])]
+        out.setdefault((v["table"], column), set()).add(v["row"])
     return out

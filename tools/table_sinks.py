@@ -76,7 +76,7 @@ class TableSink:
         for tables in accepted:
             self.db.insert(tables)
             try:
-                for t in self.schema.order:
+                for t in (t for t in self.schema.order if t in tables):
                     cols = {c: list(tables[t][c]) for c in self.schema.tables[t].columns}
                     batch = pa.Table.from_pydict(cols, schema=self._schemas[t])
                     self._parquet[t].write_table(batch)

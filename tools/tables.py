@@ -107,6 +107,7 @@ class TableSpec(_Strict):
 
     primary_key: Name | None = None
     parent: Name | None = None
+    rows: int | None = Field(default=None, ge=1, le=1_000_000)  # a lookup table: this many rows for the whole run
     cardinality: int | list[int] | ValueMap | None = None
     variables: list[Name] = Field(default_factory=list)
     columns: dict[Name, ColumnSpec]
@@ -131,7 +132,17 @@ class TableSchema:
     @property
     def root(self) -> str:
         """The entity table: one row per requested record."""
-        return self.order[0]
+        return next(t for t in self.order if t not in self.lookups)
+
+    @property
+    def lookups(self) -> list[str]:
+        """Lookup tables: a fixed number of rows drawn once per run, which other tables' rows reference."""
+        return [t for t in self.order if self.tables[t].rows is not None]
+
+    @property
+    def record_tables(self) -> list[str]:
+        """The root table and its descendants, parents first: the tables a record's rows live in."""
+        return [t for t in self.order if self.tables[t].rows is None]
 
     def pk(self, table: str) -> str:
         """The table's primary key column."""
@@ -261,6 +272,10 @@ class _SchemaChecker:
                 self.problem(
                     (table, "cardinality"), f"{table} has a parent and needs 'cardinality' (rows per {spec.parent} row)"
                 )
+            if spec.rows is not None and (spec.parent is not None or spec.variables):
+                self.problem(
+                    (table, "rows"), f"{table} is a lookup table ('rows'): it has no parent and no SCM variables"
+                )
             if spec.parent is None and spec.cardinality is not None:
                 self.problem(
                     (table, "cardinality"), f"{table} is a root table (one row per record); drop 'cardinality'"
@@ -283,7 +298,7 @@ class _SchemaChecker:
                 cyclic = True
                 cycle = [e[0] for e in nx.find_cycle(graph.subgraph(component))]
                 self.problem((cycle[0],), "cyclic table dependencies: " + " -> ".join([*cycle, cycle[0]]))
-        roots = [t for t, p in parent.items() if p is None]
+        roots = [t for t, p in parent.items() if p is None and self.tables[t].rows is None]
         if not cyclic and len(roots) != 1 and self.tables:
             self.problem(
                 (),
@@ -329,8 +344,12 @@ class _SchemaChecker:
                     )
                 if target_table == parent.get(table):
                     fk[table] = col
-                else:
-                    self.problem(here, f"{table} may only reference its parent table {parent.get(table) or '(none)'}")
+                elif target.rows is None:
+                    self.problem(
+                        here,
+                        f"{table} may reference its parent table ({parent.get(table) or 'none'}) or a lookup table "
+                        f"('rows: N'); {target_table} is neither",
+                    )
             if parent.get(table) is not None and table not in fk and parent[table] in self.tables:
                 p = str(parent[table])
                 key = self.tables[p].primary_key or "(its primary key)"
@@ -356,7 +375,7 @@ class _SchemaChecker:
                     )
                 else:
                     home[var] = table
-        root = order[0] if order else None
+        root = next((t for t in order if self.tables[t].rows is None), None)
         for var in self.network.names:
             if var not in home and root is not None:
                 home[var] = root

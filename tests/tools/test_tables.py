@@ -138,7 +138,10 @@ def test_malformed_schema_reports_every_problem_at_once_with_lines():
         (("provider: number", "provider: lottery"), "unknown provider 'lottery'"),
         (("score >= 5 if smoker", "scor >= 5"), "unknown column 'scor' in people (did you mean 'score'?)"),
         (("parent: people", "parent: persons"), "unknown parent table 'persons'"),
-        (("references: people.id", "references: visits.id"), "may only reference its parent table"),
+        (
+            ("references: people.id", "references: visits.id"),
+            "may reference its parent table (people) or a lookup table",
+        ),
         (
             ('cardinality: {variable: smoker, map: {"yes": [2, 3], "no": 1}}', "cardinality: [3, 1]"),
             "low is above high",
@@ -338,3 +341,61 @@ def test_derived_column_errors(score2, score3, message):
     )
     found = "\n".join(problems(text))
     assert message in found, found
+
+
+LOOKUP = """
+  clinics:
+    primary_key: id
+    rows: 5
+    columns:
+      id: {type: int}
+      city: {type: category, values: [north, south], unique: UNIQUE_CITY, provider: choice}
+"""
+
+
+def test_rows_reference_existing_lookup_rows(hospital):
+    frames = RelationalSampler(hospital.schema, hospital.network, 4).sample(300)
+    doctors = frames["doctors"]
+    assert len(doctors) == 60 and doctors["doctor_id"].is_unique
+    assert frames["admissions"]["attending_id"].isin(doctors["doctor_id"]).all()
+    assert frames["notes"]["author_id"].isin(doctors["doctor_id"]).all()
+    assert frames["admissions"]["attending_id"].nunique() > 30  # drawn across the whole table
+    assert hospital.schema.root == "patients" and hospital.schema.lookups == ["doctors"]
+
+
+def test_a_lookup_table_is_referenced_and_written_once(tmp_path):
+    from graphs.context import RunSettings
+    from graphs.table_runner import run_tables
+    from tools.template import TemplateRealiser
+
+    text = GOOD_TABLES.replace("UNIQUE_CITY", "false") + LOOKUP.replace("UNIQUE_CITY", "false")
+    text = text.replace(
+        "      person: {type: int, references: people.id}",
+        "      person: {type: int, references: people.id}\n      clinic: {type: int, references: clinics.id}",
+    )
+    domain = load(text)
+    run_tables(domain, TemplateRealiser(domain.lexicon), RunSettings(n=20, batch_size=6), tmp_path)
+    conn = sqlite3.connect(tmp_path / "database.sqlite")
+    assert conn.execute("SELECT COUNT(*) FROM clinics").fetchone()[0] == 5
+    orphans = "SELECT COUNT(*) FROM visits v LEFT JOIN clinics c ON c.id = v.clinic WHERE c.id IS NULL"
+    assert conn.execute(orphans).fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_lookup_table_that_cannot_meet_its_constraints_fails_clearly(tmp_path):
+    from graphs.context import RunSettings
+    from graphs.table_runner import run_tables
+    from tools.errors import DataError
+    from tools.template import TemplateRealiser
+
+    domain = load(GOOD_TABLES + LOOKUP.replace("UNIQUE_CITY", "true"))  # 5 rows, 2 possible unique values
+    with pytest.raises(DataError, match="lookup table rows break their constraints: clinics row id="):
+        run_tables(domain, TemplateRealiser(domain.lexicon), RunSettings(n=3), tmp_path)
+    assert not (tmp_path / "database.sqlite").exists() and not (tmp_path / "report.json").exists()
+
+
+def test_a_lookup_table_may_not_have_a_parent_or_variables():
+    text = GOOD_TABLES + LOOKUP.replace("UNIQUE_CITY", "false").replace(
+        "    rows: 5\n", "    rows: 5\n    parent: people\n    cardinality: 1\n"
+    )
+    assert "clinics is a lookup table ('rows'): it has no parent and no SCM variables" in "\n".join(problems(text))
