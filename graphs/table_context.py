@@ -21,7 +21,6 @@ from tools.table_check import check_tables, redraw_plan
 from tools.table_sinks import TableSink
 from tools.tables import TableSchema
 
-
 #: Redraw rounds for lookup tables (drawn once per run, no LLM involved, so the budget is generous).
 LOOKUP_ROUNDS = 20
 
