@@ -66,7 +66,9 @@ def run_hospital() -> Result:
         "",
         f"Accepted {report['n_accepted']:,} of {N:,} patients (with all their admissions and notes), rejected "
         f"{report['n_rejected']:,}; accepted by validation round: {report['accepted_by_round']}; "
-        f"{report['values_redrawn']:,} values redrawn by the repairer; {report['texts_realised']:,} notes realised.",
+        f"{report['values_redrawn']:,} values redrawn by the repairer; {report['texts_realised']:,} notes realised. "
+        f"Selection drift (TVD of accepted vs requested states, largest over the SCM variables): "
+        f"{report['selection_drift_max']:.4f}.",
         "",
         "Why the rejected records were rejected (violations on their last round):",
         "",
@@ -165,13 +167,15 @@ def ablation() -> Result:
 
 
 def main() -> None:
+    load = os.getloadavg()[0]
     parts = [run_main(section) for section in (run_hospital, ablation)]
     import subprocess
 
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     header = (
         "# Relational schema benchmarks\n\nProduced by `.venv/bin/python bench/schema.py` "
-        f"at commit {rev.stdout.strip() or '?'} on a {os.cpu_count()}-core machine.\n\n"
+        f"at commit {rev.stdout.strip() or '?'} on a {os.cpu_count()}-core machine (1-minute load average "
+        f"{load:.1f} when it started: other work on the machine slows the throughput figures).\n\n"
     )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(header + "\n".join(parts))
