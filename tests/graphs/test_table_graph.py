@@ -212,3 +212,15 @@ def test_a_chat_model_realises_the_notes_through_the_same_graph(hospital, tmp_pa
     assert counts == dict.fromkeys(CHECKS, 0)
     notes = pd.read_parquet(tmp_path / "notes.parquet")
     assert report["n_accepted"] > 0 and (notes["text"].str.len() > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--llm", "no-colon"], "expected PROVIDER:MODEL"),
+        (["--llm", "someprovider:model-x"], "--llm someprovider:model-x: "),  # langchain missing, or no such provider
+    ],
+)
+def test_cli_compile_rules_refuses_a_model_it_cannot_make(capsys, args, message):
+    code, _, err = run_cli(capsys, "compile-rules", str(ROOT / "examples" / "hospital.yaml"), *args)
+    assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
