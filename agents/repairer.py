@@ -1,9 +1,8 @@
 """Node ``repair``: fix what can be fixed without an LLM, and send the rest to the Generator.
 
 A violation whose columns are drawn by a provider, an offset or a per-state range is repaired by drawing the
-column again for that row (and every column computed from it); which of the rule's columns is redrawn rotates
-with the round, so a rule over two columns can be fixed by either. Text violations become feedback for the
-Generator, naming exactly what was wrong.
+column again for that row, with every column computed from it (``tools.repair``). Text violations become
+feedback for the Generator, naming exactly what was wrong.
 """
 
 from __future__ import annotations
@@ -15,10 +14,8 @@ from langgraph.runtime import Runtime
 
 from graphs.table_context import TableRunContext, to_columns
 from graphs.table_state import TableRunState
-from tools.derive import derive_columns
 from tools.realisation import Violation
-from tools.relational import redraw
-from tools.table_check import redraw_plan
+from tools.repair import repair_rows
 
 
 def repair(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:
@@ -35,9 +32,7 @@ def repair(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str,
                 Violation(kind=v["kind"], variable=v["column"] or "text", expected=None, found=v["value"],
                           message=v["message"])
             )  # fmt: skip
-    redrawn = redraw(ctx.sampler, frames, redraw_plan([v for v in violations if v["fix"] == "resample"], rnd), rnd)
-    if redrawn:
-        derive_columns(schema, frames)  # totals, counts and spans follow the redrawn values
+    redrawn = repair_rows(ctx.sampler, frames, [v for v in violations if v["fix"] == "resample"], rnd)
     tables = {t: to_columns(frames[t]) for t in schema.record_tables}
     info = {"batch": state.get("batch", 0), "round": rnd, "redrawn": redrawn, "to_generator": len(feedback)}
     return {"tables": tables, "feedback": dict(feedback), "totals": {"values_redrawn": redrawn}, "info": info}

@@ -399,3 +399,30 @@ def test_a_lookup_table_may_not_have_a_parent_or_variables():
         "    rows: 5\n", "    rows: 5\n    parent: people\n    cardinality: 1\n"
     )
     assert "clinics is a lookup table ('rows'): it has no parent and no SCM variables" in "\n".join(problems(text))
+
+
+def test_one_repair_round_fixes_a_broken_rule_by_redrawing_its_column(hospital):
+    from tools.repair import repair_rows
+
+    # Setup: every ICU stay priced at 100, breaking "cost >= 5000 if ward == 'icu'"
+    sampler = RelationalSampler(hospital.schema, hospital.network, 9)
+    frames = sampler.sample(400)
+    frames["notes"]["text"] = "x"
+    adm = frames["admissions"]
+    icu = adm["ward"] == "icu"
+    adm.loc[icu, "cost"] = 100.0
+    others = adm.loc[~icu, "cost"].astype(float).copy()
+    from tools.derive import derive_columns
+
+    derive_columns(hospital.schema, frames)
+    rule = "cost >= 5000 if ward == 'icu'"
+    found = check_tables(hospital.schema, frames, resamplable=resamplable_columns(hospital.schema))
+    broken = [v for v in found if v["rule"] == rule]
+    assert len(broken) == icu.sum() > 10 and all(v["targets"] == ["cost"] for v in broken)
+    # Run
+    repair_rows(sampler, frames, broken, attempt=1)
+    # Assert: the rule holds for every row, only ICU rows changed, and patients' totals follow the new costs
+    after = check_tables(hospital.schema, frames, resamplable=resamplable_columns(hospital.schema))
+    assert not [v for v in after if v["rule"] in (rule, "total_cost == sum(admissions.cost)")]
+    assert frames["admissions"].loc[~icu, "cost"].astype(float).equals(others)
+    assert (frames["admissions"].loc[icu, "cost"].astype(float) >= 5000).all()
