@@ -98,7 +98,12 @@ class TableRunContext:
 
 def to_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
     """A frame as JSON-like columns (nulls as None, numpy scalars as Python values)."""
-    return {c: frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns}
+    out: dict[str, list[Any]] = {}
+    for c in frame.columns:
+        column = frame[c]
+        missing = column.isna()
+        out[c] = column.astype(object).where(~missing, None).tolist() if missing.any() else column.tolist()
+    return out
 
 
 def to_frames(tables: Tables) -> dict[str, pd.DataFrame]:

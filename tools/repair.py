@@ -45,10 +45,12 @@ def repair_rows(
     for (table, text), (rows, targets) in broken.items():
         rule = rules[(table, text)]
         keys = schema.pk(table)
+        reads_derived = bool(set(rule.columns) & set(schema.derived_columns))
         for k in range(tries):
             column = targets[(attempt - 1 + k) % len(targets)]
             count += redraw(sampler, frames, {(table, column): rows}, base + k + 1)
-            derive_columns(schema, frames)
+            if reads_derived:
+                derive_columns(schema, frames)
             bad = evaluate(rule, FrameData(schema, frames, table), kinds)
             rows = rows & set(frames[table][keys].to_numpy(dtype=object)[bad].tolist())
             if not rows:
