@@ -426,3 +426,41 @@ def test_one_repair_round_fixes_a_broken_rule_by_redrawing_its_column(hospital):
     assert not [v for v in after if v["rule"] in (rule, "total_cost == sum(admissions.cost)")]
     assert frames["admissions"].loc[~icu, "cost"].astype(float).equals(others)
     assert (frames["admissions"].loc[icu, "cost"].astype(float) >= 5000).all()
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaves(v, (*path, i))
+    yield path
+
+
+ODD = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True), st.text(max_size=12),
+    st.sampled_from(["people.id", "visits.nope", "2024-13-40", "[1, 2]", "score >= 5", "smoker", "int", "date"]),
+    st.lists(st.one_of(st.integers(-3, 30), st.text(max_size=5)), max_size=3),
+    st.dictionaries(st.sampled_from(["range", "mode", "yes", "no", "variable", "map", "x"]), st.integers(-2, 9), max_size=3),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_fuzzed_table_specs_load_or_fail_with_spec_errors_only(data):
+    import yaml
+
+    spec = yaml.safe_load(textwrap.dedent(MODEL) + textwrap.dedent(GOOD_TABLES))
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = [p for p in _leaves(spec["tables"]) if p]
+        path = data.draw(st.sampled_from(paths))
+        node = spec["tables"]
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = data.draw(ODD)
+    text = yaml.safe_dump(spec, sort_keys=False)
+    try:
+        load_domain_text(text, source="fuzz.yaml")
+    except SpecError as exc:
+        assert exc.problems and all(str(p).startswith("fuzz.yaml") for p in exc.problems), exc.problems
