@@ -30,7 +30,7 @@ from tools.errors import DataError
 from tools.frame_data import FrameData, column_kinds
 from tools.realisation import RealisationRequest
 from tools.relational import RelationalSampler, resamplable_columns, var_column
-from tools.rules import evaluate
+from tools.rule_eval import evaluate
 from tools.spec import load_domain
 from tools.sql_checks import read_checks, run_checks
 from tools.sqlite_sink import SqliteSink, quote

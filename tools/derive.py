@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tools.frame_data import FrameData, column_kinds
-from tools.rules import values
+from tools.rule_eval import values
 from tools.tables import TableSchema
 
 

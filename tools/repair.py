@@ -17,7 +17,7 @@ import pandas as pd
 from tools.derive import derive_columns
 from tools.frame_data import FrameData, column_kinds
 from tools.relational import RelationalSampler, redraw
-from tools.rules import evaluate
+from tools.rule_eval import evaluate
 from tools.table_check import TableViolation, redraw_plan
 
 #: Draws of a broken rule's columns per repair round.

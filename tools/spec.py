@@ -37,7 +37,8 @@ from tools.lexicon import GenericSpec, Lexicon, NumericSpec, StateWords, TextSpe
 from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
 from tools.network import Network, Node, cpt_sum_problem
 from tools.rule_lock import lock_path, read_lock
-from tools.tables import TableSchema, TableSpec, build_schema
+from tools.table_spec_check import build_schema
+from tools.tables import TableSchema, TableSpec
 from tools.yamlio import Path as KeyPath
 from tools.yamlio import format_path, line_of, load_yaml, scalar_text
 

@@ -21,7 +21,8 @@ from tools.extract import extract
 from tools.frame_data import FrameData, column_kinds
 from tools.lexicon import Lexicon
 from tools.relational import ENTITY, var_column
-from tools.rules import Rule, evaluate
+from tools.rule_eval import evaluate
+from tools.rules import Rule
 from tools.tables import EMAIL, KINDS, ColumnSpec, TableSchema, convert_value
 
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.rules import ColumnType, RuleError, Scope, compile_rule, evaluate, parse
+from tools.rule_eval import evaluate
+from tools.rules import ColumnType, RuleError, Scope, compile_rule, parse
 
 TABLES = {
     "orders": {
