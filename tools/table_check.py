@@ -80,13 +80,14 @@ def check_tables(
             arrays = [(c, frame[c].to_numpy(dtype=object)) for c in shown]
             keys, entities = frame[pk].to_numpy(dtype=object), frame[ENTITY].to_numpy()
             label = f"{rule.name}: " if rule.name else ""
+            origin = f" [from {schema.nl[rule.text]!r}]" if rule.text in schema.nl else ""
             for i in np.flatnonzero(bad):
                 values = ", ".join(f"{c}={_short(a[i])}" for c, a in arrays)
                 out.append(
                     TableViolation(
                         kind="rule", table=table, row=_py(keys[i]), entity=int(entities[i]),
                         column=shown[0] if shown else None, rule=rule.text, value=values or None,
-                        message=f"{table} row {pk}={_py(keys[i])} breaks rule {label}{rule.text}"
+                        message=f"{table} row {pk}={_py(keys[i])} breaks rule {label}{rule.text}{origin}"
                         + (f" ({values})" if values else ""),
                         fix=fix, targets=targets,
                     )

@@ -210,6 +210,7 @@ def test_the_validator_names_table_row_column_and_rule(hospital):
     pat = frames["patients"]
     pat.loc[2, "mrn"] = pat.loc[1, "mrn"]  # duplicate of a unique column
     adm.loc[6, "patient_id"] = 10_000  # orphan
+    pat.loc[0, ["age", "smoking_status"]] = [12, "current"]  # breaks a rule compiled from natural language
     # Run
     found = check_tables(hospital.schema, frames, resamplable=resamplable_columns(hospital.schema))
     # Assert
@@ -223,6 +224,9 @@ def test_the_validator_names_table_row_column_and_rule(hospital):
     ) in by_kind
     assert ("unique", "patients", int(pat.loc[2, "patient_id"]), "mrn", None) in by_kind
     assert ("foreign_key", "admissions", int(adm.loc[6, "admission_id"]), "patient_id", None) in by_kind
+    nl = [v for v in found if v["rule"] == "smoking_status == 'never' if age < 18"]
+    assert nl and all("[from 'patients under 18 cannot have a smoking history']" in v["message"] for v in nl)
+    assert int(pat.loc[0, "patient_id"]) in {v["row"] for v in nl}
     unique = next(v for v in found if v["kind"] == "unique")
     assert unique["fix"] == "resample" and unique["targets"] == ["mrn"] and unique["value"] == pat.loc[1, "mrn"]
 
