@@ -23,7 +23,6 @@ from graphs.context import RunSettings
 from graphs.llm import make_realiser
 from graphs.runner import run as run_pipeline
 from graphs.table_cli import chat_model, compile_rules, print_table_report
-from graphs.table_runner import run_tables
 from tools.errors import CausalSynthError, UsageError
 from tools.noise import NOISE_MODELS, NoiseModel
 from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
@@ -136,12 +135,8 @@ def run_cmd(
     domain = load_domain(spec)
     settings = RunSettings(n=n, mode=mode, max_rounds=max_rounds, batch_size=batch_size, seed=seed, llm=llm)  # type: ignore[arg-type]
     realiser = make_realiser(llm, domain.lexicon, seed=seed, concurrency=concurrency)
-    relational = domain.schema is not None  # tables, rules and a SQLite database
     with _progress(n, f"{domain.name}: {mode}") as progress:
-        report = (run_tables if relational else run_pipeline)(domain, realiser, settings, out, progress=progress)
-    if domain.schema is not None:
-        print_table_report(report, out, out_console, domain.schema.order)
-        return
+        report = run_pipeline(domain, realiser, settings, out, progress=progress)
     _print_run_report(report, out)
 
 
@@ -154,6 +149,9 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 
 def _print_run_report(report: dict[str, object], out: Path) -> None:
+    if "tables" in report:  # a relational run (the spec declares tables)
+        print_table_report(report, out, out_console)
+        return
     table = Table(title=f"{report['domain']}: {report['mode']} run with {report['llm']}")
     table.add_column("measure")
     table.add_column("value", justify="right")

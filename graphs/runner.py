@@ -49,6 +49,10 @@ def run(
         DataError: the output folder cannot be written.
     """
     check_settings(settings)
+    if domain.schema is not None:  # tables, keys and rules: the relational graph writes tables and a database
+        from graphs.table_runner import run_tables  # it reuses this module's helpers
+
+        return run_tables(domain, realiser, settings, out_dir, progress=progress)
     sink = RunSink(out_dir, domain.network.names) if out_dir is not None else None
     context = RunContext(
         domain=domain,

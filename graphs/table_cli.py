@@ -20,7 +20,7 @@ from tools.table_sinks import DATABASE, REJECTS
 _PROVIDER_MODEL = re.compile(r"^([A-Za-z][\w-]*):(\S+)$")
 
 
-def print_table_report(report: dict[str, Any], out: Path, console: Console, tables: list[str]) -> None:
+def print_table_report(report: dict[str, Any], out: Path, console: Console) -> None:
     """The summary of a relational run."""
     summary = Table(title=f"{report['domain']}: relational run with {report['llm']}")
     summary.add_column("measure")
@@ -36,7 +36,7 @@ def print_table_report(report: dict[str, Any], out: Path, console: Console, tabl
     console.print(summary)
     if report["violations_before"]:
         console.print("violations found before repair: " + json.dumps(report["violations_before"]), markup=False)
-    files = ", ".join(f"{t}.parquet/.csv" for t in tables)
+    files = ", ".join(f"{t}.parquet/.csv" for t in report["tables"])
     console.print(f"wrote {out}/{files}, {DATABASE}, {REJECTS}, report.json, run.jsonl", markup=False)
 
 

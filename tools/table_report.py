@@ -33,6 +33,7 @@ def table_report(
     drift = selection_drift(section("requested."), section("accepted."))
     return {
         "domain": domain,
+        "tables": list(schema.order),
         "llm": settings.llm,
         "mode": settings.mode,
         "n_requested": n,
