@@ -35,6 +35,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/loop.py
+	$(BIN)/python bench/schema.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -33,17 +33,20 @@ from graphs.context import RunContext
 from graphs.routing import after_verify, after_write
 from graphs.state import RunState
 
-Node = Callable[[RunState, Runtime[RunContext]], dict[str, Any]]
+Node = Callable[[Any, Runtime[Any]], dict[str, Any]]
 
 
 class _Traced(Protocol):
-    def __call__(self, state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]: ...
+    def __call__(self, state: Any, *, runtime: Runtime[Any]) -> dict[str, Any]: ...
 
 
 def traced(name: str, node: Node) -> _Traced:
-    """Wrap a node so that each execution appends one event (node, seconds, its summary) to ``run.jsonl``."""
+    """Wrap a node so that each execution appends one event (node, seconds, its summary) to ``run.jsonl``.
 
-    def run(state: RunState, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    Works for any graph whose context has ``emit(event)`` (the run graph and the relational graph).
+    """
+
+    def run(state: Any, *, runtime: Runtime[Any]) -> dict[str, Any]:
         start = time.perf_counter()
         update = node(state, runtime)
         event = {"node": name, "seconds": round(time.perf_counter() - start, 6)} | dict(update.get("info", {}))

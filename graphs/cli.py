@@ -23,6 +23,7 @@ from graphs.context import RunSettings
 from graphs.llm import LLMOptions, make_realiser
 from graphs.runner import check_settings
 from graphs.runner import run as run_pipeline
+from graphs.table_cli import chat_model, compile_rules, print_table_report
 from tools.errors import CausalSynthError, UsageError
 from tools.noise import NOISE_MODELS, NoiseModel
 from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
@@ -181,6 +182,9 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 
 def _print_run_report(report: dict[str, object], out: Path) -> None:
+    if "tables" in report:  # a relational run (the spec declares tables)
+        print_table_report(report, out, out_console)
+        return
     table = Table(title=f"{report['domain']}: {report['mode']} run with {report['llm']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -317,6 +321,16 @@ def _print_report(report: VerificationReport, only_rejected: bool) -> None:
         f"FPR at alpha={report.alpha}: {report.fpr:.4f}; "
         f"power on {sum(r.rejected is not None for r in report.dependences)} adjacent pairs: {report.power:.4f}"
     )
+
+
+@app.command("compile-rules")
+def compile_rules_cmd(
+    spec: Annotated[str, typer.Argument(help="Spec YAML file with natural-language rules ('nl: ...').")],
+    llm: Annotated[str, typer.Option("--llm", help="Chat model as PROVIDER:MODEL.")],
+    force: Annotated[bool, typer.Option("--force", help="Compile every sentence again, not only new ones.")] = False,
+) -> None:
+    """Compile natural-language rules into the rule language with an LLM; show them; store them in the lock file."""
+    compile_rules(spec, chat_model(llm), llm, force, out_console)
 
 
 def _error(message: str) -> None:

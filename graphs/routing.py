@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from graphs.state import Record, RunState
+from graphs.table_state import TableRunState
 
 Mode = Literal["iterative", "rejection"]
 
@@ -30,3 +31,18 @@ def after_verify(state: RunState) -> Literal["generate", "assess"]:
 def after_write(state: RunState) -> Literal["sample", "__end__"]:
     """Next batch while records remain to be requested; else the run ends."""
     return "sample" if state.get("next_id", 0) < state.get("n_requested", 0) else "__end__"
+
+
+def after_validate_tables(state: TableRunState) -> Literal["repair", "write_tables"]:
+    """Repair while records of the batch still have violations to fix; else write the batch."""
+    return "repair" if state.get("violations") else "write_tables"
+
+
+def after_repair(state: TableRunState) -> Literal["generate_text", "validate_tables"]:
+    """To the Generator when texts must be rewritten; else straight back to validation."""
+    return "generate_text" if state.get("feedback") else "validate_tables"
+
+
+def after_write_tables(state: TableRunState) -> Literal["sample_tables", "__end__"]:
+    """Next batch while root rows remain to be requested; else the run ends."""
+    return "sample_tables" if state.get("next_id", 0) < state.get("n_requested", 0) else "__end__"

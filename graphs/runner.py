@@ -49,6 +49,10 @@ def run(
         DataError: the output folder cannot be written.
     """
     check_settings(settings)
+    if domain.schema is not None:  # tables, keys and rules: the relational graph writes tables and a database
+        from graphs.table_runner import run_tables  # it reuses this module's helpers
+
+        return run_tables(domain, realiser, settings, out_dir, progress=progress)
     sink = RunSink(out_dir, domain.network.names) if out_dir is not None else None
     context = RunContext(
         domain=domain,
@@ -59,9 +63,14 @@ def run(
         progress=progress,
     )
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
+    return invoke_run(build_graph(), context, sink, settings.n, limit)
+
+
+def invoke_run(graph: Any, context: Any, sink: Any, n: int, limit: int) -> dict[str, Any]:
+    """Invoke a run graph for ``n`` records; on failure the sink aborts (no file looks complete); the report."""
     try:
-        final = build_graph().invoke(
-            {"n_requested": settings.n, "next_id": 0, "totals": {}, "report": None},
+        final = graph.invoke(
+            {"n_requested": n, "next_id": 0, "totals": {}, "report": None},
             context=context,
             config={"recursion_limit": limit},
         )

@@ -42,6 +42,18 @@ def _schema(variables: Sequence[str], rejects: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
+def publish(out_dir: Path, names: Sequence[str], report: Mapping[str, Any]) -> None:
+    """Move the finished ``.NAME.partial`` files into place, then write ``report.json`` last."""
+    try:
+        for name in names:
+            partial = out_dir / f".{name}.partial"
+            os.chmod(partial, plain_file_mode())
+            os.replace(partial, out_dir / name)
+    except OSError as exc:
+        raise DataError(f"{out_dir}: cannot write: {exc.strerror or exc}") from None
+    write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", out_dir / REPORT)
+
+
 class RunSink:
     """Streams a run's outcomes into ``out_dir``."""
 
@@ -106,12 +118,10 @@ class RunSink:
         try:
             for name in (RECORDS, REJECTS):
                 self._writer(name).close()  # an empty table is still written, with its columns
-                os.chmod(self._partial(name), plain_file_mode())
-                os.replace(self._partial(name), self.out_dir / name)
             self._writers.clear()
         except OSError as exc:
             raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
-        write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", self.out_dir / REPORT)
+        publish(self.out_dir, (RECORDS, REJECTS), report)
         self.finished = True
 
     def close(self) -> None:

@@ -36,6 +36,9 @@ from tools.errors import Problem, SpecError
 from tools.lexicon import GenericSpec, Lexicon, NumericSpec, StateWords, TextSpec, compile_lexicon
 from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
 from tools.network import Network, Node, cpt_sum_problem
+from tools.rule_lock import lock_path, read_lock
+from tools.table_spec_check import build_schema
+from tools.tables import TableSchema, TableSpec
 from tools.yamlio import Path as KeyPath
 from tools.yamlio import format_path, line_of, load_yaml, scalar_text
 
@@ -105,15 +108,24 @@ class Spec(_Strict):
     model: ModelSpec
     variables: dict[Name, VariableMeta] = Field(default_factory=dict)
     text: TextSpec = Field(default_factory=TextSpec)
+    tables: dict[Name, TableSpec] | None = None
 
 
 class Domain:
     """A loaded, checked spec: the spec as written, its causal network and its compiled lexicon."""
 
-    def __init__(self, spec: Spec, network: Network, source: str, lexicon: Lexicon | None = None) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        network: Network,
+        source: str,
+        lexicon: Lexicon | None = None,
+        schema: TableSchema | None = None,
+    ) -> None:
         self.spec = spec
         self.network = network
         self.source = source
+        self.schema = schema  # the relational schema, when the spec declares tables
         if lexicon is None:
             compiled = compile_lexicon(network, spec.variables, spec.text, lambda _path: source)
             if not isinstance(compiled, Lexicon):
@@ -128,8 +140,11 @@ class Domain:
 
 
 # -- loading ------------------------------------------------------------------------------------------
-def load_domain(ref: str | Path) -> Domain:
+def load_domain(ref: str | Path, *, allow_uncompiled: bool = False) -> Domain:
     """Load a spec from a YAML file, or build one around a bnlearn network name (``asia``, ``alarm``).
+
+    ``allow_uncompiled`` lists natural-language rules missing from the lock file in ``schema.uncompiled``
+    instead of failing (for ``compile-rules``).
 
     Raises:
         SpecError: listing every problem with its location.
@@ -140,7 +155,9 @@ def load_domain(ref: str | Path) -> Domain:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(str(path), [Problem(str(path), f"cannot read: {exc}")]) from None
-        return load_domain_text(text, source=str(path), base_dir=path.parent)
+        return load_domain_text(
+            text, source=str(path), base_dir=path.parent, lock=lock_path(path), allow_uncompiled=allow_uncompiled
+        )
     ref_text = str(ref)
     looks_like_file = path.suffix in {".yaml", ".yml", ".json"} or "/" in ref_text or "\\" in ref_text
     if not looks_like_file and ref_text in bnlearn_names():
@@ -151,8 +168,17 @@ def load_domain(ref: str | Path) -> Domain:
     raise SpecError(ref_text, [Problem(ref_text, f"spec file not found{hint}")])
 
 
-def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = None) -> Domain:
-    """Load a spec from YAML text; ``base_dir`` resolves relative ``model.file`` paths."""
+def load_domain_text(
+    text: str,
+    source: str = "<spec>",
+    base_dir: Path | None = None,
+    lock: Path | None = None,
+    allow_uncompiled: bool = False,
+) -> Domain:
+    """Load a spec from YAML text; ``base_dir`` resolves relative ``model.file`` paths.
+
+    ``lock`` is the rule lock file holding the compiled natural-language rules (``tools.rule_lock``).
+    """
     data, lines = load_yaml(text, source)
     if not isinstance(data, dict):
         raise SpecError(source, [Problem(f"{source}:1", "a spec must be a YAML mapping with a 'model' key")])
@@ -206,6 +232,13 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
             for var in network.names
             if RESERVED_SUFFIXES.search(var)
         ]
+    schema: TableSchema | None = None
+    if network is not None and spec.tables is not None:
+        built = build_schema(spec.tables, network, where, read_lock(lock), allow_uncompiled)
+        if isinstance(built, TableSchema):
+            schema = built
+        else:
+            problems += built
     if problems or network is None:
         raise SpecError(source, problems)
     if spec.name:
@@ -213,7 +246,7 @@ def load_domain_text(text: str, source: str = "<spec>", base_dir: Path | None = 
     lexicon = compile_lexicon(network, spec.variables, spec.text, where)
     if not isinstance(lexicon, Lexicon):
         raise SpecError(source, lexicon)
-    return Domain(spec, network, source, lexicon)
+    return Domain(spec, network, source, lexicon, schema)
 
 
 def _check_valid_nodes(data: Mapping[str, Any], where: Any) -> list[Problem]:

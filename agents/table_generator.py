@@ -1,0 +1,53 @@
+"""Node ``generate_text``: the Generator realises the text column of new rows and of rows sent back to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graphs.table_context import TableRunContext
+from graphs.table_state import TableRunState
+from tools.realisation import RealisationRequest
+from tools.relational import var_column
+
+
+def generate_text(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:
+    """Realise each pending text (empty, or with feedback) from the row's variable states; one realiser call."""
+    ctx = runtime.context
+    realised = ctx.schema.realised()
+    tables = state.get("tables", {})
+    if realised is None or realised[0] not in tables:
+        return {"info": {"batch": state.get("batch", 0), "n": 0}}
+    table, column = realised
+    cols = {c: list(v) for c, v in tables[table].items()}
+    pk = ctx.schema.pk(table)
+    feedback = state.get("feedback", {})
+    names = ctx.domain.network.names
+    todo = [
+        i for i, (key, text) in enumerate(zip(cols[pk], cols[column], strict=True)) if not text or str(key) in feedback
+    ]
+    requests = [
+        RealisationRequest(
+            record_id=int(cols[pk][i]),
+            skeleton={v: cols[var_column(v)][i] for v in names},
+            attempt=int(cols["_attempts"][i]),
+            feedback=feedback.get(str(cols[pk][i]), ()) if ctx.settings.mode == "iterative" else (),
+            previous_text=(cols[column][i] or None) if ctx.settings.mode == "iterative" else None,
+        )
+        for i in todo
+    ]
+    results = ctx.realiser.realise(requests) if requests else []
+    if len(results) != len(requests):
+        raise RuntimeError(f"realiser {ctx.realiser.name} returned {len(results)} texts for {len(requests)} requests")
+    calls = tokens = failed = 0
+    for i, res in zip(todo, results, strict=True):
+        cols[column][i] = res.text if res.error is None else ""
+        cols["_attempts"][i] = int(cols["_attempts"][i]) + 1
+        calls += res.llm_calls
+        tokens += res.prompt_tokens + res.completion_tokens
+        failed += res.error is not None
+    return {"tables": {**tables, table: cols}, "feedback": {},
+            "totals": {"llm_calls": calls, "tokens": tokens, "texts_realised": len(todo)},
+            "info": {"batch": state.get("batch", 0), "n": len(todo), "llm_calls": calls, "failed_calls": failed,
+                     "realiser": ctx.realiser.name}}  # fmt: skip

@@ -1,0 +1,33 @@
+"""Node ``write_tables``: flush accepted records to the tables and the database; report after the last batch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
+
+from graphs.table_context import TableRunContext
+from graphs.table_state import TableRunState
+from tools.table_report import table_report
+
+
+def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:
+    """Write the batch's accepted rows and rejection reasons; after the last batch, the report and the files."""
+    ctx = runtime.context
+    accepted = state.get("accepted", [])
+    rejected = state.get("rejected", [])
+    if ctx.sink is not None:
+        ctx.sink.write(accepted, rejected)
+    done = sum(len(t[ctx.schema.root]["_entity"]) for t in accepted) + len({v["entity"] for v in rejected})
+    if ctx.progress is not None:
+        ctx.progress(done)
+    report = None
+    if state.get("next_id", 0) >= state.get("n_requested", 0):
+        totals = dict(state.get("totals", {}))
+        report = table_report(ctx.domain.name, ctx.schema, totals, ctx.settings, time.perf_counter() - ctx.started)
+        if ctx.sink is not None:
+            ctx.sink.finish(report)
+    return {"accepted": Overwrite([]), "rejected": Overwrite([]), "report": report,
+            "info": {"batch": state.get("batch", 0), "records": done, "finished": report is not None}}  # fmt: skip
