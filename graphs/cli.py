@@ -20,10 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from graphs.context import RunSettings
-from graphs.llm import LLMOptions, make_realiser
+from graphs.llm import LLMOptions, make_chat_model, make_realiser
 from graphs.runner import check_settings
 from graphs.runner import run as run_pipeline
-from graphs.table_cli import chat_model, compile_rules, print_table_report
+from graphs.table_cli import compile_rules, print_table_report
 from tools.errors import CausalSynthError, UsageError
 from tools.noise import NOISE_MODELS, NoiseModel
 from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
@@ -326,11 +326,11 @@ def _print_report(report: VerificationReport, only_rejected: bool) -> None:
 @app.command("compile-rules")
 def compile_rules_cmd(
     spec: Annotated[str, typer.Argument(help="Spec YAML file with natural-language rules ('nl: ...').")],
-    llm: Annotated[str, typer.Option("--llm", help="Chat model as PROVIDER:MODEL.")],
+    llm: Annotated[str, typer.Option("--llm", help="Chat model: local (the embedded GGUF) or PROVIDER:MODEL.")],
     force: Annotated[bool, typer.Option("--force", help="Compile every sentence again, not only new ones.")] = False,
 ) -> None:
     """Compile natural-language rules into the rule language with an LLM; show them; store them in the lock file."""
-    compile_rules(spec, chat_model(llm), llm, force, out_console)
+    compile_rules(spec, make_chat_model(llm), llm, force, out_console)
 
 
 def _error(message: str) -> None:

@@ -90,6 +90,22 @@ def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOpti
     )  # fmt: skip
 
 
+def make_chat_model(llm: str, options: LLMOptions | None = None) -> BaseChatModel:
+    """The chat model ``llm`` names (``local`` or ``PROVIDER:MODEL``), for agents that need a model directly.
+
+    Raises:
+        UsageError: as :func:`make_realiser`.
+    """
+    opts = options or LLMOptions()
+    if llm == "local":
+        return local_model(opts)
+    match = _PROVIDER_MODEL.match(llm)
+    if match is None:
+        raise UsageError(f"--llm {llm!r}: expected 'local' or PROVIDER:MODEL (e.g. openai:gpt-4o-mini)")
+    provider, model_name = match.groups()
+    return provider_model(provider, model_name, opts)
+
+
 _ANCHORING: dict[str, Anchoring] = {"grammar": "llama-server", "json-schema": "structured", "prompt": "prompt"}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ from tools.errors import UsageError
 from tools.rule_lock import lock_path, read_entries, write_lock
 from tools.spec import load_domain
 from tools.table_sinks import DATABASE, REJECTS
-
-_PROVIDER_MODEL = re.compile(r"^([A-Za-z][\w-]*):(\S+)$")
 
 
 def print_table_report(report: dict[str, Any], out: Path, console: Console) -> None:
@@ -38,29 +35,6 @@ def print_table_report(report: dict[str, Any], out: Path, console: Console) -> N
         console.print("violations found before repair: " + json.dumps(report["violations_before"]), markup=False)
     files = ", ".join(f"{t}.parquet/.csv" for t in report["tables"])
     console.print(f"wrote {out}/{files}, {DATABASE}, {REJECTS}, report.json, run.jsonl", markup=False)
-
-
-def chat_model(llm: str) -> BaseChatModel:
-    """A LangChain chat model from ``PROVIDER:MODEL`` (needs ``langchain`` and the provider's package).
-
-    Raises:
-        UsageError: a malformed value, or a provider that is not installed or cannot start.
-    """
-    match = _PROVIDER_MODEL.match(llm)
-    if match is None:
-        raise UsageError(f"--llm {llm!r}: expected PROVIDER:MODEL (e.g. openai:gpt-4o-mini)")
-    provider, model_name = match.groups()
-    try:
-        from langchain.chat_models import init_chat_model  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        raise UsageError(
-            f"--llm {llm}: needs the 'langchain' package and the {provider} integration (e.g. langchain-{provider})"
-        ) from None
-    try:
-        model: BaseChatModel = init_chat_model(model_name, model_provider=provider)
-    except Exception as exc:  # missing integration or key, unknown provider: all user-fixable
-        raise UsageError(f"--llm {llm}: cannot create the chat model: {exc}") from None
-    return model
 
 
 def compile_rules(spec: str, model: BaseChatModel, model_name: str, force: bool, console: Console) -> int:

@@ -160,8 +160,11 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_cli_run_on_hospital_writes_every_table_and_the_database(capsys, tmp_path):
     out = tmp_path / "hospital"
-    code, stdout, _ = run_cli(capsys, "run", str(ROOT / "examples" / "hospital.yaml"), "-n", "40", "--out", str(out))
+    # The default Generator: the embedded model writes the notes (anchored), through the relational graph.
+    code, stdout, _ = run_cli(capsys, "run", str(ROOT / "examples" / "hospital.yaml"), "-n", "6", "--out", str(out))
     assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["llm"] == "local"
     for name in ("patients", "admissions", "notes"):
         assert (out / f"{name}.parquet").is_file() and (out / f"{name}.csv").is_file()
     assert (out / "database.sqlite").is_file() and (out / "report.json").is_file()
@@ -217,7 +220,7 @@ def test_a_chat_model_realises_the_notes_through_the_same_graph(hospital, tmp_pa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--llm", "no-colon"], "expected PROVIDER:MODEL"),
+        (["--llm", "no-colon"], "expected 'local' or PROVIDER:MODEL"),
         (["--llm", "someprovider:model-x"], "--llm someprovider:model-x: "),  # langchain missing, or no such provider
     ],
 )
