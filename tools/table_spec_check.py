@@ -471,7 +471,7 @@ class _SchemaChecker:
 def _value_problem(cs: ColumnSpec, value: Any) -> str | None:
     """Why ``value`` (a fixed value, ``[low, high]`` or ``{range, mode}``) cannot fill column ``cs``, or None."""
     if isinstance(value, dict):
-        if set(value) - {"range", "mode"} or "range" not in value:
+        if set(value) - {"range", "mode"} or not isinstance(value.get("range"), list):
             return "a distribution is {range: [low, high], mode: M} (triangular)"
         reason = _value_problem(cs, value["range"])
         if reason:

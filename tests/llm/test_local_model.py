@@ -120,12 +120,12 @@ def test_a_file_that_is_not_a_model_is_a_usage_error(tmp_path):
 
 
 def test_default_model_is_a_converted_copy_made_once():
-    from tools.local_model import default_model, requantized
+    from tools.local_model import DEFAULT_QUANT, default_model, requantized
 
     path = default_model()
-    assert path.name == "SmolLM2-135M-Instruct.Q8_0.gguf" and path.read_bytes()[:4] == b"GGUF"
+    assert path.name == f"SmolLM2-135M-Instruct.{DEFAULT_QUANT.upper()}.gguf" and path.read_bytes()[:4] == b"GGUF"
     stamp = path.stat().st_mtime_ns
-    assert requantized("q8_0") == path and path.stat().st_mtime_ns == stamp  # not converted again
+    assert requantized(DEFAULT_QUANT) == path and path.stat().st_mtime_ns == stamp  # not converted again
     with pytest.raises(UsageError, match="unknown quantisation 'q3'"):
         requantized("q3")
 
@@ -134,7 +134,7 @@ def test_agents_that_need_a_model_get_the_same_local_default_or_a_clear_error():
     from graphs.llm import make_chat_model
 
     model = make_chat_model("local")
-    assert isinstance(model, LocalChatModel) and model.model_path.endswith("SmolLM2-135M-Instruct.Q8_0.gguf")
+    assert isinstance(model, LocalChatModel) and model.model_path.endswith("Instruct.Q4_0.gguf")
     with pytest.raises(UsageError, match="expected 'local' or PROVIDER:MODEL"):
         make_chat_model("template")
 

@@ -150,6 +150,10 @@ def test_malformed_schema_reports_every_problem_at_once_with_lines():
             ("day: {type: date, provider: date", "day: {type: int, provider: date"),
             "provider date fills date or datetime",
         ),
+        (  # found by the fuzzer: a distribution whose range is not a pair
+            ('map: {"yes": [2, 3], "no": 1}', 'map: {"yes": {range: 0, mode: 0}, "no": 1}'),
+            "a distribution is {range: [low, high], mode: M}",
+        ),
     ],
 )
 def test_each_schema_mistake_is_named(change, message):
