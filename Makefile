@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/loop.py
 	$(BIN)/python bench/schema.py
+	$(BIN)/python bench/llm.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
