@@ -20,7 +20,7 @@ import queue
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -49,6 +49,9 @@ class LocalChatModel(BaseChatModel):
     #: How an anchored call is generated: ``segmented`` (the model writes only the gaps; the fact phrases are
     #: appended and evaluated as a batch, as prompt tokens) or ``grammar`` (one call under the whole GBNF).
     anchored_generation: str = "segmented"
+
+    #: Callers may pass ``grammar=`` (GBNF text) per call (the rule compiler does).
+    accepts_grammar: ClassVar[bool] = True
 
     _pool: queue.Queue[Any] = PrivateAttr(default_factory=queue.Queue)
     _loaded: int = PrivateAttr(default=0)

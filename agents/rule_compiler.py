@@ -15,6 +15,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from agents.rule_prompts import retry_prompt, system_prompt, user_prompt
 from tools.errors import CausalSynthError
+from tools.rule_grammar import rule_gbnf
 from tools.rules import Rule, RuleError, Scope, compile_rule
 
 #: Longest answer considered (a rule is one line; a long answer is not one).
@@ -56,9 +57,12 @@ class NlRuleCompiler:
         self.model = model
         self.retries = retries
 
-    def _ask(self, messages: list[BaseMessage], sentence: str) -> str:
+    def _ask(self, messages: list[BaseMessage], sentence: str, grammar: str | None) -> str:
         try:
-            reply = self.model.invoke(messages)
+            if grammar:  # a rule is one short line: 96 tokens is room enough
+                reply = self.model.invoke(messages, grammar=grammar, max_tokens=96)
+            else:
+                reply = self.model.invoke(messages)
         except Exception as exc:  # any provider failure is one clear error for this sentence
             raise RuleCompileError(f"rule {sentence!r}: the chat model failed: {type(exc).__name__}: {exc}") from None
         content = reply.content if isinstance(reply.content, str) else str(reply.content)
@@ -71,10 +75,12 @@ class NlRuleCompiler:
             RuleCompileError: the model failed, or its answers did not parse and check within the attempts.
         """
         messages: list[BaseMessage] = [SystemMessage(system_prompt()), HumanMessage(user_prompt(sentence, scope))]
+        # A model that takes a grammar (our llama.cpp model) is held to the rule language while it writes.
+        grammar = rule_gbnf(scope) if getattr(self.model, "accepts_grammar", False) else None
         answers: list[str] = []
         errors: list[str] = []
         for _ in range(1 + self.retries):
-            raw = self._ask(messages, sentence)
+            raw = self._ask(messages, sentence, grammar)
             answer = clean_answer(raw)
             answers.append(answer)
             try:

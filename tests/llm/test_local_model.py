@@ -158,3 +158,30 @@ def test_compile_rules_with_the_tiny_local_model_fails_clearly_or_compiles(tmp_p
         assert exit_info.value.code == 2 and err.startswith("error: ") and "could not compile" in err, err
         assert "Traceback" not in err
         assert (tmp_path / "hospital.rules.lock.yaml").read_text() == lock
+
+
+def test_the_rule_grammar_makes_the_tiny_model_write_rules_that_parse():
+    # Held to tools.rule_grammar, every finished answer is a well-formed rule over the table's names (whether it
+    # means the sentence is the type checker's and the reviewer's business).
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from agents.rule_compiler import clean_answer
+    from agents.rule_prompts import system_prompt, user_prompt
+    from graphs.llm import make_chat_model
+    from tools.rule_grammar import rule_gbnf
+    from tools.rules import parse
+
+    domain = load_domain(ROOT / "examples" / "hospital.yaml")
+    model = make_chat_model("local")
+    sentences = [("patients", "patients under 18 cannot have a smoking history"),
+                 ("admissions", "an intensive care stay costs at least 5,000"),
+                 ("notes", "a note is written no later than the day of discharge")]  # fmt: skip
+    finished = 0
+    for table, sentence in sentences:
+        scope = domain.schema.scope(table)
+        messages = [SystemMessage(system_prompt()), HumanMessage(user_prompt(sentence, scope))]
+        reply = model.invoke(messages, grammar=rule_gbnf(scope), max_tokens=96, seed=1)
+        if reply.response_metadata["finish_reason"] == "stop":
+            finished += 1
+            parse(clean_answer(str(reply.content)))  # raises RuleError if it did not parse
+    assert finished >= 1
