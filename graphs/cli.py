@@ -185,12 +185,14 @@ def _print_run_report(report: dict[str, object], out: Path) -> None:
     if "tables" in report:  # a relational run (the spec declares tables)
         print_table_report(report, out, out_console)
         return
-    table = Table(title=f"{report['domain']}: {report['mode']} run with {report['llm']}")
+    realize = f", {report['realize']}" if report.get("realize") not in (None, "template") else ""
+    table = Table(title=f"{report['domain']}: {report['mode']} run with {report['llm']}{realize}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in (
         "n_requested", "n_accepted", "n_rejected", "realizability", "llm_calls_per_accepted", "tokens_per_accepted",
         "ci_fpr_extracted", "ci_fpr_skeleton", "ci_power_extracted", "selection_bias_tvd", "records_per_second",
+        "dropped_sentences",
     ):  # fmt: skip
         table.add_row(key, _fmt(report.get(key), 1 if key == "records_per_second" else 4))
     table.add_row("rounds_histogram", json.dumps(report.get("rounds_histogram")))
