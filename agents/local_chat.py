@@ -55,6 +55,7 @@ class LocalChatModel(BaseChatModel):
 
     _pool: queue.Queue[Any] = PrivateAttr(default_factory=queue.Queue)
     _loaded: int = PrivateAttr(default=0)
+    _formatter_cache: Any = PrivateAttr(default=None)
 
     def model_post_init(self, context: Any, /) -> None:
         """Check the file and load the first context now, so that a bad model fails at start-up."""
@@ -197,12 +198,17 @@ class LocalChatModel(BaseChatModel):
         return text, prompt_tokens, completion_tokens, finish
 
     def _formatter(self, llm: Any) -> Any:
-        """The GGUF's own chat template (ChatML for SmolLM2), as a prompt formatter."""
+        """The GGUF's own chat template (ChatML for SmolLM2), as a prompt formatter (made once per model)."""
+        if self._formatter_cache is not None:
+            return self._formatter_cache
         from llama_cpp import llama_chat_format
 
         template = llm.metadata.get("tokenizer.chat_template")
         if template is None:
-            return llama_chat_format.format_chatml
-        eos = llm._model.token_get_text(llm.token_eos())
-        bos = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
-        return llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+            formatter: Any = llama_chat_format.format_chatml
+        else:
+            eos = llm._model.token_get_text(llm.token_eos())
+            bos = llm._model.token_get_text(llm.token_bos()) if llm.token_bos() != -1 else ""
+            formatter = llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        self._formatter_cache = formatter
+        return formatter

@@ -41,7 +41,7 @@ class Val:
 
 def evaluate(rule: Rule, data: RuleData, kinds: Mapping[tuple[str, str], Kind]) -> NDArray[np.bool_]:
     """Per row, whether the rule is violated (known to be false; unknown passes, as in SQL)."""
-    val = _Eval(data, kinds, rule.table).eval(rule.expr)
+    val = _Interpreter(data, kinds, rule.table).value(rule.expr)
     known_false = ~np.asarray(val.null, dtype=bool) & ~np.asarray(val.data, dtype=bool)
     return np.broadcast_to(known_false, (data.n,)).copy()
 
@@ -62,13 +62,13 @@ def _as_val(series: pd.Series, kind: Kind) -> Val:
     return Val(data, null)
 
 
-class _Eval:
+class _Interpreter:
     def __init__(self, data: RuleData, kinds: Mapping[tuple[str, str], Kind], table: str) -> None:
         self.data = data
         self.kinds = kinds
         self.table = table
 
-    def eval(self, e: Expr) -> Val:
+    def value(self, e: Expr) -> Val:
         if isinstance(e, Lit):
             if e.kind == "null":
                 return Val(np.False_, np.True_)
@@ -89,7 +89,7 @@ class _Eval:
         return self.op(e)
 
     def call(self, e: Call) -> Val:
-        args = [self.eval(a) for a in e.args]
+        args = [self.value(a) for a in e.args]
         a = args[0]
         null = a.null if len(args) == 1 else a.null | args[1].null
         if e.fn == "len":
@@ -111,12 +111,12 @@ class _Eval:
     def op(self, e: Op) -> Val:
         o = e.op
         if o in ("and", "or", "implies"):
-            a, b = self.eval(e.args[0]), self.eval(e.args[1])
+            a, b = self.value(e.args[0]), self.value(e.args[1])
             if o == "implies":  # body if cond  ==  (not cond) or body
                 a, b = Val(~np.asarray(b.data, dtype=bool), b.null), a
                 o = "or"
             return _and(a, b) if o == "and" else _or(a, b)
-        args = [self.eval(x) for x in e.args]
+        args = [self.value(x) for x in e.args]
         if o == "not":
             return Val(~np.asarray(args[0].data, dtype=bool), args[0].null)
         if o in ("isnull", "notnull"):
@@ -192,7 +192,7 @@ def _is_float(x: Any) -> bool:
 
 def values(expression: Expression, data: RuleData, kinds: Mapping[tuple[str, str], Kind]) -> pd.Series:
     """The expression's value for each row (None where null): numbers as floats, dates as ``datetime64``."""
-    val = _Eval(data, kinds, expression.table).eval(expression.expr)
+    val = _Interpreter(data, kinds, expression.table).value(expression.expr)
     out = pd.Series(np.broadcast_to(np.asarray(val.data), (data.n,)).copy(), dtype=object)
     null = np.broadcast_to(np.asarray(val.null, dtype=bool), (data.n,))
     out[null] = None
