@@ -16,7 +16,6 @@ regular expression (JSON-schema ``pattern``, for providers with structured outpu
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -147,16 +146,6 @@ def drop_fact_sentences(anchor: Anchor, text: str, lexicon: Lexicon) -> tuple[st
             else:
                 kept.append(free)
     return " ".join(kept), dropped
-
-
-def parse_structured(reply: str) -> str | None:
-    """The ``text`` field of a structured (JSON) reply, or ``None`` when the reply is not such an object."""
-    try:
-        data = json.loads(reply)
-    except (json.JSONDecodeError, RecursionError):
-        return None
-    text = data.get("text") if isinstance(data, dict) else None
-    return text if isinstance(text, str) else None
 
 
 def _gbnf_literal(text: str) -> str:

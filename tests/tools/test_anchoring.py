@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ROOT
-from tools.anchoring import drop_fact_sentences, make_anchor, parse_structured
+from tools.anchoring import drop_fact_sentences, make_anchor
 from tools.consistency import check_facts
 from tools.extract import extract
 from tools.sampler import Sampler
@@ -108,9 +108,3 @@ def test_any_free_sentences_after_pruning_leave_exactly_the_records_facts(domain
     pruned, _ = drop_fact_sentences(anchor, text, lex)
     assert anchor.matches(pruned)
     assert not check_facts(lex, skeleton, extract(lex, pruned)), pruned
-
-
-def test_structured_reply_parsing():
-    assert parse_structured('{"text": "Non-smoker."}') == "Non-smoker."
-    for bad in ("Non-smoker.", "[1, 2]", '{"note": "x"}', '{"text": 3}', "[" * 100_000):
-        assert parse_structured(bad) is None
