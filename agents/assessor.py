@@ -38,6 +38,8 @@ def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 batch[f"violations:{v['kind']}"] += 1
     for r in accepted:
         batch[f"rounds:{r['attempts'] - 1}"] += 1
+    if ctx.retriever is not None:  # the leakage check: accepted texts that repeat a run of corpus tokens
+        batch["corpus_copies"] += ctx.retriever.check_copies([(r["id"], r["text"]) for r in accepted])
     update: dict[str, Any] = {"totals": dict(batch), "info": {"batch": state.get("batch", 0)} | dict(batch)}
     if state.get("next_id", 0) >= state["n_requested"]:
         totals = Counter(state.get("totals", {})) + batch
@@ -101,4 +103,5 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
         "seconds": seconds,
         "records_per_second": n_requested / seconds if seconds > 0 else None,
         "accepted_per_second": n_acc / seconds if seconds > 0 else None,
+        "retrieval": ctx.retriever.summary() if ctx.retriever is not None else None,
     }

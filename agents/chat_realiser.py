@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable
 
-from agents.prompts import anchored_prompt, correction_prompt, facts_prompt, system_prompt
+from agents.prompts import anchored_prompt, correction_prompt, facts_prompt, reference_block, system_prompt
 from tools.anchoring import Anchor, drop_fact_sentences, make_anchor
 from tools.errors import CausalSynthError
 from tools.lexicon import Lexicon
@@ -115,9 +115,10 @@ class ChatRealiser:
 
     def messages(self, request: RealisationRequest, anchor: Anchor | None = None) -> list[BaseMessage]:
         """The chat messages for one request."""
-        system = system_prompt(self.lexicon, request.examples) if request.examples else self._system
         task = anchored_prompt(self.lexicon) if anchor is not None else facts_prompt(self.lexicon, request.skeleton)
-        msgs: list[BaseMessage] = [SystemMessage(system), HumanMessage(task)]
+        if request.references:  # per record, so after the system prompt: that stays in the prompt cache
+            task = f"{reference_block(self.lexicon, request.references)}\n\n{task}"
+        msgs: list[BaseMessage] = [SystemMessage(self._system), HumanMessage(task)]
         if request.previous_text is not None and request.feedback:
             msgs.append(HumanMessage(correction_prompt(self.lexicon, request.previous_text, request.feedback)))
         return msgs

@@ -23,6 +23,7 @@ def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
             attempt=r["attempts"],
             feedback=r["violations"] if iterative else (),
             previous_text=(r["text"] or None) if iterative and r["attempts"] else None,
+            references=tuple(p["text"] for p in r.get("references", ())),
         )
         for r in records
     ]

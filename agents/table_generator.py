@@ -27,15 +27,21 @@ def generate_text(state: TableRunState, runtime: Runtime[TableRunContext]) -> di
     todo = [
         i for i, (key, text) in enumerate(zip(cols[pk], cols[column], strict=True)) if not text or str(key) in feedback
     ]
+    skeletons = [{v: cols[var_column(v)][i] for v in names} for i in todo]
+    references: list[tuple[str, ...]] = [()] * len(todo)
+    if ctx.retriever is not None and todo:  # seeded by the row's key: a correction gets the same passages again
+        found = ctx.retriever.retrieve([(int(cols[pk][i]), s) for i, s in zip(todo, skeletons, strict=True)])
+        references = [tuple(p["text"] for p in ps) for ps in found]
     requests = [
         RealisationRequest(
             record_id=int(cols[pk][i]),
-            skeleton={v: cols[var_column(v)][i] for v in names},
+            skeleton=skeleton,
             attempt=int(cols["_attempts"][i]),
             feedback=feedback.get(str(cols[pk][i]), ()) if ctx.settings.mode == "iterative" else (),
             previous_text=(cols[column][i] or None) if ctx.settings.mode == "iterative" else None,
+            references=refs,
         )
-        for i in todo
+        for i, skeleton, refs in zip(todo, skeletons, references, strict=True)
     ]
     results = ctx.realiser.realise(requests) if requests else []
     if len(results) != len(requests):

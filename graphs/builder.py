@@ -1,8 +1,8 @@
-"""Build the run graph: sample -> generate -> validate_schema -> verify_causal -> (generate | assess) -> write.
+"""Build the run graph: sample -> retrieve -> generate -> validate -> verify -> (generate | assess) -> write.
 
 ::
 
-    START -> sample -> generate -> validate_schema -> verify_causal
+    START -> sample -> retrieve -> generate -> validate_schema -> verify_causal
     verify_causal -> generate      (records to correct or retry remain in the batch)
     verify_causal -> assess        (every record of the batch is accepted or rejected)
     assess -> write -> sample      (more records requested)
@@ -26,6 +26,7 @@ from langgraph.runtime import Runtime
 from agents.assessor import assess
 from agents.causal_verifier import verify_causal
 from agents.generator import generate
+from agents.retriever import retrieve
 from agents.schema_validator import validate_schema
 from agents.skeletons import sample
 from agents.writer import write
@@ -63,6 +64,7 @@ def build_graph() -> CompiledStateGraph[RunState, RunContext, RunState, RunState
     builder = StateGraph(RunState, context_schema=RunContext)
     for name, node in (
         ("sample", sample),
+        ("retrieve", retrieve),
         ("generate", generate),
         ("validate_schema", validate_schema),
         ("verify_causal", verify_causal),
@@ -71,7 +73,8 @@ def build_graph() -> CompiledStateGraph[RunState, RunContext, RunState, RunState
     ):
         builder.add_node(name, traced(name, node))
     builder.add_edge(START, "sample")
-    builder.add_edge("sample", "generate")
+    builder.add_edge("sample", "retrieve")
+    builder.add_edge("retrieve", "generate")
     builder.add_edge("generate", "validate_schema")
     builder.add_edge("validate_schema", "verify_causal")
     builder.add_conditional_edges("verify_causal", after_verify)
@@ -81,6 +84,6 @@ def build_graph() -> CompiledStateGraph[RunState, RunContext, RunState, RunState
 
 
 def recursion_limit(n: int, batch_size: int, max_rounds: int) -> int:
-    """Super-steps a run needs: per batch, sample + (generate, validate, verify) per round + assess + write."""
+    """Super-steps a run needs: per batch, sample, retrieve, (generate, validate, verify) per round, assess, write."""
     batches = max(1, -(-n // batch_size))
-    return batches * (3 + 3 * (max_rounds + 1)) + 10
+    return batches * (4 + 3 * (max_rounds + 1)) + 10

@@ -1,4 +1,4 @@
-"""The ``causalsynth`` command line: run, sample, counterfactual, verify.
+"""The ``causalsynth`` command line: run, sample, counterfactual, verify, compile-rules, corpus.
 
 Every user error becomes one readable message on stderr and exit code 2, never a traceback.
 """
@@ -20,7 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from graphs.context import RunSettings
+from graphs.corpus_cli import corpus_app
 from graphs.llm import LLMOptions, make_chat_model, make_realiser
+from graphs.retrieval import RetrievalOptions, open_retriever, parse_kinds, retrieval_rows, retrieval_settings
 from graphs.runner import check_settings
 from graphs.runner import run as run_pipeline
 from graphs.table_cli import compile_rules, print_table_report
@@ -39,6 +41,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(corpus_app, name="corpus")
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -149,8 +152,24 @@ def run_cmd(
     ] = "auto",
     timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds allowed per LLM call.")] = 120.0,
     retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Retries of a transient failure.")] = 2,
+    no_retrieval: Annotated[
+        bool, typer.Option("--no-retrieval", help="Prompt without reference passages from the corpus (ablations).")
+    ] = False,
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="Chroma collection to retrieve from (default: the spec's).")
+    ] = None,
+    chroma_path: Annotated[
+        Path | None, typer.Option("--chroma-path", help="Chroma folder (default: $CAUSALSYNTH_CHROMA_PATH).")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="Reference passages per record (default 3).")] = None,
+    retrieval_kinds: Annotated[
+        str | None, typer.Option("--retrieval-kinds", help="Document kinds to retrieve, e.g. note,terminology.")
+    ] = None,
+    leak_ngram: Annotated[
+        int | None, typer.Option("--leak-ngram", help="Report texts that copy this many corpus tokens in a row.")
+    ] = None,
 ) -> None:
-    """Generate records through the agent graph: sample, realise, validate, verify, correct, assess, write."""
+    """Generate records through the agent graph: sample, retrieve, realise, validate, verify, correct, assess, write."""
     if str(out) in ("", "."):  # typer reads --out "" as "."
         raise UsageError("--out needs a folder name (the run writes records.parquet, rejects.parquet, ... into it)")
     domain = load_domain(spec)
@@ -167,10 +186,20 @@ def run_cmd(
         anchor_via=anchor_via, timeout=timeout, retries=retries,  # type: ignore[arg-type]
     )  # fmt: skip
     check_settings(settings)  # before a model is loaded
+    retrieval = RetrievalOptions(
+        enabled=not no_retrieval, collection=collection, chroma_path=chroma_path, top_k=top_k,
+        kinds=parse_kinds(retrieval_kinds), leak_ngram=leak_ngram,
+    )  # fmt: skip
+    retrieval_settings(domain, retrieval)  # flag values checked before anything is loaded
     realiser = make_realiser(llm, domain.lexicon, seed=seed, options=options)
+    retriever = open_retriever(domain, retrieval, uses_model=llm != "template", seed=seed, say=_say)
     with _progress(n, f"{domain.name}: {mode}") as progress:
-        report = run_pipeline(domain, realiser, settings, out, progress=progress)
+        report = run_pipeline(domain, realiser, settings, out, progress=progress, retriever=retriever)
     _print_run_report(report, out)
+
+
+def _say(line: str) -> None:
+    err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -196,6 +225,8 @@ def _print_run_report(report: dict[str, object], out: Path) -> None:
     ):  # fmt: skip
         table.add_row(key, _fmt(report.get(key), 1 if key == "records_per_second" else 4))
     table.add_row("rounds_histogram", json.dumps(report.get("rounds_histogram")))
+    for key, value in retrieval_rows(report.get("retrieval")):  # type: ignore[arg-type]
+        table.add_row(key, value)
     out_console.print(table)
     records = pd.read_parquet(out / "records.parquet", columns=["record_id", "text"])
     if len(records):

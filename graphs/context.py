@@ -16,6 +16,7 @@ import numpy as np
 
 from tools.assess import Ledger
 from tools.realisation import Realiser
+from tools.retrieval import Retriever
 from tools.sampler import Sampler
 from tools.sinks import RunSink
 from tools.spec import Domain
@@ -69,6 +70,7 @@ class RunContext:
     settings: RunSettings
     skeletons: SkeletonSource
     sink: RunSink | None = None
+    retriever: Retriever | None = None  # None: no retrieval (--no-retrieval, or a realiser without a model)
     ledger: Ledger = field(init=False)
     progress: Callable[[int], None] | None = None
     started: float = field(default_factory=time.perf_counter)

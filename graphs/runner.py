@@ -10,6 +10,7 @@ from graphs.builder import build_graph, recursion_limit
 from graphs.context import RunContext, RunSettings, SkeletonSource
 from tools.errors import UsageError
 from tools.realisation import Realiser
+from tools.retrieval import Retriever
 from tools.sinks import RunSink
 from tools.spec import Domain
 
@@ -41,8 +42,11 @@ def run(
     out_dir: Path | None,
     *,
     progress: Callable[[int], None] | None = None,
+    retriever: Retriever | None = None,
 ) -> dict[str, Any]:
     """Generate ``settings.n`` records; write them to ``out_dir`` (if given); return the report.
+
+    ``retriever`` (see ``graphs.retrieval.open_retriever``) adds reference passages to each record's prompt.
 
     Raises:
         UsageError: bad settings.
@@ -52,7 +56,7 @@ def run(
     if domain.schema is not None:  # tables, keys and rules: the relational graph writes tables and a database
         from graphs.table_runner import run_tables  # it reuses this module's helpers
 
-        return run_tables(domain, realiser, settings, out_dir, progress=progress)
+        return run_tables(domain, realiser, settings, out_dir, progress=progress, retriever=retriever)
     sink = RunSink(out_dir, domain.network.names) if out_dir is not None else None
     context = RunContext(
         domain=domain,
@@ -60,6 +64,7 @@ def run(
         settings=settings,
         skeletons=SkeletonSource(domain, settings.n, settings.seed),
         sink=sink,
+        retriever=retriever,
         progress=progress,
     )
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds)

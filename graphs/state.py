@@ -13,6 +13,7 @@ from typing import Annotated, Any, NotRequired
 from typing_extensions import TypedDict
 
 from tools.realisation import Violation
+from tools.vector_store import Passage
 
 
 class Attempt(TypedDict):
@@ -36,6 +37,7 @@ class Record(TypedDict):
     violations: list[Violation]  # of the current attempt
     history: list[Attempt]  # every failed attempt, oldest first
     facts: NotRequired[dict[str, str | None]]  # what the extractor read from the current text
+    references: NotRequired[list[Passage]]  # retrieved once, before the first attempt (kept for corrections)
 
 
 def add_counts(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:

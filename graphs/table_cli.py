@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.rule_compiler import NlRuleCompiler
+from graphs.retrieval import retrieval_rows
 from tools.errors import UsageError
 from tools.rule_lock import lock_path, read_entries, write_lock
 from tools.spec import load_domain
@@ -30,6 +31,8 @@ def print_table_report(report: dict[str, Any], out: Path, console: Console) -> N
     summary.add_row("compliance_before.records", f"{before['records']:.4f}" if before["records"] is not None else "n/a")
     for table, share in before["rows"].items():
         summary.add_row(f"compliance_before.{table}", f"{share:.4f}")
+    for key, value in retrieval_rows(report.get("retrieval")):
+        summary.add_row(key, value)
     console.print(summary)
     if report["violations_before"]:
         console.print("violations found before repair: " + json.dumps(report["violations_before"]), markup=False)

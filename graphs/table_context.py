@@ -16,6 +16,7 @@ from graphs.table_state import Tables
 from tools.errors import DataError
 from tools.realisation import Realiser
 from tools.relational import ENTITY, RelationalSampler, redraw, resamplable_columns
+from tools.retrieval import Retriever
 from tools.spec import Domain
 from tools.table_check import check_tables, redraw_plan
 from tools.table_sinks import TableSink
@@ -33,6 +34,7 @@ class TableRunContext:
     realiser: Realiser
     settings: RunSettings
     sink: TableSink | None = None
+    retriever: Retriever | None = None  # reference passages for the text column's prompts (None: no retrieval)
     progress: Callable[[int], None] | None = None
     seen: dict[tuple[str, str], set[Any]] = field(default_factory=dict)  # unique values accepted so far
     started: float = field(default_factory=time.perf_counter)

@@ -12,6 +12,7 @@ from graphs.table_builder import build_table_graph, table_recursion_limit
 from graphs.table_context import TableRunContext, to_columns
 from tools.errors import UsageError
 from tools.realisation import Realiser
+from tools.retrieval import Retriever
 from tools.spec import Domain
 from tools.table_sinks import TableSink
 
@@ -23,6 +24,7 @@ def run_tables(
     out_dir: Path | None,
     *,
     progress: Callable[[int], None] | None = None,
+    retriever: Retriever | None = None,
 ) -> dict[str, Any]:
     """Generate ``settings.n`` root records with their child rows; write the tables and database; return the report.
 
@@ -34,7 +36,9 @@ def run_tables(
     if domain.schema is None:
         raise UsageError(f"{domain.source}: the spec declares no tables")
     sink = TableSink(out_dir, domain.schema) if out_dir is not None else None
-    context = TableRunContext(domain=domain, realiser=realiser, settings=settings, sink=sink, progress=progress)
+    context = TableRunContext(
+        domain=domain, realiser=realiser, settings=settings, sink=sink, retriever=retriever, progress=progress
+    )
     if sink is not None and domain.schema.lookups:  # written first: record rows reference them
         try:
             sink.write([{t: to_columns(f) for t, f in context.lookups.items()}], [])

@@ -191,7 +191,7 @@ class TextSpec(_Strict):
     max_chars: int = Field(default=8000, ge=1)
     forbidden: list[str] = Field(default_factory=list)
     cues: CueSpec = Field(default_factory=CueSpec)
-    #: Few-shot examples of the style, shown to LLM generators (retrieved examples take their place when given).
+    #: Few-shot examples of the style, in every LLM generator's system prompt (retrieved references come on top).
     examples: list[str] = Field(default_factory=list)
 
 

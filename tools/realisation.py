@@ -1,4 +1,4 @@
-"""The realiser contract: skeleton + domain context + optional examples + optional feedback -> realisation.
+"""The realiser contract: skeleton + domain context + optional references + optional feedback -> realisation.
 
 A realiser is anything with ``name`` and ``realise(requests) -> realisations`` (one per request, same order).
 The template realiser (``tools.template``) and the chat-model realiser (``agents.chat_realiser``) implement it;
@@ -38,7 +38,8 @@ class RealisationRequest:
         attempt: 0 for the first realisation, k for the k-th correction or retry.
         feedback: the violations of the previous attempt, in iterative mode (empty otherwise).
         previous_text: the text those violations were found in (None in rejection mode).
-        examples: example realisations to imitate (retrieved; may be empty).
+        references: passages retrieved from the corpus for this record, shown to a model as quoted reference
+            material (style, never facts); realisers without a model ignore them.
     """
 
     record_id: int
@@ -46,7 +47,7 @@ class RealisationRequest:
     attempt: int = 0
     feedback: Sequence[Violation] = ()
     previous_text: str | None = None
-    examples: Sequence[str] = ()
+    references: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

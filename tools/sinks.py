@@ -24,7 +24,7 @@ REJECTS = "rejects.parquet"
 REPORT = "report.json"
 EVENTS = "run.jsonl"
 #: Columns the sink adds beside the skeleton's variables; a variable may not be named like one of them.
-META_COLUMNS = ("record_id", "text", "rounds", "llm_calls", "tokens", "history", "reason")
+META_COLUMNS = ("record_id", "text", "rounds", "llm_calls", "tokens", "history", "references", "reason")
 
 
 def _schema(variables: Sequence[str], rejects: bool) -> pa.Schema:
@@ -36,6 +36,7 @@ def _schema(variables: Sequence[str], rejects: bool) -> pa.Schema:
         pa.field("llm_calls", pa.int32()),
         pa.field("tokens", pa.int64()),
         pa.field("history", pa.string()),
+        pa.field("references", pa.string()),  # JSON list of the retrieved passages' ids (provenance)
     ]
     if rejects:
         fields.append(pa.field("reason", pa.string()))
@@ -104,6 +105,7 @@ class RunSink:
         cols["llm_calls"] = [r["llm_calls"] for r in rows]
         cols["tokens"] = [r["tokens"] for r in rows]
         cols["history"] = [json.dumps(r["history"]) for r in rows]
+        cols["references"] = [json.dumps([p["id"] for p in r.get("references", [])]) for r in rows]
         if rejects:
             cols["reason"] = ["; ".join(v["message"] for v in r["violations"]) for r in rows]
         return cols

@@ -99,6 +99,19 @@ class VariableMeta(_Strict):
     generic: GenericSpec | None = None
 
 
+class RetrievalSpec(_Strict):
+    """Where the Generator's reference passages come from (``tools.retrieval``); CLI flags override each field."""
+
+    collection: str | None = None  # Chroma collection; default: the spec's name
+    corpus: str | None = None  # a corpus folder (relative to the spec) synced into the collection before a run
+    domain: str | None = None  # metadata filter on the documents' domain; default: the spec's name
+    kinds: list[Literal["note", "style", "terminology"]] = Field(default=["note"], min_length=1)
+    k: int = Field(default=3, ge=1, le=20)  # passages per record
+    pool: int = Field(default=3, ge=1, le=10)  # the k are drawn from the k * pool nearest
+    max_chars: int = Field(default=600, ge=50, le=4000)  # per passage in the prompt
+    leak_ngram: int = Field(default=12, ge=2, le=1000)  # the leakage check's run length, in tokens
+
+
 class Spec(_Strict):
     """A domain spec as written in YAML."""
 
@@ -109,6 +122,7 @@ class Spec(_Strict):
     variables: dict[Name, VariableMeta] = Field(default_factory=dict)
     text: TextSpec = Field(default_factory=TextSpec)
     tables: dict[Name, TableSpec] | None = None
+    retrieval: RetrievalSpec | None = None
 
 
 class Domain:
@@ -239,6 +253,12 @@ def load_domain_text(
             schema = built
         else:
             problems += built
+    retrieval = spec.retrieval
+    if retrieval is not None and retrieval.corpus is not None:
+        corpus = Path(retrieval.corpus)
+        if not corpus.is_absolute():
+            corpus = (base_dir or Path.cwd()) / corpus
+        spec = spec.model_copy(update={"retrieval": retrieval.model_copy(update={"corpus": str(corpus)})})
     if problems or network is None:
         raise SpecError(source, problems)
     if spec.name:

@@ -41,7 +41,8 @@ def test_graph_edges_are_the_designed_loop():
     edges = {(e.source, e.target, e.conditional) for e in graph.edges}
     assert edges == {
         ("__start__", "sample", False),
-        ("sample", "generate", False),
+        ("sample", "retrieve", False),
+        ("retrieve", "generate", False),
         ("generate", "validate_schema", False),
         ("validate_schema", "verify_causal", False),
         ("verify_causal", "generate", True),
