@@ -2,7 +2,8 @@
 
 Retrieval is on when the spec has a ``retrieval:`` block or ``--collection`` names one, and the realiser uses a
 model (the template realiser has no use for references, and loading the embedding model costs seconds). When the
-block names a ``corpus`` folder, the collection is synced with it first: a no-op when nothing changed.
+block names a ``corpus`` folder, the spec's collection is synced with it first: a no-op when nothing changed. A
+collection named by ``--collection`` is used as it is.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def retrieval_settings(domain: Domain, options: RetrievalOptions) -> RetrievalSe
     if not options.enabled or (spec is None and options.collection is None):
         return None
     base = spec or RetrievalSpec(domain=None)  # a bare --collection: no domain filter unless the spec gives one
-    corpus = options.corpus or (Path(base.corpus) if base.corpus else None)
+    # The spec's corpus folder is synced only into the spec's own collection: --collection names a collection
+    # the user manages (with 'corpus ingest'), which a run must not overwrite.
+    own = options.collection is None or options.collection == (base.collection or domain.name)
+    corpus = options.corpus or (Path(base.corpus) if base.corpus and own else None)
     return RetrievalSettings(
         collection=options.collection or base.collection or domain.name,
         chroma_path=options.chroma_path,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -14,7 +16,10 @@ from tools.spec import Domain, load_domain
 
 ROOT = Path(__file__).resolve().parent.parent
 # Parsed networks are cached per test session, not in the user's home.
-os.environ["CAUSALSYNTH_CACHE"] = tempfile.mkdtemp(prefix="causalsynth-cache-")
+# So is the Chroma store that runs with retrieval sync the example corpora into (subprocesses inherit both).
+for _var, _prefix in (("CAUSALSYNTH_CACHE", "causalsynth-cache-"), ("CAUSALSYNTH_CHROMA_PATH", "causalsynth-chroma-")):
+    os.environ[_var] = tempfile.mkdtemp(prefix=_prefix)
+    atexit.register(shutil.rmtree, os.environ[_var], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

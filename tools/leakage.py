@@ -22,7 +22,11 @@ def tokens(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Copy:
-    """The longest run a text shares with the corpus: its length in tokens, the chunk, and the words."""
+    """A copied span of a text: its length in tokens, the chunk its first n-gram comes from, and the words.
+
+    The span is a run of overlapping n-grams that are each in the corpus; usually one copied passage, though
+    two passages that happen to overlap by ``n - 1`` tokens chain into one span.
+    """
 
     length: int
     source: str
@@ -46,7 +50,7 @@ class CopyIndex:
         return len(self._grams)
 
     def longest_copy(self, text: str) -> Copy | None:
-        """The longest run of at least ``n`` tokens that the text shares with the corpus, else None."""
+        """The longest copied span (at least ``n`` tokens) of the text, else None."""
         toks = tokens(text)
         n = self.n
         best: Copy | None = None

@@ -5,8 +5,9 @@ state's description), never a latent variable, so the passages are notes about s
 passages of a record are drawn, seeded by the record id, from the ``k * pool`` nearest ones that pass the
 metadata filter (domain, document kinds): records with the same facts get different references, which is where
 the diversity comes from, and the same seed gives the same references. Queries are embedded in one batch per
-call and identical queries are embedded once. Among the candidates, the draw takes one passage per register (terse,
-narrative, bulleted) before it takes a second of any, so the model sees varied styles.
+call and identical queries are embedded once. A query written as facts lands nearest the terse notes, so the
+candidates are gathered per register (terse, narrative, bulleted: one batched query each) and the draw takes one
+passage per register before it takes a second of any: the model sees varied styles.
 
 Passages are data, never instructions: the prompt quotes each one between ``<reference>`` tags that a passage
 cannot close or open (``agents.prompts.reference_block``), and says so to the model; the verifier still reads every
@@ -90,6 +91,11 @@ class Retriever:
         """The metadata filter."""
         return metadata_filter(self.settings.domain, self.settings.kinds)
 
+    @cached_property
+    def registers(self) -> list[str]:
+        """The registers (terse, narrative, ...; "" for documents without one) among the chunks passing the filter."""
+        return self.store.values(self.settings.collection, "register", self.where) or [""]
+
     def check_available(self) -> int:
         """Chunks that pass the filter.
 
@@ -130,8 +136,15 @@ class Retriever:
                 self._vectors[text] = vec
         unique = sorted(set(texts))
         s = self.settings
-        found = self.store.query(s.collection, np.stack([self._vectors[t] for t in unique]), s.k * s.pool, self.where)
-        by_query = dict(zip(unique, found, strict=True))
+        vectors = np.stack([self._vectors[t] for t in unique])
+        by_query: dict[str, list[Passage]] = {t: [] for t in unique}
+        per_group = max(s.pool, -(-s.k * s.pool // len(self.registers)))
+        for register in self.registers:  # one batched query per register, so every register has candidates
+            where = metadata_filter(s.domain, s.kinds, register)
+            for text, hits in zip(unique, self.store.query(s.collection, vectors, per_group, where), strict=True):
+                by_query[text] += hits
+        for hits in by_query.values():
+            hits.sort(key=lambda p: (p["distance"], p["id"]))
         out = [self._choose(rid, by_query[t]) for (rid, _), t in zip(records, texts, strict=True)]
         self.seconds += time.perf_counter() - start
         self.queries += len(records)

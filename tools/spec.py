@@ -258,7 +258,7 @@ def load_domain_text(
         corpus = Path(retrieval.corpus)
         if not corpus.is_absolute():
             corpus = (base_dir or Path.cwd()) / corpus
-        spec = spec.model_copy(update={"retrieval": retrieval.model_copy(update={"corpus": str(corpus)})})
+        spec = spec.model_copy(update={"retrieval": retrieval.model_copy(update={"corpus": str(corpus.resolve())})})
     if problems or network is None:
         raise SpecError(source, problems)
     if spec.name:

@@ -224,15 +224,22 @@ class CorpusStore:
             return int(col.count())
         return len(col.get(where=dict(where), include=[])["ids"])
 
+    def values(self, name: str, key: str, where: Mapping[str, Any] | None = None) -> list[str]:
+        """The distinct values of a metadata field among the chunks passing ``where``, sorted."""
+        got = self.collection(name).get(where=dict(where) if where else None, include=["metadatas"])
+        return sorted({str((m or {}).get(key, "")) for m in got["metadatas"] or []})
+
     def documents(self, name: str) -> list[tuple[str, str]]:
         """Every chunk's (id, text), for the leakage check."""
         got = self.collection(name).get(include=["documents"])
         return [(i, str(d or "")) for i, d in zip(got["ids"], got["documents"] or [], strict=True)]
 
 
-def metadata_filter(domain: str | None, kinds: Sequence[str]) -> dict[str, Any] | None:
-    """Chroma ``where`` for a domain and document kinds (None when neither is set)."""
+def metadata_filter(domain: str | None, kinds: Sequence[str], register: str | None = None) -> dict[str, Any] | None:
+    """Chroma ``where`` for a domain, document kinds and a register (None when none is set)."""
     terms: list[dict[str, Any]] = []
+    if register is not None:
+        terms.append({"register": register})
     if domain:
         terms.append({"domain": domain})
     if kinds:
