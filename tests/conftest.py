@@ -22,6 +22,16 @@ for _var, _prefix in (("CAUSALSYNTH_CACHE", "causalsynth-cache-"), ("CAUSALSYNTH
     atexit.register(shutil.rmtree, os.environ[_var], ignore_errors=True)
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run ``causalsynth ARGS`` in-process: (exit code, stdout, stderr)."""
+    from graphs.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return int(info.value.code or 0), captured.out, captured.err
+
+
 @pytest.fixture(scope="session")
 def asia() -> Domain:
     return load_domain("asia")

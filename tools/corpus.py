@@ -175,7 +175,7 @@ def read_document(path: Path, source: str, problems: list[Problem]) -> Document 
         problems.append(Problem(f"{where}:{field_line('synthetic')}",
                                 "'synthetic' is required: true for made-up text, false for real records"))  # fmt: skip
     title = meta.get("title", "")
-    if not isinstance(title, str):
+    if isinstance(title, bool) or not isinstance(title, str | int | float):  # "title: 2024" is a title too
         problems.append(Problem(f"{where}:{field_line('title')}", "'title' must be text"))
     if not body:
         problems.append(Problem(f"{where}:{end + 1}", "no text after the front matter"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tempfile
 from collections.abc import Sequence
@@ -14,11 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.chat_realiser import ChatRealiser
-from graphs.cli import main
 from graphs.context import RunSettings
 from graphs.table_builder import build_table_graph
 from graphs.table_runner import run_tables
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.fakes import ScriptedChatModel
 from tools.realisation import Realisation, RealisationRequest
 from tools.spec import Domain, load_domain
@@ -151,19 +151,14 @@ def test_a_generator_that_always_fails_rejects_records_with_reasons(hospital, tm
     conn.close()
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return int(info.value.code or 0), captured.out, captured.err
-
-
 def test_cli_run_on_hospital_writes_every_table_and_the_database(capsys, tmp_path):
     out = tmp_path / "hospital"
     # The default Generator: the embedded model writes the notes (anchored), through the relational graph.
-    code, stdout, _ = run_cli(capsys, "run", str(ROOT / "examples" / "hospital.yaml"), "-n", "6", "--out", str(out))
+    code, stdout, err = run_cli(capsys, "run", str(ROOT / "examples" / "hospital.yaml"), "-n", "6", "--out", str(out))
     assert code == 0
     report = json.loads((out / "report.json").read_text())
+    # ... with reference notes retrieved from the hospital corpus, synced into the (test session's) Chroma store
+    assert re.search(r"corpus hospital: \d+ documents", err) and report["retrieval"]["records"] >= 6
     assert report["llm"] == "local"
     for name in ("patients", "admissions", "notes"):
         assert (out / f"{name}.parquet").is_file() and (out / f"{name}.csv").is_file()
