@@ -19,8 +19,8 @@ def asia_corpus(tmp_path):
 
 def test_ingest_is_idempotent_follows_edits_and_query_shows_the_nearest_notes(capsys, tmp_path, asia_corpus):
     chroma = str(tmp_path / "chroma")
-    code, out, err = run_cli(capsys, "corpus", "ingest", str(asia_corpus), "--collection", "asia-t",
-                             "--chroma-path", chroma)  # fmt: skip
+    ingest = ("corpus", "ingest", str(asia_corpus), "--collection", "asia-t", "--chroma-path", chroma)
+    code, out, err = run_cli(capsys, *ingest)
     assert code == 0, err
     docs = int(re.search(r"(\d+) documents", out).group(1))
     assert f"added {docs}," in out and "unchanged 0" in out
@@ -34,8 +34,9 @@ def test_ingest_is_idempotent_follows_edits_and_query_shows_the_nearest_notes(ca
     )
     assert code == 0 and "removed 1" in out and f"{docs - 1} documents" in out
 
-    code, out, err = run_cli(capsys, "corpus", "query", "sputum culture confirms tuberculosis after travel to Asia",
-                             "--collection", "asia-t", "--chroma-path", chroma, "-k", "3", "--kinds", "note")  # fmt: skip
+    query = "sputum culture confirms tuberculosis after travel to Asia"
+    code, out, err = run_cli(capsys, "corpus", "query", query, "--collection", "asia-t", "--chroma-path", chroma,
+                             "-k", "3", "--kinds", "note")  # fmt: skip
     assert code == 0, err
     ranks = re.findall(r"^(\d)\. (\d\.\d{3})  (\S+)  \[note\]$", out, re.MULTILINE)
     assert [r[0] for r in ranks] == ["1", "2", "3"]
