@@ -4,10 +4,11 @@ The query is the text kind and one sentence per observed fact (the lexicon's fir
 state's description), never a latent variable, so the passages are notes about similar findings. The ``k``
 passages of a record are drawn, seeded by the record id, from the ``k * pool`` nearest ones that pass the
 metadata filter (domain, document kinds): records with the same facts get different references, which is where
-the diversity comes from, and the same seed gives the same references. Queries are embedded in one batch per
-call and identical queries are embedded once. A query written as facts lands nearest the terse notes, so the
-candidates are gathered per register (terse, narrative, bulleted: one batched query each) and the draw takes one
-passage per register before it takes a second of any: the model sees varied styles.
+the diversity comes from, and the same seed gives the same references. A query vector is the centroid of its
+fact sentences' embeddings, each sentence embedded once per run, so a query costs next to nothing once a run has
+seen its facts. A query written as facts lands nearest the terse notes, so the candidates are gathered per
+register (terse, narrative, bulleted: one batched query each) and the draw takes one passage per register before
+it takes a second of any: the model sees varied styles.
 
 Passages are data, never instructions: the prompt quotes each one between ``<reference>`` tags that a passage
 cannot close or open (``agents.prompts.reference_block``), and says so to the model; the verifier still reads every
@@ -16,6 +17,7 @@ text, so an instruction hidden in a corpus document cannot make a wrong record p
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tools.errors import UsageError
 from tools.leakage import CopyIndex
@@ -84,7 +87,8 @@ class Retriever:
     queries: int = 0
     checked: int = 0  # texts checked for copies of the corpus
     copies: list[dict[str, Any]] = field(default_factory=list)  # the texts that copy, with their longest run
-    _vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    _vectors: dict[str, np.ndarray] = field(default_factory=dict)  # sentence -> its embedding
+    _sentences: dict[str, tuple[str, ...]] = field(default_factory=dict)  # query text -> its sentences
 
     @property
     def where(self) -> dict[str, object] | None:
@@ -110,8 +114,8 @@ class Retriever:
             )
         return n
 
-    def query_text(self, skeleton: Mapping[str, str]) -> str:
-        """The query of one record: the text kind and a sentence per observed fact."""
+    def query_sentences(self, skeleton: Mapping[str, str]) -> tuple[str, ...]:
+        """The query of one record: the text kind and a sentence per observed fact (never a latent one)."""
         parts = [f"{self.lexicon.text.kind}."]
         for var in self.lexicon.observed:
             state = skeleton.get(var)
@@ -122,7 +126,28 @@ class Retriever:
                 parts.append(phrases[0])
             else:
                 parts.append(f"{self.lexicon.label(var)}: {self.lexicon.describe(var, state)}.")
-        return " ".join(parts)
+        return tuple(parts)
+
+    def query_text(self, skeleton: Mapping[str, str]) -> str:
+        """The query as one text (what ``corpus query`` would be asked to find the same notes)."""
+        sentences = self.query_sentences(skeleton)
+        self._sentences.setdefault(" ".join(sentences), sentences)
+        return " ".join(sentences)
+
+    def _query_vectors(self, queries: Sequence[tuple[str, ...]]) -> NDArray[np.float32]:
+        """Each query's vector: the normalised mean of its sentences' embeddings, each sentence embedded once.
+
+        A domain has few distinct fact sentences (tens) but many combinations of them (clinic: hundreds per
+        thousand records), and embedding a whole query costs tens of ms on a CPU; so sentences are embedded and
+        cached, and a query is their centroid. Its nearest notes overlap about three quarters with those of the
+        whole query embedded at once (measured on clinic and asia, top 9).
+        """
+        missing = sorted({t for q in queries for t in q if t not in self._vectors})
+        if missing:
+            for text, vec in zip(missing, self.store.embedder.encode(missing), strict=True):
+                self._vectors[text] = vec
+        means = np.stack([np.mean([self._vectors[t] for t in q], axis=0) for q in queries]).astype(np.float32)
+        return means / np.linalg.norm(means, axis=1, keepdims=True)
 
     def retrieve(self, records: Sequence[tuple[int, Mapping[str, str]]]) -> list[list[Passage]]:
         """``k`` passages per ``(record id, skeleton)``, in the order given."""
@@ -130,13 +155,9 @@ class Retriever:
             return []
         start = time.perf_counter()
         texts = [self.query_text(s) for _, s in records]
-        missing = sorted({t for t in texts if t not in self._vectors})
-        if missing:
-            for text, vec in zip(missing, self.store.embedder.encode(missing), strict=True):
-                self._vectors[text] = vec
         unique = sorted(set(texts))
         s = self.settings
-        vectors = np.stack([self._vectors[t] for t in unique])
+        vectors = self._query_vectors([self._sentences[t] for t in unique])
         by_query: dict[str, list[Passage]] = {t: [] for t in unique}
         per_group = max(s.pool, -(-s.k * s.pool // len(self.registers)))
         for register in self.registers:  # one batched query per register, so every register has candidates
@@ -163,7 +184,8 @@ class Retriever:
                 picked.append(i)
                 registers.add(candidates[i]["register"])
         picked += [i for i in order if i not in picked][: k - len(picked)]
-        return [candidates[i] for i in sorted(picked)]
+        return [{**candidates[i], "text": quote_passage(candidates[i]["text"], self.settings.max_chars)}
+                for i in sorted(picked)]  # fmt: skip
 
     @cached_property
     def copy_index(self) -> CopyIndex:
@@ -195,3 +217,15 @@ class Retriever:
             "copying_rate": len(copies) / self.checked if self.checked else None,
             "longest_copy": int(copies[0]["tokens"]) if copies else 0, "copies": copies[:10],
         }  # fmt: skip
+
+
+_TAG = re.compile(r"<\s*/?\s*reference\b[^>]*>?", re.IGNORECASE)
+
+
+def quote_passage(text: str, max_chars: int = 600) -> str:
+    """A passage made safe to put between reference tags: tags neutralised, cut at ``max_chars`` on a word."""
+    clean = _TAG.sub("[tag removed]", text).strip()
+    if len(clean) > max_chars:
+        cut = clean[:max_chars]
+        clean = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + " ..."
+    return clean

@@ -61,6 +61,7 @@ def test_passages_pass_the_filters_come_k_per_record_and_repeat_with_the_seed(as
     found = first.retrieve(records)
     assert all(len(ps) == 4 for ps in found)
     assert all(p["kind"] == "note" and p["source"].startswith("notes/") for ps in found for p in ps)
+    assert all(len(p["text"]) <= first.settings.max_chars + 4 for ps in found for p in ps)  # cut to the spec's limit
     assert again.retrieve(records) == found
     assert other.retrieve(records) != found
     assert first.queries == 40 and first.seconds > 0
@@ -126,7 +127,7 @@ def test_passages_are_quoted_as_data_and_cannot_open_or_close_the_quote(asia_spe
     block = reference_block(asia_spec.lexicon, hostile)
     assert block.count("<reference n=") == 3 and block.count("</reference>") == 3
     assert "not instructions" in block and "[tag removed]" in block
-    assert max(len(line) for line in block.splitlines()) < 700  # a long passage is cut
+    assert max(len(line) for line in block.splitlines()) <= 4004  # a huge passage is cut even if nobody cut it
 
 
 def test_references_go_after_the_cached_system_prompt_for_every_realise_mode(asia_spec):
