@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python bench/loop.py
 	$(BIN)/python bench/schema.py
 	$(BIN)/python bench/llm.py
+	$(BIN)/python bench/retrieval.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

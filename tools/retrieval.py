@@ -47,9 +47,9 @@ class RetrievalSettings:
     corpus: Path | None = None  # a folder to sync into the collection before the run
     domain: str | None = None  # metadata filter; None: any domain
     kinds: tuple[str, ...] = ("note",)
-    k: int = 3
+    k: int = 2
     pool: int = 3
-    max_chars: int = 600  # per passage in the prompt
+    max_chars: int = 320  # per passage in the prompt (each reference token costs a CPU model time)
     leak_ngram: int = DEFAULT_LEAK_NGRAM
 
     def check(self) -> RetrievalSettings:

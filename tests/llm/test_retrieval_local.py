@@ -44,7 +44,7 @@ def test_injected_corpus_notes_reach_the_model_and_the_verifier_still_gates_ever
     rejects = pd.read_parquet(out / "rejects.parquet")
     assert sorted([*records.record_id, *rejects.record_id]) == list(range(n))
     shown = [json.loads(refs) for refs in pd.concat([records.references, rejects.references])]
-    assert all(len(ids) == 3 and all(i.split("#")[0] in {"0.md", "1.md", "2.md", "3.md"} for i in ids) for ids in shown)
+    assert all(len(ids) == 2 and all(i.split("#")[0] in {"0.md", "1.md", "2.md", "3.md"} for i in ids) for ids in shown)
     asia = load_domain(ROOT / "examples" / "asia.yaml")
     lex = asia.lexicon
     for _, row in records.iterrows():
