@@ -211,7 +211,7 @@ def cost_section(cost: list[dict[str, Any]], gen_ms: dict[str, float]) -> tuple[
         f"{N_QUERIES:,} skeletons sampled with the spec's network (seed {SEED}, as `SkeletonSource`), retrieved in "
         f"batches of {BATCH} by a fresh `Retriever` (empty cache: each distinct fact sentence is embedded once, in "
         "the batch that first needs it; a query is the centroid of its sentences), with the spec's settings (k = 2 "
-        "drawn from the 6 nearest notes per register). The warm pass repeats it with the query "
+        "drawn from the 3 nearest notes of each register). The warm pass repeats it with the query "
         "vectors cached (what a long run sees). Generation time is the end-to-end graph time per record of the "
         "no-retrieval arm of (3), in this process.",
         "",
@@ -375,8 +375,8 @@ def ablation_section(arms: list[dict[str, Any]]) -> tuple[list[str], list[Check]
         "",
         f"max_rounds {MAX_ROUNDS}, batches of {BATCH}, {CONCURRENCY} llama.cpp contexts, seed {SEED}: both arms "
         "realise the same skeletons, and one realiser serves both (it keeps no per-run state). Retrieval: the "
-        "spec's settings (k = 2 notes of the domain's packaged corpus, at most 320 characters each, drawn from the 6 "
-        "nearest per register), quoted into the prompt; the third arm quotes k = 3 of at most 600 characters.",
+        "spec's settings (k = 2 notes of the domain's packaged corpus, at most 320 characters each, drawn from the 3 "
+        "nearest of each register), quoted into the prompt; the third arm quotes k = 3 of at most 600 characters.",
         "",
         table(header, rows),
         "",

@@ -96,8 +96,8 @@ def open_retriever(
     start = time.perf_counter()
     store.embedder.encode(["warm-up"])  # the model loads here, not inside the first record's retrieval time
     if say is not None:
-        say(f"retrieval: {settings.k} per record from the {settings.k * settings.pool} nearest of {n} chunks in "
-            f"{settings.collection!r} (kinds {', '.join(settings.kinds)}); embedding model ready in "
+        say(f"retrieval: {settings.k} per record from the {settings.pool} nearest of each register, of {n} chunks "
+            f"in {settings.collection!r} (kinds {', '.join(settings.kinds)}); embedding model ready in "
             f"{time.perf_counter() - start:.1f} s")  # fmt: skip
     return retriever
 

@@ -2,7 +2,7 @@
 
 The query is the text kind and one sentence per observed fact (the lexicon's first phrase for the state, or the
 state's description), never a latent variable, so the passages are notes about similar findings. The ``k``
-passages of a record are drawn, seeded by the record id, from the ``k * pool`` nearest ones that pass the
+passages of a record are drawn, seeded by the record id, from the ``pool`` nearest of each register that pass the
 metadata filter (domain, document kinds): records with the same facts get different references, which is where
 the diversity comes from, and the same seed gives the same references. A query vector is the centroid of its
 fact sentences' embeddings, each sentence embedded once per run, so a query costs next to nothing once a run has
@@ -159,7 +159,7 @@ class Retriever:
         s = self.settings
         vectors = self._query_vectors([self._sentences[t] for t in unique])
         by_query: dict[str, list[Passage]] = {t: [] for t in unique}
-        per_group = max(s.pool, -(-s.k * s.pool // len(self.registers)))
+        per_group = max(s.pool, -(-s.k // len(self.registers)))  # enough candidates for k even with one register
         for register in self.registers:  # one batched query per register, so every register has candidates
             where = metadata_filter(s.domain, s.kinds, register)
             for text, hits in zip(unique, self.store.query(s.collection, vectors, per_group, where), strict=True):

@@ -107,7 +107,7 @@ class RetrievalSpec(_Strict):
     domain: str | None = None  # metadata filter on the documents' domain; default: the spec's name
     kinds: list[Literal["note", "style", "terminology"]] = Field(default=["note"], min_length=1)
     k: int = Field(default=2, ge=1, le=20)  # passages per record
-    pool: int = Field(default=3, ge=1, le=10)  # the k are drawn from the k * pool nearest
+    pool: int = Field(default=3, ge=1, le=10)  # the k are drawn from the pool nearest of each register
     max_chars: int = Field(default=320, ge=50, le=4000)  # per passage in the prompt
     leak_ngram: int = Field(default=12, ge=2, le=1000)  # the leakage check's run length, in tokens
 

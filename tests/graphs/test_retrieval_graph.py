@@ -62,6 +62,18 @@ def test_an_injected_instruction_in_the_corpus_never_gets_a_wrong_record_accepte
     assert report["retrieval"]["records"] == n and len(json.loads(records.references.iloc[0])) == 2
 
 
+def test_k_passages_come_even_when_the_corpus_has_a_single_register(asia_spec, tmp_path):
+    folder = tmp_path / "one"
+    folder.mkdir()
+    for i in range(8):
+        (folder / f"{i}.md").write_text(f"---\ndomain: asia\nkind: note\nsynthetic: true\n---\n\nSeen, visit {i}.\n")
+    options = RetrievalOptions(collection="one-register", corpus=folder, chroma_path=tmp_path / "chroma", top_k=5)
+    retriever = open_retriever(asia_spec, options, uses_model=True)
+    assert retriever is not None and retriever.registers == [""]
+    found = retriever.retrieve([(i, {"asia": "no"}) for i in range(4)])
+    assert all(len(ps) == 5 for ps in found)
+
+
 def test_texts_that_copy_the_corpus_are_reported_with_the_run_they_copy(asia_spec, tmp_path):
     sentence = "Seen with her daughter who drove her in from the coast early this morning for the appointment"
     folder = corpus(tmp_path / "c", "asia", [f"{sentence} number {i}. Plan reviewed." for i in range(6)])
