@@ -53,6 +53,8 @@ def run(
         DataError: the output folder cannot be written.
     """
     check_settings(settings)
+    if retriever is not None:
+        retriever.start_run()
     if domain.schema is not None:  # tables, keys and rules: the relational graph writes tables and a database
         from graphs.table_runner import run_tables  # it reuses this module's helpers
 

@@ -33,6 +33,8 @@ def run_tables(
         DataError: the output folder cannot be written, or SQLite refused a row.
     """
     check_settings(settings)
+    if retriever is not None:
+        retriever.start_run()
     if domain.schema is None:
         raise UsageError(f"{domain.source}: the spec declares no tables")
     sink = TableSink(out_dir, domain.schema) if out_dir is not None else None

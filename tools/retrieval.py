@@ -192,6 +192,12 @@ class Retriever:
         """The n-grams of every chunk of the collection (any domain or kind: a copy is a copy)."""
         return CopyIndex(self.store.documents(self.settings.collection), self.settings.leak_ngram)
 
+    def start_run(self) -> None:
+        """Zero the per-run counters (a retriever may serve several runs; its caches stay)."""
+        self.seconds = 0.0
+        self.queries = self.checked = 0
+        self.copies = []
+
     def check_copies(self, texts: Sequence[tuple[int, str]]) -> int:
         """The leakage check over ``(record id, text)`` pairs: record the texts that copy; how many did."""
         index = self.copy_index

@@ -94,6 +94,15 @@ def test_texts_that_copy_the_corpus_are_reported_with_the_run_they_copy(asia_spe
             assert summary["copying_texts"] == 0 and summary["copies"] == []
 
 
+def test_a_retriever_serving_two_runs_reports_each_run_on_its_own(asia_spec, tmp_path):
+    retriever = open_retriever(asia_spec, RetrievalOptions(chroma_path=tmp_path / "chroma"), uses_model=True)
+    realiser = ChatRealiser(ReferenceReadingModel(), asia_spec.lexicon, realize="free")
+    reports = [run(asia_spec, realiser, RunSettings(n=n, llm="scripted", realize="free"), None, retriever=retriever)
+               for n in (7, 5)]  # fmt: skip
+    assert [r["retrieval"]["records"] for r in reports] == [7, 5]
+    assert [r["retrieval"]["texts_checked"] for r in reports] == [r["n_accepted"] for r in reports]
+
+
 def test_without_retrieval_the_prompt_has_no_references_and_the_report_says_off(asia_spec, tmp_path):
     model = ReferenceReadingModel()
     realiser = ChatRealiser(model, asia_spec.lexicon, realize="free")
