@@ -88,7 +88,6 @@ class Retriever:
     checked: int = 0  # texts checked for copies of the corpus
     copies: list[dict[str, Any]] = field(default_factory=list)  # the texts that copy, with their longest run
     _vectors: dict[str, np.ndarray] = field(default_factory=dict)  # sentence -> its embedding
-    _sentences: dict[str, tuple[str, ...]] = field(default_factory=dict)  # query text -> its sentences
 
     @property
     def where(self) -> dict[str, object] | None:
@@ -130,9 +129,7 @@ class Retriever:
 
     def query_text(self, skeleton: Mapping[str, str]) -> str:
         """The query as one text (what ``corpus query`` would be asked to find the same notes)."""
-        sentences = self.query_sentences(skeleton)
-        self._sentences.setdefault(" ".join(sentences), sentences)
-        return " ".join(sentences)
+        return " ".join(self.query_sentences(skeleton))
 
     def _query_vectors(self, queries: Sequence[tuple[str, ...]]) -> NDArray[np.float32]:
         """Each query's vector: the normalised mean of its sentences' embeddings, each sentence embedded once.
@@ -154,19 +151,19 @@ class Retriever:
         if not records:
             return []
         start = time.perf_counter()
-        texts = [self.query_text(s) for _, s in records]
-        unique = sorted(set(texts))
+        queries = [self.query_sentences(s) for _, s in records]
+        unique = sorted(set(queries))
         s = self.settings
-        vectors = self._query_vectors([self._sentences[t] for t in unique])
-        by_query: dict[str, list[Passage]] = {t: [] for t in unique}
+        vectors = self._query_vectors(unique)
+        by_query: dict[tuple[str, ...], list[Passage]] = {q: [] for q in unique}
         per_group = max(s.pool, -(-s.k // len(self.registers)))  # enough candidates for k even with one register
         for register in self.registers:  # one batched query per register, so every register has candidates
             where = metadata_filter(s.domain, s.kinds, register)
-            for text, hits in zip(unique, self.store.query(s.collection, vectors, per_group, where), strict=True):
-                by_query[text] += hits
+            for query, hits in zip(unique, self.store.query(s.collection, vectors, per_group, where), strict=True):
+                by_query[query] += hits
         for hits in by_query.values():
             hits.sort(key=lambda p: (p["distance"], p["id"]))
-        out = [self._choose(rid, by_query[t]) for (rid, _), t in zip(records, texts, strict=True)]
+        out = [self._choose(rid, by_query[q]) for (rid, _), q in zip(records, queries, strict=True)]
         self.seconds += time.perf_counter() - start
         self.queries += len(records)
         return out
