@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python scripts/llama_build.py >/dev/null
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -19,7 +20,10 @@ $(MODEL_STAMP): $(STAMP) tools/local_model.py
 	$(BIN)/python -m tools.local_model
 	touch $(MODEL_STAMP)
 
+# llama.cpp is built portable (x86-64-v3, no AVX-512/AMX; generic on ARM) unless CAUSALSYNTH_LLAMA_NATIVE=1.
+# The script is quick when the installed build already has the requested flags; other flags rebuild.
 setup: $(STAMP) $(MODEL_STAMP)
+	$(BIN)/python scripts/llama_build.py >/dev/null
 
 demo: setup
 	$(BIN)/causalsynth run examples/asia.yaml -n 60 --seed 0 --out out/demo
