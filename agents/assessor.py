@@ -1,6 +1,6 @@
 """Node ``assess``: per-batch counts, and at the end of the run the Quality Assessor's report.
 
-The report's measures (see ``tools.assess``): realizability; LLM calls and tokens per accepted record; the
+The report's measures (see ``tools.quality.run_quality``): realizability; LLM calls and tokens per accepted record; the
 rounds histogram; FPR and power of the implied CIs on the facts extracted from the accepted texts and on the
 skeletons; selection bias as TVD between the accepted records and the SCM's exact marginals.
 """
@@ -13,9 +13,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import RunContext
-from graphs.state import RunState
-from tools.assess import ci_summary, drift_summary, tvd_summary
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import RunState
+from causalsynth.tools.quality.run_quality import ci_summary, drift_summary, tvd_summary
 
 
 def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import RunContext
-from graphs.routing import record_route
-from graphs.state import Attempt, Record, RunState
-from tools.consistency import check_facts
-from tools.extract import extract
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import Attempt, Record, RunState
+from causalsynth.agents.triage import record_route
+from causalsynth.tools.text.consistency import check_facts
+from causalsynth.tools.text.extract import extract
 
 
 def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

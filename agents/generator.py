@@ -6,9 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import RunContext
-from graphs.state import Record, RunState
-from tools.realisation import RealisationRequest, Violation
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import Record, RunState
+from causalsynth.tools.text.realisation import RealisationRequest, Violation
 
 
 def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Node ``repair``: fix what can be fixed without an LLM, and send the rest to the Generator.
 
 A violation whose columns are drawn by a provider, an offset or a per-state range is repaired by drawing the
-column again for that row, with every column computed from it (``tools.repair``). Text violations become
+column again for that row, with every column computed from it (``tools.relational.repair``). Text violations become
 feedback for the Generator, naming exactly what was wrong.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.table_context import TableRunContext, to_columns
-from graphs.table_state import TableRunState
-from tools.realisation import Violation
-from tools.repair import repair_rows
+from causalsynth.agents.table_context import TableRunContext, to_columns
+from causalsynth.agents.table_state import TableRunState
+from causalsynth.tools.relational.repair import repair_rows
+from causalsynth.tools.text.realisation import Violation
 
 
 def repair(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Node ``retrieve``: reference passages from the corpus for each new record of the batch (see tools.retrieval).
+"""Node ``retrieve``: reference passages from the corpus for each new record of the batch (``tools.retrieval``).
 
 Records sent back for correction keep the passages they had, so a correction sees the same references as the
 attempt it corrects. Without a retriever (``--no-retrieval``, or a realiser that uses no model) the node passes
@@ -11,8 +11,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import RunContext
-from graphs.state import Record, RunState
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import Record, RunState
 
 
 def retrieve(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

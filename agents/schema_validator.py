@@ -6,9 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import RunContext
-from graphs.state import Record, RunState
-from tools.schema_check import check_skeleton, check_text
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import Record, RunState
+from causalsynth.tools.text.format_check import check_skeleton, check_text
 
 
 def validate_schema(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import RunContext
-from graphs.state import Record, RunState
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import Record, RunState
 
 
 def sample(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

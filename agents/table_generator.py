@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.table_context import TableRunContext
-from graphs.table_state import TableRunState
-from tools.realisation import RealisationRequest
-from tools.relational import var_column
+from causalsynth.agents.table_context import TableRunContext
+from causalsynth.agents.table_state import TableRunState
+from causalsynth.tools.relational.sampling import var_column
+from causalsynth.tools.text.realisation import RealisationRequest
 
 
 def generate_text(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.table_context import TableRunContext
-from graphs.table_state import TableRunState
+from causalsynth.agents.table_context import TableRunContext
+from causalsynth.agents.table_state import TableRunState
 
 
 def sample_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from langgraph.runtime import Runtime
 
-from graphs.table_context import TableRunContext, to_columns
-from graphs.table_state import TableRunState, Tables
-from tools.relational import ENTITY, var_column
-from tools.table_check import TableViolation, check_tables, check_texts
+from causalsynth.agents.table_context import TableRunContext, to_columns
+from causalsynth.agents.table_state import TableRunState, Tables
+from causalsynth.tools.relational.checks import TableViolation, check_tables, check_texts
+from causalsynth.tools.relational.sampling import ENTITY, var_column
 
 
 def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
-from graphs.table_context import TableRunContext
-from graphs.table_state import TableRunState
-from tools.table_report import table_report
+from causalsynth.agents.table_context import TableRunContext
+from causalsynth.agents.table_state import TableRunState
+from causalsynth.tools.relational.report import table_report
 
 
 def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
-from graphs.context import RunContext
-from graphs.state import RunState
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import RunState
 
 
 def write(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -23,9 +23,9 @@ FPR_RANGE = (0.03, 0.07)
 
 
 def run() -> Result:
-    from tools.sampler import Sampler
-    from tools.spec import load_domain
-    from tools.verify import verify
+    from causalsynth.tools.causal.conformance import verify
+    from causalsynth.tools.causal.sampler import Sampler
+    from causalsynth.tools.spec import load_domain
 
     t_start = time.perf_counter()
     rows = []

@@ -35,7 +35,7 @@ def _codes(df: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
 
 def _gof(twins: np.ndarray, names: tuple[str, ...], cards: dict[str, int], exact: dict[str, Any]) -> list[float]:
     """p-values of each variable's twin counts against the exact interventional marginal (tested vars only)."""
-    from tools.citests import goodness_of_fit
+    from causalsynth.tools.causal.citests import goodness_of_fit
 
     out = []
     for j, v in enumerate(names):
@@ -58,10 +58,10 @@ def _homogeneity(a: np.ndarray, b: np.ndarray, card: int) -> float:
 
 
 def run() -> Result:
-    from tools.inference import exact_marginals
-    from tools.noise import GumbelMax, InverseCDF
-    from tools.sampler import Sampler
-    from tools.spec import load_domain
+    from causalsynth.tools.causal.inference import exact_marginals
+    from causalsynth.tools.causal.noise import GumbelMax, InverseCDF
+    from causalsynth.tools.causal.sampler import Sampler
+    from causalsynth.tools.spec import load_domain
 
     t_start = time.perf_counter()
     inv_rows, dist_rows, det_rows, abd_rows = [], [], [], []

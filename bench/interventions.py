@@ -29,11 +29,11 @@ CASES: list[tuple[str, dict[str, str]]] = [
 
 
 def run() -> Result:
-    from tools.citests import goodness_of_fit
-    from tools.inference import exact_marginals
-    from tools.sampler import Sampler
-    from tools.spec import load_domain
-    from tools.verify import verify
+    from causalsynth.tools.causal.citests import goodness_of_fit
+    from causalsynth.tools.causal.conformance import verify
+    from causalsynth.tools.causal.inference import exact_marginals
+    from causalsynth.tools.causal.sampler import Sampler
+    from causalsynth.tools.spec import load_domain
 
     t_start = time.perf_counter()
     rows, verify_rows, worst_rows = [], [], []
@@ -147,7 +147,7 @@ def run() -> Result:
         "## (c) Interventions: sampled marginals vs exact P(. | do) on the mutilated network",
         "",
         f"{SEEDS} seeds x n={N:,} per intervention, `Sampler(net).sample(n, seed=s, do=...)`. G-test goodness of fit "
-        f"(`tools.citests.goodness_of_fit`) of each variable's counts against `exact_marginals(net, do=...)` "
+        f"(`tools.causal.citests.goodness_of_fit`) of each variable's counts against `exact_marginals(net, do=...)` "
         "(pgmpy variable elimination). *Pooled*: counts summed over the seeds, one test per variable "
         f"(n={SEEDS * N:,}) at level {LEVEL}. *Single*: one test per variable per seed; with hundreds of them a "
         f"few p < {LEVEL} are expected by chance, so the count is compared with {LEVEL} x tests. The intervened "

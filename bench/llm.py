@@ -51,12 +51,12 @@ def _spec(name: str) -> Path:
 
 def speed() -> tuple[list[str], list[Check], dict[str, float]]:
     """(a): records/s of anchored realisation per configuration, interleaved over two passes."""
-    from agents.chat_realiser import ChatRealiser
-    from agents.local_chat import LocalChatModel
-    from tools.local_model import requantized
-    from tools.realisation import RealisationRequest
-    from tools.sampler import Sampler
-    from tools.spec import load_domain
+    from causalsynth.tools.causal.sampler import Sampler
+    from causalsynth.tools.llm.chat_realiser import ChatRealiser
+    from causalsynth.tools.llm.local_chat import LocalChatModel
+    from causalsynth.tools.llm.local_model import requantized
+    from causalsynth.tools.spec import load_domain
+    from causalsynth.tools.text.realisation import RealisationRequest
 
     domain = load_domain(_spec("asia"))
     data = Sampler(domain.network).sample(N_SPEED, seed=21).data
@@ -94,12 +94,12 @@ def speed() -> tuple[list[str], list[Check], dict[str, float]]:
 
 def modes(best: tuple[str, int]) -> tuple[list[str], list[Check], list[dict[str, Any]]]:
     """(b): each mode end to end through the graph."""
-    from agents.chat_realiser import ChatRealiser
-    from agents.local_chat import LocalChatModel
-    from graphs.context import RunSettings
-    from graphs.runner import run
-    from tools.local_model import requantized
-    from tools.spec import load_domain
+    from causalsynth.agents.context import RunSettings
+    from causalsynth.graphs.runner import run
+    from causalsynth.tools.llm.chat_realiser import ChatRealiser
+    from causalsynth.tools.llm.local_chat import LocalChatModel
+    from causalsynth.tools.llm.local_model import requantized
+    from causalsynth.tools.spec import load_domain
 
     quant, contexts = best
     rows: list[list[Any]] = []

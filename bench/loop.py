@@ -40,13 +40,13 @@ def _spec(name: str) -> Path:
 
 
 def throughput() -> Result:
-    from graphs.context import RunSettings
-    from graphs.runner import run
-    from tools.consistency import check_facts
-    from tools.extract import extract
-    from tools.sampler import Sampler
-    from tools.spec import load_domain
-    from tools.template import TemplateRealiser
+    from causalsynth.agents.context import RunSettings
+    from causalsynth.graphs.runner import run
+    from causalsynth.tools.causal.sampler import Sampler
+    from causalsynth.tools.spec import load_domain
+    from causalsynth.tools.text.consistency import check_facts
+    from causalsynth.tools.text.extract import extract
+    from causalsynth.tools.text.template import TemplateRealiser
 
     t_start = time.perf_counter()
     domain = load_domain(_spec("alarm"))
@@ -155,9 +155,9 @@ def _send_fanout(n: int) -> float:
 def simulation() -> Result:
     from simulated_llm import SimulatedBiasedLLM
 
-    from graphs.context import RunSettings
-    from graphs.runner import run
-    from tools.spec import load_domain
+    from causalsynth.agents.context import RunSettings
+    from causalsynth.graphs.runner import run
+    from causalsynth.tools.spec import load_domain
 
     t_start = time.perf_counter()
     md = [

@@ -65,7 +65,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 def _sentences() -> dict[str, list[str]]:
     """The packaged notes' sentences (bullets as sentences), per domain."""
-    from tools.corpus import load_corpus
+    from causalsynth.tools.retrieval.corpus import load_corpus
 
     out: dict[str, list[str]] = {}
     for folder in sorted((ROOT / "retrieval_corpus").glob("*/notes")):
@@ -87,7 +87,7 @@ def _write_doc(path: Path, i: int, domain: str, register: str, body: str) -> Non
 
 def _make_corpus(folder: Path, n: int) -> dict[str, list[str]]:
     """``n`` one-chunk documents of 4-8 recombined sentences (under the chunker's 800 characters)."""
-    from tools.corpus import REGISTERS
+    from causalsynth.tools.retrieval.corpus import REGISTERS
 
     pools = _sentences()
     domains = sorted(pools)
@@ -103,8 +103,8 @@ def _make_corpus(folder: Path, n: int) -> dict[str, list[str]]:
 
 
 def ingestion(chroma: Path) -> tuple[list[str], list[Check]]:
-    from tools.embedding import shared_embedder
-    from tools.vector_store import CorpusStore
+    from causalsynth.tools.retrieval.embedding import shared_embedder
+    from causalsynth.tools.retrieval.store import CorpusStore
 
     _say("(1) loading the embedding model ...")
     with Timer() as load:
@@ -165,9 +165,9 @@ def ingestion(chroma: Path) -> tuple[list[str], list[Check]]:
 # -- (2) retrieval cost --------------------------------------------------------------------------------------------
 def retrieval_cost(chroma: Path) -> list[dict[str, Any]]:
     """Cold and warm ms/record of a fresh Retriever over N_QUERIES skeletons, per domain."""
-    from graphs.context import SkeletonSource
-    from graphs.retrieval import RetrievalOptions, open_retriever
-    from tools.spec import load_domain
+    from causalsynth.agents.context import SkeletonSource
+    from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever
+    from causalsynth.tools.spec import load_domain
 
     out = []
     for name, _ in DOMAINS:
@@ -231,7 +231,7 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
 
 def _distinct(texts: list[str], n: int) -> float | None:
     """Distinct n-grams / all n-grams over the texts (lower-cased letter/digit tokens)."""
-    from tools.leakage import tokens
+    from causalsynth.tools.retrieval.leakage import tokens
 
     grams: list[tuple[str, ...]] = []
     for text in texts:
@@ -241,7 +241,7 @@ def _distinct(texts: list[str], n: int) -> float | None:
 
 
 def diversity(texts: list[str]) -> dict[str, Any]:
-    from tools.embedding import mean_pairwise_distance, shared_embedder
+    from causalsynth.tools.retrieval.embedding import mean_pairwise_distance, shared_embedder
 
     counts = Counter(texts)
     spread = mean_pairwise_distance(shared_embedder().encode(texts)) if len(texts) >= 2 else None
@@ -251,7 +251,7 @@ def diversity(texts: list[str]) -> dict[str, Any]:
 
 def free_text(realiser: Any, records: pd.DataFrame, names: tuple[str, ...]) -> tuple[list[str], int]:
     """Each accepted text without its fact phrases (the model's own sentences), and how many did not parse."""
-    from tools.realisation import RealisationRequest
+    from causalsynth.tools.text.realisation import RealisationRequest
 
     out, unparsed = [], 0
     for row in records.itertuples(index=False):
@@ -267,13 +267,13 @@ def free_text(realiser: Any, records: pd.DataFrame, names: tuple[str, ...]) -> t
 
 
 def ablation(chroma: Path) -> list[dict[str, Any]]:
-    from graphs.context import RunSettings
-    from graphs.llm import LLMOptions, make_realiser
-    from graphs.retrieval import RetrievalOptions, open_retriever
-    from graphs.runner import run
-    from tools.realisation import RealisationRequest
-    from tools.sampler import Sampler
-    from tools.spec import load_domain
+    from causalsynth.agents.context import RunSettings
+    from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever
+    from causalsynth.graphs.runner import run
+    from causalsynth.tools.causal.sampler import Sampler
+    from causalsynth.tools.llm.factory import LLMOptions, make_realiser
+    from causalsynth.tools.spec import load_domain
+    from causalsynth.tools.text.realisation import RealisationRequest
 
     arms: list[dict[str, Any]] = []
     for name, n in DOMAINS:

@@ -47,7 +47,7 @@ def _reset_peak_rss() -> None:
 
 def measure_memory(impl: str, n: int, chunk: int, with_noise: bool) -> dict[str, Any]:
     """Peak memory of one sampling call, in this (fresh) process."""
-    from tools.spec import load_domain
+    from causalsynth.tools.spec import load_domain
 
     net = load_domain(NET).network
     try:
@@ -57,7 +57,7 @@ def measure_memory(impl: str, n: int, chunk: int, with_noise: bool) -> dict[str,
     except ImportError:  # pragma: no cover
         pool = None
     if impl == "ours":
-        from tools.sampler import Sampler
+        from causalsynth.tools.causal.sampler import Sampler
 
         s = Sampler(net)
         s.sample(1000, seed=0, with_noise=with_noise)  # warm up imports and caches
@@ -107,10 +107,10 @@ def _memory_subprocess(impl: str, n: int, chunk: int = 1 << 16, with_noise: bool
 def run() -> Result:
     from pgmpy.sampling import BayesianModelSampling
 
-    from tools.inference import evidence_probability
-    from tools.noise import GumbelMax
-    from tools.sampler import Sampler
-    from tools.spec import load_domain
+    from causalsynth.tools.causal.inference import evidence_probability
+    from causalsynth.tools.causal.noise import GumbelMax
+    from causalsynth.tools.causal.sampler import Sampler
+    from causalsynth.tools.spec import load_domain
 
     t_start = time.perf_counter()
     net = load_domain(NET).network

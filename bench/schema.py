@@ -24,18 +24,18 @@ from pathlib import Path
 import _common  # noqa: F401  (sets sys.path and warning filters)
 from _common import ROOT, Check, Result, Timer, finish, run_main, table
 
-from graphs.context import RunSettings
-from graphs.table_runner import run_tables
-from tools.errors import DataError
-from tools.frame_data import FrameData, column_kinds
-from tools.realisation import RealisationRequest
-from tools.relational import RelationalSampler, resamplable_columns, var_column
-from tools.rule_eval import evaluate
-from tools.spec import load_domain
-from tools.sql_checks import read_checks, run_checks
-from tools.sqlite_sink import SqliteSink, quote
-from tools.table_check import check_tables
-from tools.template import TemplateRealiser
+from causalsynth.agents.context import RunSettings
+from causalsynth.graphs.runner import run as run_tables
+from causalsynth.tools.errors import DataError
+from causalsynth.tools.relational.checks import check_tables
+from causalsynth.tools.relational.frame_data import FrameData, column_kinds
+from causalsynth.tools.relational.rule_eval import evaluate
+from causalsynth.tools.relational.sampling import RelationalSampler, resamplable_columns, var_column
+from causalsynth.tools.sinks.sql_checks import read_checks, run_checks
+from causalsynth.tools.sinks.sqlite import SqliteSink, quote
+from causalsynth.tools.spec import load_domain
+from causalsynth.tools.text.realisation import RealisationRequest
+from causalsynth.tools.text.template import TemplateRealiser
 
 OUT = Path(__file__).resolve().parent / "results" / "schema.md"
 SPEC = ROOT / "examples" / "hospital.yaml"

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tools.inference import exact_marginals
-from tools.realisation import Realisation, RealisationRequest
-from tools.spec import Domain
-from tools.template import TemplateRealiser
+from causalsynth.tools.causal.inference import exact_marginals
+from causalsynth.tools.spec import Domain
+from causalsynth.tools.text.realisation import Realisation, RealisationRequest
+from causalsynth.tools.text.template import TemplateRealiser
 
 
 class SimulatedBiasedLLM:

@@ -1,1 +1,1 @@
-"""Graph wiring: state, routing, builders and the command line."""
+"""Graph wiring: routing, builders, runners and the command line, over ``agents`` and ``tools``."""

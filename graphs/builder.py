@@ -1,4 +1,4 @@
-"""Build the run graph: sample -> retrieve -> generate -> validate -> verify -> (generate | assess) -> write.
+"""Build the run graphs. Records: sample -> retrieve -> generate -> validate -> verify -> (generate | assess) -> write.
 
 ::
 
@@ -7,6 +7,12 @@
     verify_causal -> assess        (every record of the batch is accepted or rejected)
     assess -> write -> sample      (more records requested)
     write -> END                   (the run is complete)
+
+Relational specs (with tables) get the same frame with the work that differs::
+
+    START -> sample_tables -> generate_text -> validate_tables
+    validate_tables -> repair | write_tables;  repair -> generate_text | validate_tables
+    write_tables -> sample_tables | END
 
 Every node works on a whole batch and keeps a status per record: LangGraph's per-item ``Send`` fan-out costs
 more than the work itself at thousands of records per second, while a node over a batch costs one step. LLM
@@ -23,16 +29,24 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from agents.assessor import assess
-from agents.causal_verifier import verify_causal
-from agents.generator import generate
-from agents.retriever import retrieve
-from agents.schema_validator import validate_schema
-from agents.skeletons import sample
-from agents.writer import write
-from graphs.context import RunContext
-from graphs.routing import after_verify, after_write
-from graphs.state import RunState
+from causalsynth.agents.assessor import assess
+from causalsynth.agents.causal_verifier import verify_causal
+from causalsynth.agents.context import RunContext
+from causalsynth.agents.generator import generate
+from causalsynth.agents.repairer import repair
+from causalsynth.agents.retriever import retrieve
+from causalsynth.agents.schema_validator import validate_schema
+from causalsynth.agents.skeletons import sample
+from causalsynth.agents.state import RunInput, RunOutput, RunState
+from causalsynth.agents.table_context import TableRunContext
+from causalsynth.agents.table_generator import generate_text
+from causalsynth.agents.table_sampler import sample_tables
+from causalsynth.agents.table_state import TableRunState
+from causalsynth.agents.table_validator import validate_tables
+from causalsynth.agents.table_writer import write_tables
+from causalsynth.agents.writer import write
+from causalsynth.graphs.routing import after_repair, after_validate_tables, after_verify, after_write
+from causalsynth.tools.spec import Domain
 
 Node = Callable[[Any, Runtime[Any]], dict[str, Any]]
 
@@ -59,9 +73,31 @@ def traced(name: str, node: Node) -> _Traced:
     return run
 
 
-def build_graph() -> CompiledStateGraph[RunState, RunContext, RunState, RunState]:
-    """The compiled run graph; dependencies come in through ``context=RunContext(...)`` at invoke time."""
-    builder = StateGraph(RunState, context_schema=RunContext)
+#: The names the compiled graphs carry (trace viewers show them).
+RUN_GRAPH = "causalsynth-run"
+TABLE_GRAPH = "causalsynth-tables"
+
+
+def build_graph(domain: Domain | None = None) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled run graph for ``domain``: whole relational records if its spec declares tables, else records.
+
+    Add or replace nodes, then ``compile(name=...)`` it, or hand it to ``causalsynth.generate(graph=...)``.
+    Dependencies come in through ``context=`` at invoke time (``RunContext`` or ``TableRunContext``).
+    """
+    if domain is not None and domain.schema is not None:
+        return _table_graph()
+    return _record_graph()
+
+
+def compile_graph(
+    builder: StateGraph[Any, Any, Any, Any], relational: bool = False
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile a run graph under its name."""
+    return builder.compile(name=TABLE_GRAPH if relational else RUN_GRAPH)
+
+
+def _record_graph() -> StateGraph[RunState, RunContext, RunInput, RunOutput]:
+    builder = StateGraph(RunState, context_schema=RunContext, input_schema=RunInput, output_schema=RunOutput)
     for name, node in (
         ("sample", sample),
         ("retrieve", retrieve),
@@ -80,10 +116,29 @@ def build_graph() -> CompiledStateGraph[RunState, RunContext, RunState, RunState
     builder.add_conditional_edges("verify_causal", after_verify)
     builder.add_edge("assess", "write")
     builder.add_conditional_edges("write", after_write, {"sample": "sample", "__end__": END})
-    return builder.compile()
+    return builder
+
+
+def _table_graph() -> StateGraph[TableRunState, TableRunContext, RunInput, RunOutput]:
+    builder = StateGraph(TableRunState, context_schema=TableRunContext, input_schema=RunInput, output_schema=RunOutput)
+    for name, node in (
+        ("sample_tables", sample_tables),
+        ("generate_text", generate_text),
+        ("validate_tables", validate_tables),
+        ("repair", repair),
+        ("write_tables", write_tables),
+    ):
+        builder.add_node(name, traced(name, node))
+    builder.add_edge(START, "sample_tables")
+    builder.add_edge("sample_tables", "generate_text")
+    builder.add_edge("generate_text", "validate_tables")
+    builder.add_conditional_edges("validate_tables", after_validate_tables)
+    builder.add_conditional_edges("repair", after_repair)
+    builder.add_conditional_edges("write_tables", after_write, {"sample": "sample_tables", "__end__": END})
+    return builder
 
 
 def recursion_limit(n: int, batch_size: int, max_rounds: int) -> int:
-    """Super-steps a run needs: per batch, sample, retrieve, (generate, validate, verify) per round, assess, write."""
+    """Super-steps a run needs (either topology): per batch, 4 steps plus 3 per round, and a margin."""
     batches = max(1, -(-n // batch_size))
     return batches * (4 + 3 * (max_rounds + 1)) + 10

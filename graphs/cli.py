@@ -12,27 +12,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from graphs.context import RunSettings
-from graphs.corpus_cli import corpus_app
-from graphs.llm import LLMOptions, make_chat_model, make_realiser
-from graphs.retrieval import RetrievalOptions, open_retriever, parse_kinds, retrieval_rows, retrieval_settings
-from graphs.runner import check_settings
-from graphs.runner import run as run_pipeline
-from graphs.table_cli import compile_rules, print_table_report
-from tools.errors import CausalSynthError, UsageError
-from tools.noise import NOISE_MODELS, NoiseModel
-from tools.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
-from tools.sampler import Progress as ProgressFn
-from tools.spec import Domain, load_domain
-from tools.tabular import read_table, table_format, write_table, write_text
-from tools.verify import VerificationReport, verify
+from causalsynth.graphs import api
+from causalsynth.graphs.api import generate
+from causalsynth.graphs.corpus_cli import corpus_app
+from causalsynth.graphs.retrieval import (
+    RetrievalOptions,
+    parse_kinds,
+    retrieval_rows,
+)
+from causalsynth.graphs.table_cli import compile_rules, print_table_report
+from causalsynth.tools.causal.conformance import VerificationReport, verify
+from causalsynth.tools.causal.noise import NOISE_MODELS
+from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS
+from causalsynth.tools.causal.sampler import Progress as ProgressFn
+from causalsynth.tools.errors import CausalSynthError, UsageError
+from causalsynth.tools.llm.factory import LLMOptions, make_chat_model
+from causalsynth.tools.spec import load_domain
+from causalsynth.tools.tabular import read_table, table_format, write_table, write_text
 
 app = typer.Typer(
     name="causalsynth",
@@ -73,12 +75,6 @@ def parse_assignments(values: Sequence[str] | None, flag: str) -> dict[str, str]
     return out
 
 
-def _noise_model(name: str) -> NoiseModel:
-    if name not in NOISE_MODELS:
-        raise UsageError(f"--noise-model {name!r}: choose one of {', '.join(NOISE_MODELS)}")
-    return NOISE_MODELS[name]()
-
-
 @contextmanager
 def _progress(total: int, label: str) -> Iterator[ProgressFn]:
     bar = Progress(
@@ -93,30 +89,6 @@ def _progress(total: int, label: str) -> Iterator[ProgressFn]:
     with bar:
         task = bar.add_task(label, total=total)
         yield lambda k: bar.advance(task, k)
-
-
-def _sample(
-    domain: Domain,
-    n: int,
-    seed: int,
-    do: dict[str, str],
-    evidence: dict[str, str],
-    noise_model: NoiseModel,
-    with_noise: bool,
-    max_draws: int,
-) -> tuple[Sampler, pd.DataFrame, dict[str, np.ndarray] | None]:
-    sampler = Sampler(domain.network, noise_model)
-    with _progress(n, f"sampling {domain.name}") as progress:
-        result = sampler.sample(
-            n,
-            seed=seed,
-            do=do,
-            evidence=evidence,
-            with_noise=with_noise,
-            max_draws=max_draws,
-            progress=progress,
-        )
-    return sampler, result.data, result.noise
 
 
 @app.command("run")
@@ -172,30 +144,24 @@ def run_cmd(
     """Generate records through the agent graph: sample, retrieve, realise, validate, verify, correct, assess, write."""
     if str(out) in ("", "."):  # typer reads --out "" as "."
         raise UsageError("--out needs a folder name (the run writes records.parquet, rejects.parquet, ... into it)")
-    domain = load_domain(spec)
     if anchor_via not in ("auto", "grammar", "json-schema", "prompt"):
         raise UsageError(f"--anchor-via must be auto, grammar, json-schema or prompt, got {anchor_via!r}")
-    if batch_size is None:
-        batch_size = 1000 if llm == "template" else 32
-    realize_mode = "template" if llm == "template" else realize
-    settings = RunSettings(
-        n=n, mode=mode, max_rounds=max_rounds, batch_size=batch_size, seed=seed, llm=llm, realize=realize_mode,  # type: ignore[arg-type]
-    )  # fmt: skip
     options = LLMOptions(
         realize=realize, concurrency=concurrency, model_path=model_path, base_url=base_url,  # type: ignore[arg-type]
         anchor_via=anchor_via, timeout=timeout, retries=retries,  # type: ignore[arg-type]
     )  # fmt: skip
-    check_settings(settings)  # before a model is loaded
     retrieval = RetrievalOptions(
         enabled=not no_retrieval, collection=collection, chroma_path=chroma_path, top_k=top_k,
         kinds=parse_kinds(retrieval_kinds), leak_ngram=leak_ngram,
     )  # fmt: skip
-    retrieval_settings(domain, retrieval)  # flag values checked before anything is loaded
-    realiser = make_realiser(llm, domain.lexicon, seed=seed, options=options)
-    retriever = open_retriever(domain, retrieval, uses_model=llm != "template", seed=seed, say=_say)
+    domain = load_domain(spec)
     with _progress(n, f"{domain.name}: {mode}") as progress:
-        report = run_pipeline(domain, realiser, settings, out, progress=progress, retriever=retriever)
-    _print_run_report(report, out)
+        result = generate(
+            domain, n, seed=seed, llm=llm, realize=realize, mode=mode, max_rounds=max_rounds,  # type: ignore[arg-type]
+            retrieval=not no_retrieval, out=out, batch_size=batch_size, llm_options=options,
+            retrieval_options=retrieval, progress=progress, say=_say,
+        )  # fmt: skip
+    _print_run_report(result.report, out)
 
 
 def _say(line: str) -> None:
@@ -252,18 +218,11 @@ def sample(
     """Sample records from the causal model, optionally under do(...) and given evidence."""
     table_format(out)
     domain = load_domain(spec)
-    _, data, noise = _sample(
-        domain,
-        n,
-        seed,
-        parse_assignments(do, "--do"),
-        parse_assignments(evidence, "--evidence"),
-        _noise_model(noise_model),
-        with_noise,
-        max_draws,
-    )
-    if noise is not None:
-        data = pd.concat([data, noise_to_frame(noise, data.index)], axis=1)
+    with _progress(n, f"sampling {domain.name}") as progress:
+        data = api.sample(
+            domain, n, seed=seed, do=parse_assignments(do, "--do"), evidence=parse_assignments(evidence, "--evidence"),
+            with_noise=with_noise, noise_model=noise_model, max_draws=max_draws, progress=progress,
+        )  # fmt: skip
     write_table(data, out)
     err_console.print(f"wrote {len(data):,} records to {out}")
 
@@ -292,24 +251,21 @@ def counterfactual(
     interventions = parse_assignments(do, "--do")
     if not interventions:
         raise UsageError("counterfactual needs at least one --do VAR=STATE")
+    if factual is not None and evidence:
+        raise UsageError("--evidence applies to sampled factuals; filter the --factual file instead")
     domain = load_domain(spec)
-    model = _noise_model(noise_model)
-    if factual is None:
-        sampler, data, noise = _sample(
-            domain, n, seed, {}, parse_assignments(evidence, "--evidence"), model, True, max_draws
-        )
-        assert noise is not None
-    else:
-        if evidence:
-            raise UsageError("--evidence applies to sampled factuals; filter the --factual file instead")
-        sampler = Sampler(domain.network, model)
-        data = read_table(factual)
-        noise = noise_from_frame(data, domain.network, model, str(factual)) or sampler.abduct(data, seed=seed)
-    twins = sampler.counterfactual(data, noise, interventions)
+    with _progress(n, f"sampling {domain.name}") as progress:
+        table = api.counterfactual(
+            domain, interventions, n, seed=seed, evidence=parse_assignments(evidence, "--evidence"),
+            factual=read_table(factual) if factual is not None else None, factual_source=str(factual),
+            noise_model=noise_model, max_draws=max_draws, progress=progress,
+        )  # fmt: skip
     names = list(domain.network.names)
-    factual_codes, twin_codes = domain.network.encode(data), domain.network.encode(twins)
-    changed = sum(int((f != t).sum()) for f, t in zip(factual_codes, twin_codes, strict=True))
-    table = pd.concat([data[names].reset_index(drop=True), twins.reset_index(drop=True).add_suffix(CF_SUFFIX)], axis=1)
+    twins = table[[f"{v}{CF_SUFFIX}" for v in names]].set_axis(names, axis=1)
+    changed = sum(
+        int((f != t).sum())
+        for f, t in zip(domain.network.encode(table[names]), domain.network.encode(twins), strict=True)
+    )
     write_table(table, out)
     err_console.print(f"wrote {len(table):,} factual/counterfactual pairs to {out} ({changed:,} values changed)")
 

@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from graphs.retrieval import parse_kinds
-from tools.corpus import DEFAULT_CHUNK_CHARS
-from tools.errors import UsageError
-from tools.vector_store import CorpusStore, check_collection_name, metadata_filter
+from causalsynth.graphs.retrieval import parse_kinds
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.retrieval.corpus import DEFAULT_CHUNK_CHARS
+from causalsynth.tools.retrieval.store import CorpusStore, check_collection_name, metadata_filter
 
 corpus_app = typer.Typer(help="The retrieval corpus: ingest a folder into Chroma, query it.", no_args_is_help=True)
 console = Console(soft_wrap=True)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.errors import UsageError
-from tools.retrieval import RetrievalSettings, Retriever
-from tools.spec import Domain, RetrievalSpec
-from tools.vector_store import CorpusStore
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.retrieval.retriever import RetrievalSettings, Retriever
+from causalsynth.tools.retrieval.store import CorpusStore
+from causalsynth.tools.spec import Domain, RetrievalSpec
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,11 @@
-"""Routing: pure functions of the state (or of one record) that name where work goes next."""
+"""Routing: pure functions of the state that name where the graph goes next (a record's own fate: ``agents.triage``)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from graphs.state import Record, RunState
-from graphs.table_state import TableRunState
-
-Mode = Literal["iterative", "rejection"]
-
-
-def record_route(record: Record, max_rounds: int) -> Literal["accept", "correct", "reject"]:
-    """Where one verified record goes: accepted if clean, else another attempt while the budget allows.
-
-    Both modes give a record ``1 + max_rounds`` generator calls; they differ in what the next attempt is told
-    (iterative: the violations and the previous text; rejection: nothing, it starts from scratch).
-    """
-    if not record["violations"]:
-        return "accept"
-    if record["attempts"] <= max_rounds:
-        return "correct"
-    return "reject"
+from causalsynth.agents.state import RunFrame, RunState
+from causalsynth.agents.table_state import TableRunState
 
 
 def after_verify(state: RunState) -> Literal["generate", "assess"]:
@@ -28,8 +13,8 @@ def after_verify(state: RunState) -> Literal["generate", "assess"]:
     return "generate" if state.get("records") else "assess"
 
 
-def after_write(state: RunState) -> Literal["sample", "__end__"]:
-    """Next batch while records remain to be requested; else the run ends."""
+def after_write(state: RunFrame) -> Literal["sample", "__end__"]:
+    """Next batch while records (root rows) remain to be requested; else the run ends (both topologies)."""
     return "sample" if state.get("next_id", 0) < state.get("n_requested", 0) else "__end__"
 
 
@@ -41,8 +26,3 @@ def after_validate_tables(state: TableRunState) -> Literal["repair", "write_tabl
 def after_repair(state: TableRunState) -> Literal["generate_text", "validate_tables"]:
     """To the Generator when texts must be rewritten; else straight back to validation."""
     return "generate_text" if state.get("feedback") else "validate_tables"
-
-
-def after_write_tables(state: TableRunState) -> Literal["sample_tables", "__end__"]:
-    """Next batch while root rows remain to be requested; else the run ends."""
-    return "sample_tables" if state.get("next_id", 0) < state.get("n_requested", 0) else "__end__"

@@ -1,4 +1,7 @@
-"""Run the graph end to end: build the context, invoke, and return the report (the CLI's ``run``)."""
+"""Run a spec's graph end to end: build the context for its topology, invoke, and return the report.
+
+One entry point for both topologies: specs with tables get the relational context and sink, others the record ones.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from graphs.builder import build_graph, recursion_limit
-from graphs.context import RunContext, RunSettings, SkeletonSource
-from tools.errors import UsageError
-from tools.realisation import Realiser
-from tools.retrieval import Retriever
-from tools.sinks import RunSink
-from tools.spec import Domain
+from langchain_core.runnables import RunnableConfig
+
+from causalsynth.agents.context import FrameContext, RunContext, RunSettings, SkeletonSource
+from causalsynth.agents.table_context import TableRunContext, to_columns
+from causalsynth.graphs.builder import build_graph, compile_graph, recursion_limit
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.retrieval.retriever import Retriever
+from causalsynth.tools.sinks.run_folder import RunSink
+from causalsynth.tools.sinks.table_folder import TableSink
+from causalsynth.tools.spec import Domain
+from causalsynth.tools.text.realisation import Realiser
 
 MAX_RECORDS = 50_000_000
 
@@ -43,43 +50,58 @@ def run(
     *,
     progress: Callable[[int], None] | None = None,
     retriever: Retriever | None = None,
+    config: RunnableConfig | None = None,
+    graph: Any = None,
 ) -> dict[str, Any]:
     """Generate ``settings.n`` records; write them to ``out_dir`` (if given); return the report.
 
-    ``retriever`` (see ``graphs.retrieval.open_retriever``) adds reference passages to each record's prompt.
+    ``retriever`` (see ``causalsynth.graphs.retrieval.open_retriever``) adds reference passages to each record's
+    prompt. ``config`` is a LangChain ``RunnableConfig`` handed to the graph unchanged (callbacks, tags, metadata,
+    run_name); ``graph`` replaces the compiled graph (e.g. ``build_graph(domain)`` with a node added).
 
     Raises:
         UsageError: bad settings.
-        DataError: the output folder cannot be written.
+        DataError: the output folder cannot be written, or SQLite refused a row.
     """
     check_settings(settings)
     if retriever is not None:
         retriever.start_run()
+    relational = domain.schema is not None
+    context: RunContext | TableRunContext
     if domain.schema is not None:  # tables, keys and rules: the relational graph writes tables and a database
-        from graphs.table_runner import run_tables  # it reuses this module's helpers
-
-        return run_tables(domain, realiser, settings, out_dir, progress=progress, retriever=retriever)
-    sink = RunSink(out_dir, domain.network.names) if out_dir is not None else None
-    context = RunContext(
-        domain=domain,
-        realiser=realiser,
-        settings=settings,
-        skeletons=SkeletonSource(domain, settings.n, settings.seed),
-        sink=sink,
-        retriever=retriever,
-        progress=progress,
-    )
+        table_sink = TableSink(out_dir, domain.schema) if out_dir is not None else None
+        context = TableRunContext(
+            domain=domain, realiser=realiser, settings=settings, sink=table_sink, retriever=retriever,
+            progress=progress,
+        )  # fmt: skip
+        if table_sink is not None and domain.schema.lookups:  # written first: record rows reference them
+            try:
+                table_sink.write([{t: to_columns(f) for t, f in context.lookups.items()}], [])
+            except BaseException as exc:
+                table_sink.abort(f"{type(exc).__name__}: {exc}")
+                raise
+    else:
+        context = RunContext(
+            domain=domain, realiser=realiser, settings=settings, retriever=retriever, progress=progress,
+            skeletons=SkeletonSource(domain, settings.n, settings.seed),
+            sink=RunSink(out_dir, domain.network.names) if out_dir is not None else None,
+        )  # fmt: skip
+    compiled = graph if graph is not None else compile_graph(build_graph(domain), relational)
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
-    return invoke_run(build_graph(), context, sink, settings.n, limit)
+    return invoke_run(compiled, context, limit, config)
 
 
-def invoke_run(graph: Any, context: Any, sink: Any, n: int, limit: int) -> dict[str, Any]:
-    """Invoke a run graph for ``n`` records; on failure the sink aborts (no file looks complete); the report."""
+def invoke_run(graph: Any, context: FrameContext, limit: int, config: RunnableConfig | None = None) -> dict[str, Any]:
+    """Invoke a run graph; on failure the sink aborts (no file looks complete); return the report."""
+    merged: dict[str, Any] = dict(config or {})
+    merged.setdefault("recursion_limit", limit)
+    merged.setdefault("run_name", context.domain.name)
+    sink = context.sink
     try:
         final = graph.invoke(
-            {"n_requested": n, "next_id": 0, "totals": {}, "report": None},
+            {"n_requested": context.settings.n, "next_id": 0, "totals": {}, "report": None},
             context=context,
-            config={"recursion_limit": limit},
+            config=merged,
         )
     except BaseException as exc:
         if sink is not None:

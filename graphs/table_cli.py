@@ -10,12 +10,12 @@ from langchain_core.language_models import BaseChatModel
 from rich.console import Console
 from rich.table import Table
 
-from agents.rule_compiler import NlRuleCompiler
-from graphs.retrieval import retrieval_rows
-from tools.errors import UsageError
-from tools.rule_lock import lock_path, read_entries, write_lock
-from tools.spec import load_domain
-from tools.table_sinks import DATABASE, REJECTS
+from causalsynth.graphs.retrieval import retrieval_rows
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.llm.rule_compiler import NlRuleCompiler
+from causalsynth.tools.relational.rule_lock import lock_path, read_entries, write_lock
+from causalsynth.tools.sinks.table_folder import DATABASE, REJECTS
+from causalsynth.tools.spec import load_domain
 
 
 def print_table_report(report: dict[str, Any], out: Path, console: Console) -> None:

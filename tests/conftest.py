@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.spec import Domain, load_domain
+from causalsynth.tools.spec import Domain, load_domain
 
 ROOT = Path(__file__).resolve().parent.parent
 # Parsed networks are cached per test session, not in the user's home.
@@ -24,7 +24,7 @@ for _var, _prefix in (("CAUSALSYNTH_CACHE", "causalsynth-cache-"), ("CAUSALSYNTH
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run ``causalsynth ARGS`` in-process: (exit code, stdout, stderr)."""
-    from graphs.cli import main
+    from causalsynth.graphs.cli import main
 
     with pytest.raises(SystemExit) as info:
         main(list(args))

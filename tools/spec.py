@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,15 +33,16 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from tools.errors import Problem, SpecError
-from tools.lexicon import GenericSpec, Lexicon, NumericSpec, StateWords, TextSpec, compile_lexicon
-from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
-from tools.network import Network, Node, cpt_sum_problem
-from tools.rule_lock import lock_path, read_lock
-from tools.table_spec_check import build_schema
-from tools.tables import TableSchema, TableSpec
-from tools.yamlio import Path as KeyPath
-from tools.yamlio import format_path, line_of, load_yaml, scalar_text
+from causalsynth.tools.causal.network import Network, Node, cpt_sum_problem
+from causalsynth.tools.causal.sources import bnlearn_names, load_bnlearn, load_network_file
+from causalsynth.tools.errors import Problem, SpecError
+from causalsynth.tools.relational.rule_lock import lock_path, read_lock
+from causalsynth.tools.relational.spec_check import build_schema
+from causalsynth.tools.relational.tables import TableSchema, TableSpec
+from causalsynth.tools.text.lexicon import Lexicon, TextSpec, VariableMeta
+from causalsynth.tools.text.round_trip import checked_lexicon
+from causalsynth.tools.yamlio import Path as KeyPath
+from causalsynth.tools.yamlio import format_path, line_of, load_yaml, scalar_text
 
 Name = Annotated[str, BeforeValidator(scalar_text)]  # states written as numbers or booleans are names
 Probs = list[float] | dict[Name, float]
@@ -88,17 +90,6 @@ class ModelSpec(_Strict):
         return self
 
 
-class VariableMeta(_Strict):
-    """Per-variable metadata: what it means, whether a text must state it, and its lexicon (see tools.lexicon)."""
-
-    description: str | None = None
-    role: Literal["observed", "latent"] = "observed"
-    states: dict[Name, StateWords] = Field(default_factory=dict)
-    negation: dict[Name, Name] = Field(default_factory=dict)
-    numeric: NumericSpec | None = None
-    generic: GenericSpec | None = None
-
-
 class RetrievalSpec(_Strict):
     """Where the Generator's reference passages come from (``tools.retrieval``); CLI flags override each field."""
 
@@ -141,7 +132,7 @@ class Domain:
         self.source = source
         self.schema = schema  # the relational schema, when the spec declares tables
         if lexicon is None:
-            compiled = compile_lexicon(network, spec.variables, spec.text, lambda _path: source)
+            compiled = checked_lexicon(network, spec.variables, spec.text, lambda _path: source)
             if not isinstance(compiled, Lexicon):
                 raise SpecError(source, compiled)
             lexicon = compiled
@@ -154,8 +145,49 @@ class Domain:
 
 
 # -- loading ------------------------------------------------------------------------------------------
+def examples_dir() -> Path:
+    """The example specs shipped with the package (``causalsynth.examples``)."""
+    return Path(str(resources.files("causalsynth.examples")))
+
+
+def example_names() -> list[str]:
+    """Short names of the packaged example specs (``clinic``, ``hospital``, ...)."""
+    return sorted(p.stem for p in examples_dir().glob("*.yaml") if not p.name.endswith(".lock.yaml"))
+
+
+def resolve_spec(ref: str | Path) -> Path | str:
+    """Where a spec reference points: a file, or a bnlearn name (returned as the name).
+
+    In order: an existing file; ``examples/NAME.yaml`` not found here (a repo path used from another folder) is
+    the packaged example of that file name; a bnlearn network name (``asia``, ``alarm``, ...); a packaged
+    example's short name (``clinic``, ``hospital``, ``smoking``).
+
+    Raises:
+        SpecError: nothing matches, with the valid short names.
+    """
+    path = Path(ref)
+    if path.is_file():
+        return path
+    ref_text = str(ref)
+    packaged = examples_dir()
+    if path.parent.name == "examples" and (packaged / path.name).is_file():
+        return packaged / path.name
+    looks_like_file = path.suffix in {".yaml", ".yml", ".json"} or "/" in ref_text or "\\" in ref_text
+    if not looks_like_file and ref_text in bnlearn_names():
+        return ref_text
+    if not looks_like_file and (packaged / f"{ref_text}.yaml").is_file():
+        return packaged / f"{ref_text}.yaml"
+    hint = ""
+    if not looks_like_file:
+        hint = (
+            f"; nor an example spec ({', '.join(example_names())}) nor a bnlearn network name "
+            f"(valid: {', '.join(bnlearn_names())})"
+        )
+    raise SpecError(ref_text, [Problem(ref_text, f"spec file not found{hint}")])
+
+
 def load_domain(ref: str | Path, *, allow_uncompiled: bool = False) -> Domain:
-    """Load a spec from a YAML file, or build one around a bnlearn network name (``asia``, ``alarm``).
+    """Load a spec: a YAML file, a packaged example's short name, or a bnlearn network name (see :func:`resolve_spec`).
 
     ``allow_uncompiled`` lists natural-language rules missing from the lock file in ``schema.uncompiled``
     instead of failing (for ``compile-rules``).
@@ -163,23 +195,18 @@ def load_domain(ref: str | Path, *, allow_uncompiled: bool = False) -> Domain:
     Raises:
         SpecError: listing every problem with its location.
     """
-    path = Path(ref)
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(str(path), [Problem(str(path), f"cannot read: {exc}")]) from None
-        return load_domain_text(
-            text, source=str(path), base_dir=path.parent, lock=lock_path(path), allow_uncompiled=allow_uncompiled
-        )
-    ref_text = str(ref)
-    looks_like_file = path.suffix in {".yaml", ".yml", ".json"} or "/" in ref_text or "\\" in ref_text
-    if not looks_like_file and ref_text in bnlearn_names():
-        network = load_bnlearn(ref_text, ref_text)
+    where = resolve_spec(ref)
+    if isinstance(where, str):
+        network = load_bnlearn(where, where)
         assert isinstance(network, Network)  # a bundled name always loads
-        return Domain(Spec(model=ModelSpec(bnlearn=ref_text)), network, ref_text)
-    hint = "" if looks_like_file else f"; nor a bnlearn network name (valid: {', '.join(bnlearn_names())})"
-    raise SpecError(ref_text, [Problem(ref_text, f"spec file not found{hint}")])
+        return Domain(Spec(model=ModelSpec(bnlearn=where)), network, where)
+    try:
+        text = where.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(where), [Problem(str(where), f"cannot read: {exc}")]) from None
+    return load_domain_text(
+        text, source=str(where), base_dir=where.parent, lock=lock_path(where), allow_uncompiled=allow_uncompiled
+    )
 
 
 def load_domain_text(
@@ -191,7 +218,7 @@ def load_domain_text(
 ) -> Domain:
     """Load a spec from YAML text; ``base_dir`` resolves relative ``model.file`` paths.
 
-    ``lock`` is the rule lock file holding the compiled natural-language rules (``tools.rule_lock``).
+    ``lock`` is the rule lock file holding the compiled natural-language rules (``tools.relational.rule_lock``).
     """
     data, lines = load_yaml(text, source)
     if not isinstance(data, dict):
@@ -263,7 +290,7 @@ def load_domain_text(
         raise SpecError(source, problems)
     if spec.name:
         network.name = spec.name
-    lexicon = compile_lexicon(network, spec.variables, spec.text, where)
+    lexicon = checked_lexicon(network, spec.variables, spec.text, where)
     if not isinstance(lexicon, Lexicon):
         raise SpecError(source, lexicon)
     return Domain(spec, network, source, lexicon, schema)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tools.errors import DataError, UsageError
+from causalsynth.tools.errors import DataError, UsageError
 
 FORMATS = (".parquet", ".csv", ".jsonl")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tools.errors import Problem, SpecError
+from causalsynth.tools.errors import Problem, SpecError
 
 Path = tuple[str | int, ...]
 

@@ -11,11 +11,11 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agents.chat_realiser import ChatRealiser
+from causalsynth.tools.llm.chat_realiser import ChatRealiser
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.text.realisation import RealisationRequest, Violation
 from tests.conftest import ROOT
 from tests.fakes import ScriptedChatModel
-from tools.realisation import RealisationRequest, Violation
-from tools.spec import Domain, load_domain
 
 
 @pytest.fixture(scope="module")

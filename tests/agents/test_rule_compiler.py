@@ -10,11 +10,11 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from rich.console import Console
 
-from agents.rule_compiler import NlRuleCompiler, RuleCompileError, clean_answer
-from graphs.table_cli import compile_rules
+from causalsynth.graphs.table_cli import compile_rules
+from causalsynth.tools.llm.rule_compiler import NlRuleCompiler, RuleCompileError, clean_answer
+from causalsynth.tools.relational.rule_lock import lock_path, read_lock
+from causalsynth.tools.spec import load_domain
 from tests.conftest import ROOT
-from tools.rule_lock import lock_path, read_lock
-from tools.spec import load_domain
 
 
 class Recording(GenericFakeChatModel):

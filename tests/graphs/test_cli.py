@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from graphs.cli import main
-from tools.tabular import read_table
+from causalsynth.graphs.cli import main
+from causalsynth.tools.tabular import read_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,12 +8,12 @@ import json
 import pandas as pd
 import pytest
 
-from agents.chat_realiser import ChatRealiser, FatalModelError, classify_error
-from graphs.context import RunSettings
-from graphs.runner import run
+from causalsynth.agents.context import RunSettings
+from causalsynth.graphs.runner import run
+from causalsynth.tools.llm.chat_realiser import ChatRealiser, FatalModelError, classify_error
+from causalsynth.tools.spec import Domain, load_domain
 from tests.conftest import ROOT
 from tests.fakes import AuthError, ScheduledFailureModel, TransientServerError
-from tools.spec import Domain, load_domain
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.chat_realiser import ChatRealiser
-from graphs.builder import build_graph
-from graphs.context import RunSettings
-from graphs.runner import run
+from causalsynth.agents.context import RunSettings
+from causalsynth.graphs.builder import build_graph, compile_graph
+from causalsynth.graphs.runner import run
+from causalsynth.tools.llm.chat_realiser import ChatRealiser
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.text.realisation import Realisation, RealisationRequest
+from causalsynth.tools.text.template import TemplateRealiser
 from tests.conftest import ROOT
 from tests.fakes import ScriptedChatModel
-from tools.realisation import Realisation, RealisationRequest
-from tools.spec import Domain, load_domain
-from tools.template import TemplateRealiser
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "run_graph.mmd"
 REPORT_KEYS = {
@@ -33,11 +33,11 @@ def asia_spec() -> Domain:
 
 
 def test_graph_shape_matches_snapshot():
-    assert build_graph().get_graph().draw_mermaid() == SNAPSHOT.read_text()
+    assert compile_graph(build_graph()).get_graph().draw_mermaid() == SNAPSHOT.read_text()
 
 
 def test_graph_edges_are_the_designed_loop():
-    graph = build_graph().get_graph()
+    graph = compile_graph(build_graph()).get_graph()
     edges = {(e.source, e.target, e.conditional) for e in graph.edges}
     assert edges == {
         ("__start__", "sample", False),
@@ -76,7 +76,7 @@ def test_template_run_accounts_for_every_record(asia_spec, tmp_path):
     assert set(asia_spec.network.names) | {"text", "rounds", "history"} <= set(records.columns)
     assert (records.rounds == 0).all()
     # Skeletons are those of `causalsynth sample` with the same seed.
-    from tools.sampler import Sampler
+    from causalsynth.tools.causal.sampler import Sampler
 
     sampled = Sampler(asia_spec.network).sample(700, seed=5).data.astype(str)
     assert records.sort_values("record_id")[list(sampled.columns)].reset_index(drop=True).equals(sampled)
@@ -198,7 +198,7 @@ class FlakyRealiser:
         self.seed = seed
 
     def realise(self, requests: list[RealisationRequest]) -> list[Realisation]:
-        from tools.template import uniforms
+        from causalsynth.tools.text.template import uniforms
 
         good = self.inner.realise(requests)
         u = uniforms(self.seed, [r.record_id for r in requests], [r.attempt for r in requests], 2)

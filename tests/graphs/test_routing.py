@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from graphs.routing import after_verify, after_write, record_route
-from graphs.state import Record
-from tools.realisation import Violation
+from causalsynth.agents.state import Record
+from causalsynth.agents.triage import record_route
+from causalsynth.graphs.routing import after_verify, after_write
+from causalsynth.tools.text.realisation import Violation
 
 BAD = Violation(kind="omission", variable="dysp", expected="yes", found=None, message="missing")
 

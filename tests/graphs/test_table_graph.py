@@ -14,16 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.chat_realiser import ChatRealiser
-from graphs.context import RunSettings
-from graphs.table_builder import build_table_graph
-from graphs.table_runner import run_tables
+from causalsynth.agents.context import RunSettings
+from causalsynth.graphs.builder import build_graph, compile_graph
+from causalsynth.graphs.runner import run as run_tables
+from causalsynth.tools.llm.chat_realiser import ChatRealiser
+from causalsynth.tools.sinks.sql_checks import read_checks, run_checks
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.text.realisation import Realisation, RealisationRequest
+from causalsynth.tools.text.template import TemplateRealiser
 from tests.conftest import ROOT, run_cli
 from tests.fakes import ScriptedChatModel
-from tools.realisation import Realisation, RealisationRequest
-from tools.spec import Domain, load_domain
-from tools.sql_checks import read_checks, run_checks
-from tools.template import TemplateRealiser
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "table_graph.mmd"
 CHECKS = read_checks(ROOT / "examples" / "hospital_checks.sql")
@@ -55,12 +55,15 @@ class Scripted:
         return out
 
 
-def test_graph_shape_matches_snapshot():
-    assert build_table_graph().get_graph().draw_mermaid() == SNAPSHOT.read_text()
+def test_graph_shape_matches_snapshot(hospital):
+    assert compile_graph(build_graph(hospital), relational=True).get_graph().draw_mermaid() == SNAPSHOT.read_text()
 
 
-def test_graph_edges_are_the_designed_loop():
-    edges = {(e.source, e.target, e.conditional) for e in build_table_graph().get_graph().edges}
+def test_graph_edges_are_the_designed_loop(hospital):
+    edges = {
+        (e.source, e.target, e.conditional)
+        for e in compile_graph(build_graph(hospital), relational=True).get_graph().edges
+    }
     assert edges == {
         ("__start__", "sample_tables", False),
         ("sample_tables", "generate_text", False),

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from graphs.cli import app
+from causalsynth.graphs.cli import app
+from causalsynth.tools.llm.local_model import ensure_model
+from causalsynth.tools.spec import load_domain
+from causalsynth.tools.text.consistency import check_facts
+from causalsynth.tools.text.extract import extract
 from tests.conftest import ROOT
-from tools.consistency import check_facts
-from tools.extract import extract
-from tools.local_model import ensure_model
-from tools.spec import load_domain
 
 
 def _free_port() -> int:

@@ -13,19 +13,19 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from agents.chat_realiser import ChatRealiser
-from agents.local_chat import LocalChatModel
-from graphs.cli import app
-from graphs.context import RunSettings
-from graphs.runner import run
+from causalsynth.agents.context import RunSettings
+from causalsynth.graphs.cli import app
+from causalsynth.graphs.runner import run
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.llm.chat_realiser import ChatRealiser
+from causalsynth.tools.llm.local_chat import LocalChatModel
+from causalsynth.tools.llm.local_model import SMOLLM2, ensure_model
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.text.consistency import check_facts
+from causalsynth.tools.text.extract import extract
+from causalsynth.tools.text.realisation import RealisationRequest
 from tests.conftest import ROOT
-from tools.consistency import check_facts
-from tools.errors import UsageError
-from tools.extract import extract
-from tools.local_model import SMOLLM2, ensure_model
-from tools.realisation import RealisationRequest
-from tools.sampler import Sampler
-from tools.spec import Domain, load_domain
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_a_file_that_is_not_a_model_is_a_usage_error(tmp_path):
 
 
 def test_default_model_is_a_converted_copy_made_once():
-    from tools.local_model import DEFAULT_QUANT, default_model, requantized
+    from causalsynth.tools.llm.local_model import DEFAULT_QUANT, default_model, requantized
 
     path = default_model()
     assert path.name == f"SmolLM2-135M-Instruct.{DEFAULT_QUANT.upper()}.gguf" and path.read_bytes()[:4] == b"GGUF"
@@ -134,7 +134,7 @@ def test_default_model_is_a_converted_copy_made_once():
 
 
 def test_agents_that_need_a_model_get_the_same_local_default_or_a_clear_error():
-    from graphs.llm import make_chat_model
+    from causalsynth.tools.llm.factory import make_chat_model
 
     model = make_chat_model("local")
     assert isinstance(model, LocalChatModel) and model.model_path.endswith("Instruct.Q4_0.gguf")
@@ -150,7 +150,7 @@ def test_compile_rules_with_the_tiny_local_model_fails_clearly_or_compiles(tmp_p
     for name in ("hospital.yaml", "hospital.rules.lock.yaml"):
         shutil.copy(ROOT / "examples" / name, tmp_path / name)
     lock = (tmp_path / "hospital.rules.lock.yaml").read_text()
-    from graphs.cli import main
+    from causalsynth.graphs.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["compile-rules", str(tmp_path / "hospital.yaml"), "--llm", "local", "--force"])
@@ -164,15 +164,15 @@ def test_compile_rules_with_the_tiny_local_model_fails_clearly_or_compiles(tmp_p
 
 
 def test_the_rule_grammar_makes_the_tiny_model_write_rules_that_parse():
-    # Held to tools.rule_grammar, every finished answer is a well-formed rule over the table's names (whether it
-    # means the sentence is the type checker's and the reviewer's business).
+    # Held to tools.relational.rule_grammar, every finished answer is a well-formed rule over the table's names
+    # (whether it means the sentence is the type checker's and the reviewer's business).
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from agents.rule_compiler import clean_answer
-    from agents.rule_prompts import system_prompt, user_prompt
-    from graphs.llm import make_chat_model
-    from tools.rule_grammar import rule_gbnf
-    from tools.rules import parse
+    from causalsynth.tools.llm.factory import make_chat_model
+    from causalsynth.tools.llm.rule_compiler import clean_answer
+    from causalsynth.tools.llm.rule_prompts import system_prompt, user_prompt
+    from causalsynth.tools.relational.rule_grammar import rule_gbnf
+    from causalsynth.tools.relational.rules import parse
 
     domain = load_domain(ROOT / "examples" / "hospital.yaml")
     model = make_chat_model("local")

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.text.anchoring import drop_fact_sentences, make_anchor
+from causalsynth.tools.text.consistency import check_facts
+from causalsynth.tools.text.extract import extract
+from causalsynth.tools.text.template import TemplateRealiser
 from tests.conftest import ROOT
-from tools.anchoring import drop_fact_sentences, make_anchor
-from tools.consistency import check_facts
-from tools.extract import extract
-from tools.sampler import Sampler
-from tools.spec import Domain, load_domain
-from tools.template import TemplateRealiser
 
 SPECS = ("asia", "clinic", "alarm")
 

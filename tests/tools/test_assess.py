@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from causalsynth.tools.causal.citests import implied_cis
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.quality.run_quality import ci_summary, exact_tables, tvd_summary
+from causalsynth.tools.spec import load_domain
 from tests.conftest import ROOT
-from tools.assess import ci_summary, exact_tables, tvd_summary
-from tools.citests import implied_cis
-from tools.sampler import Sampler
-from tools.spec import load_domain
 
 
 def test_observed_cis_use_only_observed_variables_and_are_implied():
@@ -52,7 +52,7 @@ def test_empty_selection_reports_none(asia):
 
 
 def test_drift_is_zero_without_selection_and_grows_with_it(asia):
-    from tools.assess import drift_summary
+    from causalsynth.tools.quality.run_quality import drift_summary
 
     net = asia.network
     data = Sampler(net).sample(5_000, seed=4).data

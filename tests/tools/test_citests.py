@@ -6,9 +6,9 @@ import networkx as nx
 import numpy as np
 from scipy.stats import chi2_contingency
 
-from tools.citests import adjacencies, g_test, goodness_of_fit, implied_cis
-from tools.sampler import Sampler
-from tools.verify import verify
+from causalsynth.tools.causal.citests import adjacencies, g_test, goodness_of_fit, implied_cis
+from causalsynth.tools.causal.conformance import verify
+from causalsynth.tools.causal.sampler import Sampler
 
 
 def test_one_implied_ci_per_non_adjacent_pair_each_a_true_d_separation(asia, alarm):

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from causalsynth.tools.retrieval.corpus import CorpusError, Document, chunk_document, load_corpus
+from causalsynth.tools.retrieval.leakage import CopyIndex, tokens
 from tests.conftest import ROOT
-from tools.corpus import CorpusError, Document, chunk_document, load_corpus
-from tools.leakage import CopyIndex, tokens
 
 DOMAINS = ("asia", "clinic", "hospital")
 GOOD = "---\ntitle: A note\ndomain: asia\nkind: note\nregister: terse\nsynthetic: true\n---\n\nSeen in clinic. Well.\n"

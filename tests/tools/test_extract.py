@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.text.consistency import check_facts
+from causalsynth.tools.text.extract import extract
+from causalsynth.tools.text.template import TemplateRealiser
 from tests.conftest import ROOT
-from tools.consistency import check_facts
-from tools.extract import extract
-from tools.sampler import Sampler
-from tools.spec import Domain, load_domain
-from tools.template import TemplateRealiser
 
 
 @pytest.fixture(scope="module")

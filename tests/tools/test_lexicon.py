@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from causalsynth.tools.errors import SpecError
+from causalsynth.tools.spec import load_domain
+from causalsynth.tools.text.extract import extract
 from tests.conftest import ROOT
-from tools.errors import SpecError
-from tools.extract import extract
-from tools.spec import load_domain
 
 HEAD = """
 model:

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from agents.chat_realiser import ChatRealiser
-from agents.prompts import reference_block
-from graphs.retrieval import RetrievalOptions, open_retriever, retrieval_settings
+from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever, retrieval_settings
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.llm.chat_realiser import ChatRealiser
+from causalsynth.tools.llm.prompts import reference_block
+from causalsynth.tools.retrieval.retriever import RetrievalSettings, Retriever
+from causalsynth.tools.retrieval.store import CorpusStore
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.text.realisation import RealisationRequest
 from tests.conftest import ROOT
 from tests.fakes import ScriptedChatModel
-from tools.errors import UsageError
-from tools.realisation import RealisationRequest
-from tools.retrieval import RetrievalSettings, Retriever
-from tools.sampler import Sampler
-from tools.spec import Domain, load_domain
-from tools.vector_store import CorpusStore
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from causalsynth.tools.relational.rule_grammar import rule_gbnf
+from causalsynth.tools.spec import load_domain
 from tests.conftest import ROOT
-from tools.rule_grammar import rule_gbnf
-from tools.spec import load_domain
 
 
 @pytest.mark.parametrize("table", ["patients", "admissions", "notes", "doctors"])

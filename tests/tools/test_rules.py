@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.rule_eval import evaluate
-from tools.rules import ColumnType, RuleError, Scope, compile_rule, parse
+from causalsynth.tools.relational.rule_eval import evaluate
+from causalsynth.tools.relational.rules import ColumnType, RuleError, Scope, compile_rule, parse
 
 TABLES = {
     "orders": {

@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.citests import goodness_of_fit
-from tools.errors import DataError, EvidenceTooRareError, UsageError
-from tools.inference import exact_marginals
-from tools.noise import GumbelMax, InverseCDF
-from tools.sampler import Sampler
-from tools.spec import load_domain_text
+from causalsynth.tools.causal.citests import goodness_of_fit
+from causalsynth.tools.causal.inference import exact_marginals
+from causalsynth.tools.causal.noise import GumbelMax, InverseCDF
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.errors import DataError, EvidenceTooRareError, UsageError
+from causalsynth.tools.spec import load_domain_text
 
 NOISE_MODELS = [InverseCDF(), GumbelMax()]
 LEVEL = 1e-4  # fixed seeds make these deterministic; the level guards against a future unlucky seed change

@@ -10,10 +10,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.errors import SpecError
-from tools.inference import exact_marginals
-from tools.model_sources import bnlearn_names
-from tools.spec import load_domain, load_domain_text
+from causalsynth.tools.causal.inference import exact_marginals
+from causalsynth.tools.causal.sources import bnlearn_names
+from causalsynth.tools.errors import SpecError
+from causalsynth.tools.spec import load_domain, load_domain_text
 
 KEYS = ["nodes", "bnlearn", "file", "states", "parents", "probs", "cpt", "when", "a", "b", "x", "y"]
 
@@ -231,7 +231,7 @@ def test_missing_file_and_bad_network_file(write_spec, tmp_path):
 
 
 def test_parsed_networks_are_cached_and_a_corrupt_cache_is_ignored(tmp_path, monkeypatch, alarm):
-    from tools.model_sources import cache_dir
+    from causalsynth.tools.causal.sources import cache_dir
 
     monkeypatch.setenv("CAUSALSYNTH_CACHE", str(tmp_path))
     # Run

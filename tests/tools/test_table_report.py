@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tools.table_report import selection_drift
+from causalsynth.tools.relational.report import selection_drift
 
 
 def test_rejecting_without_regard_to_state_leaves_no_drift():

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from causalsynth.tools.errors import SpecError
+from causalsynth.tools.relational.checks import check_tables
+from causalsynth.tools.relational.sampling import ENTITY, RelationalSampler, resamplable_columns, resample, var_column
+from causalsynth.tools.sinks.sqlite import SqliteSink
+from causalsynth.tools.spec import Domain, load_domain, load_domain_text
 from tests.conftest import ROOT
-from tools.errors import SpecError
-from tools.relational import ENTITY, RelationalSampler, resamplable_columns, resample, var_column
-from tools.spec import Domain, load_domain, load_domain_text
-from tools.sqlite_sink import SqliteSink
-from tools.table_check import check_tables
 
 MODEL = """
 model:
@@ -321,7 +321,7 @@ def test_derived_columns_follow_their_sources_and_repairs(hospital):
     assert (adm["length_of_stay"] == stay).all()
     # Run: redraw every cost, then recompute
     resample(sampler, frames, "admissions", "cost", np.arange(len(adm)), attempt=1)
-    from tools.derive import derive_columns
+    from causalsynth.tools.relational.derive import derive_columns
 
     derive_columns(hospital.schema, frames)
     # Assert: totals follow, and the validator sees no broken total
@@ -372,9 +372,9 @@ def test_rows_reference_existing_lookup_rows(hospital):
 
 
 def test_a_lookup_table_is_referenced_and_written_once(tmp_path):
-    from graphs.context import RunSettings
-    from graphs.table_runner import run_tables
-    from tools.template import TemplateRealiser
+    from causalsynth.agents.context import RunSettings
+    from causalsynth.graphs.runner import run as run_tables
+    from causalsynth.tools.text.template import TemplateRealiser
 
     text = GOOD_TABLES.replace("UNIQUE_CITY", "false") + LOOKUP.replace("UNIQUE_CITY", "false")
     text = text.replace(
@@ -391,10 +391,10 @@ def test_a_lookup_table_is_referenced_and_written_once(tmp_path):
 
 
 def test_a_lookup_table_that_cannot_meet_its_constraints_fails_clearly(tmp_path):
-    from graphs.context import RunSettings
-    from graphs.table_runner import run_tables
-    from tools.errors import DataError
-    from tools.template import TemplateRealiser
+    from causalsynth.agents.context import RunSettings
+    from causalsynth.graphs.runner import run as run_tables
+    from causalsynth.tools.errors import DataError
+    from causalsynth.tools.text.template import TemplateRealiser
 
     domain = load(GOOD_TABLES + LOOKUP.replace("UNIQUE_CITY", "true"))  # 5 rows, 2 possible unique values
     with pytest.raises(DataError, match="lookup table rows break their constraints: clinics row id="):
@@ -410,7 +410,7 @@ def test_a_lookup_table_may_not_have_a_parent_or_variables():
 
 
 def test_one_repair_round_fixes_a_broken_rule_by_redrawing_its_column(hospital):
-    from tools.repair import repair_rows
+    from causalsynth.tools.relational.repair import repair_rows
 
     # Setup: every ICU stay priced at 100, breaking "cost >= 5000 if ward == 'icu'"
     sampler = RelationalSampler(hospital.schema, hospital.network, 9)
@@ -420,7 +420,7 @@ def test_one_repair_round_fixes_a_broken_rule_by_redrawing_its_column(hospital):
     icu = adm["ward"] == "icu"
     adm.loc[icu, "cost"] = 100.0
     others = adm.loc[~icu, "cost"].astype(float).copy()
-    from tools.derive import derive_columns
+    from causalsynth.tools.relational.derive import derive_columns
 
     derive_columns(hospital.schema, frames)
     rule = "cost >= 5000 if ward == 'icu'"

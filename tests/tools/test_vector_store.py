@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.retrieval.corpus import CorpusError
+from causalsynth.tools.retrieval.embedding import mean_pairwise_distance, shared_embedder
+from causalsynth.tools.retrieval.store import CorpusStore, check_collection_name, metadata_filter
 from tests.conftest import ROOT
-from tools.corpus import CorpusError
-from tools.embedding import mean_pairwise_distance, shared_embedder
-from tools.errors import UsageError
-from tools.vector_store import CorpusStore, check_collection_name, metadata_filter
 
 NOTE = "---\ntitle: {title}\ndomain: {domain}\nkind: {kind}\nsynthetic: true\n---\n\n{body}\n"
 

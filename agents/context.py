@@ -1,0 +1,104 @@
+"""What a run's nodes are given, injected at invoke time (``graph.invoke(..., context=RunContext(...))``).
+
+Nothing here is built at import: the realiser (template or a chat model), the sink and the skeleton source are
+made by the caller (``causalsynth.graphs.runner`` or a test) and handed in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.quality.run_quality import Ledger
+from causalsynth.tools.retrieval.retriever import Retriever
+from causalsynth.tools.sinks.run_folder import RunSink
+from causalsynth.tools.spec import Domain
+from causalsynth.tools.text.realisation import Realiser
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A run's parameters."""
+
+    n: int
+    mode: Literal["iterative", "rejection"] = "iterative"
+    max_rounds: int = 3
+    batch_size: int = 1000
+    seed: int = 0
+    alpha: float = 0.05
+    llm: str = "template"
+    realize: str = "template"
+
+
+class SkeletonSource:
+    """The run's skeletons, sampled once (chunk-invariant, so equal to ``causalsynth sample`` with the seed)."""
+
+    def __init__(self, domain: Domain, n: int, seed: int) -> None:
+        self.domain = domain
+        self.n = n
+        self.seed = seed
+
+    @cached_property
+    def _columns(self) -> list[tuple[str, tuple[str, ...], Any]]:
+        data = Sampler(self.domain.network).sample(self.n, seed=self.seed).data
+        net = self.domain.network
+        return [(v, net.states(v), data[v].cat.codes.to_numpy()) for v in net.names]
+
+    def codes(self, rows: slice | Sequence[int]) -> dict[str, Any]:
+        """Integer codes of the given skeletons, per variable."""
+        index = rows if isinstance(rows, slice) else np.asarray(rows, dtype=np.intp)
+        return {v: codes[index] for v, _, codes in self._columns}
+
+    def take(self, start: int, stop: int) -> list[dict[str, str]]:
+        """Skeletons ``start`` to ``stop`` (exclusive) as variable -> state dicts."""
+        cols = [(v, states, codes[start:stop].tolist()) for v, states, codes in self._columns]
+        return [{v: states[c[i]] for v, states, c in cols} for i in range(stop - start)]
+
+
+class Sink(Protocol):
+    """What every run sink does: log events, and finish the output (complete, or visibly aborted)."""
+
+    def event(self, event: Mapping[str, Any]) -> None:
+        """Append one event to ``run.jsonl``."""
+
+    def close(self) -> None:
+        """Finish the output: every file complete under its final name."""
+
+    def abort(self, reason: str) -> None:
+        """Leave no file that looks complete; say why."""
+
+
+@dataclass(kw_only=True)
+class FrameContext:
+    """What every run graph's nodes are given: the spec, the realiser, the settings and the services."""
+
+    domain: Domain
+    realiser: Realiser
+    settings: RunSettings
+    sink: Sink | None = None
+    retriever: Retriever | None = None  # None: no retrieval (--no-retrieval, or a realiser without a model)
+    progress: Callable[[int], None] | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def emit(self, event: Mapping[str, Any]) -> None:
+        """Send one event to the sink's ``run.jsonl`` (if there is a sink)."""
+        if self.sink is not None:
+            self.sink.event(event)
+
+
+@dataclass(kw_only=True)
+class RunContext(FrameContext):
+    """Dependencies and settings of a run of single records."""
+
+    skeletons: SkeletonSource
+    sink: RunSink | None = None
+    ledger: Ledger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.domain.network)

@@ -1,0 +1,1 @@
+"""Runnable example specs (``asia``, ``alarm``, ``clinic``, ``hospital``, ``smoking``), shipped with the package."""

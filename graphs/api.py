@@ -1,0 +1,274 @@
+"""The public API (``import causalsynth``): generate, sample, counterfactual, verify, load a spec, build the graph.
+
+Every function takes a spec as a path, a short name (a packaged example such as ``clinic``, or a bnlearn network
+such as ``asia``) or a loaded spec, validates its parameters up front (naming the offending one), and returns plain
+data: DataFrames and dicts. The command line is a thin layer over these functions, with the same defaults.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import StateGraph
+
+from causalsynth.agents.context import RunSettings
+from causalsynth.graphs.builder import build_graph as _build_graph
+from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever, retrieval_settings
+from causalsynth.graphs.runner import check_settings
+from causalsynth.graphs.runner import run as _run
+from causalsynth.tools.causal.conformance import verify as _verify
+from causalsynth.tools.causal.noise import NOISE_MODELS
+from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.llm.factory import LLMOptions, make_realiser
+from causalsynth.tools.sinks.table_folder import DATABASE
+from causalsynth.tools.spec import Domain, load_domain
+from causalsynth.tools.tabular import read_table
+from causalsynth.tools.text.realisation import Realiser
+
+SpecRef = str | Path | Domain
+LLM = str | BaseChatModel | Realiser
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`generate` made: accepted records, rejects with their reasons, the report, and written files.
+
+    ``records`` holds the accepted records (for a spec that declares tables: its root table); ``tables`` every
+    table by name (``{"records": records}`` for a spec without tables).
+    """
+
+    records: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    rejects: pd.DataFrame
+    report: dict[str, Any]
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def load_spec(spec: SpecRef) -> Domain:
+    """A loaded, checked spec (a :class:`Domain`) from a path, a short name or an already loaded spec.
+
+    Raises:
+        SpecError: every problem of the spec, each with file, line and key.
+    """
+    return spec if isinstance(spec, Domain) else load_domain(spec)
+
+
+def build_graph(spec: SpecRef | None = None) -> StateGraph[Any, Any, Any, Any]:
+    """The uncompiled LangGraph ``StateGraph`` a run of ``spec`` uses (the records graph when ``spec`` is None).
+
+    Add or replace nodes, compile it, and pass it to :func:`generate` as ``graph=``.
+    """
+    return _build_graph(load_spec(spec) if spec is not None else None)
+
+
+def generate(
+    spec: SpecRef,
+    n: int,
+    *,
+    seed: int = 0,
+    llm: LLM = "local",
+    realize: Literal["anchored", "free"] = "anchored",
+    mode: Literal["iterative", "rejection"] = "iterative",
+    max_rounds: int = 3,
+    retrieval: bool = True,
+    out: str | Path | None = None,
+    config: RunnableConfig | None = None,
+    batch_size: int | None = None,
+    llm_options: LLMOptions | None = None,
+    retrieval_options: RetrievalOptions | None = None,
+    graph: Any = None,
+    progress: Callable[[int], None] | None = None,
+    say: Callable[[str], None] | None = None,
+) -> GenerationResult:
+    """Generate ``n`` records of ``spec`` through the agent graph; the defaults are the CLI's ``run``.
+
+    ``llm`` is ``"local"`` (the embedded model), ``"template"``, ``"PROVIDER:MODEL"``, any LangChain chat model
+    object, or a realiser object. ``config`` is a LangChain ``RunnableConfig`` passed to the graph unchanged
+    (callbacks, tags, metadata, run_name), so a tracer sees the run. ``out`` also writes the run folder.
+
+    Raises:
+        UsageError: a bad parameter, named.
+        SpecError: a bad spec.
+        DataError: the output folder cannot be written.
+    """
+    domain = load_spec(spec)
+    llm_name, realiser_of = _llm(llm, domain, seed, realize, llm_options)
+    batch = batch_size if batch_size is not None else (1000 if llm_name == "template" else 32)
+    settings = RunSettings(
+        n=n, mode=mode, max_rounds=max_rounds, batch_size=batch, seed=seed, llm=llm_name,
+        realize="template" if llm_name == "template" else realize,
+    )  # fmt: skip
+    check_settings(settings)  # before a model is loaded
+    options = retrieval_options or RetrievalOptions()
+    options = RetrievalOptions(**{**options.__dict__, "enabled": retrieval and options.enabled})
+    retrieval_settings(domain, options)  # values checked before anything is loaded
+    realiser = realiser_of()
+    retriever = open_retriever(domain, options, uses_model=llm_name != "template", seed=seed, say=say)
+    if out is not None:
+        folder = Path(out)
+        report = _run(domain, realiser, settings, folder, progress=progress, retriever=retriever, config=config,
+                      graph=graph)  # fmt: skip
+        return _result(domain, folder, report, written=True)
+    with tempfile.TemporaryDirectory(prefix="causalsynth-") as tmp:
+        report = _run(domain, realiser, settings, Path(tmp), progress=progress, retriever=retriever, config=config,
+                      graph=graph)  # fmt: skip
+        return _result(domain, Path(tmp), report, written=False)
+
+
+def _llm(
+    llm: LLM, domain: Domain, seed: int, realize: str, options: LLMOptions | None
+) -> tuple[str, Callable[[], Realiser]]:
+    """The report's name for ``llm`` and a factory for its realiser (called once settings are checked)."""
+    opts = options or LLMOptions()
+    if realize != opts.realize:
+        opts = LLMOptions(**{**opts.__dict__, "realize": realize})
+    if isinstance(llm, str):
+        return llm, lambda: make_realiser(llm, domain.lexicon, seed=seed, options=opts)
+    if isinstance(llm, BaseChatModel):
+        from causalsynth.tools.llm.chat_realiser import ChatRealiser
+        from causalsynth.tools.llm.local_chat import LocalChatModel
+
+        name = f"{type(llm).__name__}"
+        if isinstance(llm, LocalChatModel):  # our llama.cpp model takes a grammar per request
+            local = llm
+            return name, lambda: ChatRealiser(
+                local, domain.lexicon, realize=opts.realize, anchoring="grammar", seed=seed, seeded_calls=True,
+                concurrency=local.contexts, timeout=opts.timeout, retries=opts.retries, name=name,
+            )  # fmt: skip
+        chat = llm
+        return name, lambda: ChatRealiser(
+            chat, domain.lexicon, realize=opts.realize, anchoring="prompt", seed=seed,
+            concurrency=opts.concurrency, timeout=opts.timeout, retries=opts.retries, name=name,
+        )  # fmt: skip
+    if callable(getattr(llm, "realise", None)):
+        return type(llm).__name__, lambda: llm
+    raise UsageError(
+        f"llm must be 'local', 'template', 'PROVIDER:MODEL', a LangChain chat model or a realiser, got {llm!r}"
+    )
+
+
+def _result(domain: Domain, folder: Path, report: dict[str, Any], written: bool) -> GenerationResult:
+    """Read a finished run folder back into DataFrames (the folder may be a temporary one)."""
+    paths: dict[str, Path] = {}
+    if domain.schema is not None:
+        tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in domain.schema.tables}
+        records = tables[domain.schema.root]
+        rejects = read_table(folder / "rejects.jsonl") if (folder / "rejects.jsonl").stat().st_size else pd.DataFrame()
+        if written:
+            paths = {t: folder / f"{t}.parquet" for t in domain.schema.tables} | {"database": folder / DATABASE}
+    else:
+        records = pd.read_parquet(folder / "records.parquet")
+        tables = {"records": records}
+        rejects = pd.read_parquet(folder / "rejects.parquet")
+        if written:
+            paths = {"records": folder / "records.parquet", "rejects": folder / "rejects.parquet"}
+    if written:
+        paths |= {"report": folder / "report.json", "events": folder / "run.jsonl"}
+    return GenerationResult(records=records, tables=tables, rejects=rejects, report=report, paths=paths)
+
+
+def sample(
+    spec: SpecRef,
+    n: int,
+    *,
+    seed: int = 0,
+    do: Mapping[str, str] | None = None,
+    evidence: Mapping[str, str] | None = None,
+    with_noise: bool = False,
+    noise_model: str = "inverse_cdf",
+    max_draws: int = DEFAULT_MAX_DRAWS,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """``n`` records sampled from the causal model, under ``do`` and given ``evidence`` if set.
+
+    ``with_noise`` adds each record's exogenous noise as ``VAR__u`` columns (for counterfactuals later).
+
+    Raises:
+        UsageError: a bad ``n``, state, variable or noise model.
+    """
+    domain = load_spec(spec)
+    if n < 1:
+        raise UsageError(f"n must be at least 1, got {n}")
+    result = Sampler(domain.network, _noise_model(noise_model)).sample(
+        n, seed=seed, do=dict(do or {}), evidence=dict(evidence or {}), with_noise=with_noise, max_draws=max_draws,
+        progress=progress,
+    )  # fmt: skip
+    if result.noise is not None:
+        return pd.concat([result.data, noise_to_frame(result.noise, result.data.index)], axis=1)
+    return result.data
+
+
+def counterfactual(
+    spec: SpecRef,
+    do: Mapping[str, str],
+    n: int = 1000,
+    *,
+    seed: int = 0,
+    evidence: Mapping[str, str] | None = None,
+    factual: pd.DataFrame | None = None,
+    factual_source: str = "factual",
+    noise_model: str = "inverse_cdf",
+    max_draws: int = DEFAULT_MAX_DRAWS,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Factual records and their twins under ``do`` with the same noise: ``VAR`` and ``VAR__cf`` columns.
+
+    ``factual`` uses your records instead of sampling: their ``VAR__u`` columns if present, else noise drawn from
+    its posterior given each record (abduction, seeded).
+
+    Raises:
+        UsageError: no intervention, evidence with ``factual``, or a bad state or variable.
+        DataError: a factual record that is not a state of the model.
+    """
+    if not do:
+        raise UsageError("counterfactual needs at least one intervention: do={VAR: STATE}")
+    domain = load_spec(spec)
+    model = _noise_model(noise_model)
+    sampler = Sampler(domain.network, model)
+    if factual is None:
+        result = sampler.sample(
+            n, seed=seed, evidence=dict(evidence or {}), with_noise=True, max_draws=max_draws, progress=progress
+        )
+        data, noise = result.data, result.noise
+        assert noise is not None
+    else:
+        if evidence:
+            raise UsageError("evidence applies to sampled factuals; filter the factual records instead")
+        data = factual
+        noise = noise_from_frame(data, domain.network, model, factual_source) or sampler.abduct(data, seed=seed)
+    twins = sampler.counterfactual(data, noise, dict(do))
+    names = list(domain.network.names)
+    return pd.concat([data[names].reset_index(drop=True), twins.reset_index(drop=True).add_suffix(CF_SUFFIX)], axis=1)
+
+
+def verify(
+    data: pd.DataFrame | str | Path,
+    spec: SpecRef,
+    *,
+    alpha: float = 0.05,
+    do: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Test a table against the spec's DAG: implied CIs (FPR), adjacencies (power), marginals; a JSON-ready dict.
+
+    Raises:
+        UsageError: ``alpha`` outside (0, 1) or a bad ``do``.
+        DataError: a missing column or a value that is not a state.
+    """
+    domain = load_spec(spec)
+    source = str(data) if isinstance(data, str | Path) else "data"
+    table = read_table(Path(data)) if isinstance(data, str | Path) else data
+    return _verify(domain.network, table, alpha=alpha, do=dict(do or {}), source=source).to_dict()
+
+
+def _noise_model(name: str) -> Any:
+    if name not in NOISE_MODELS:
+        raise UsageError(f"noise model {name!r}: choose one of {', '.join(NOISE_MODELS)}")
+    return NOISE_MODELS[name]()

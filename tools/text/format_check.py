@@ -1,0 +1,54 @@
+"""Schema checks of a realised record: skeleton values are states, and the text keeps the spec's format rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from causalsynth.tools.causal.network import Network
+from causalsynth.tools.text.lexicon import TextSpec
+from causalsynth.tools.text.realisation import Violation
+
+#: Template slots or markup a finished text must not contain ("{value}", "<VAR>", "[STATE]").
+_PLACEHOLDER = re.compile(r"\{[^{}\s]{0,40}\}|<[A-Za-z_][A-Za-z0-9_ ]{0,40}>|\[[A-Z_]{2,40}\]")
+
+
+def check_skeleton(network: Network, skeleton: Mapping[str, str]) -> list[Violation]:
+    """Each variable is present and holds one of its states."""
+    out: list[Violation] = []
+    for var in network.names:
+        value = skeleton.get(var)
+        states = network.states(var)
+        if value not in states:
+            out.append(
+                Violation(
+                    kind="invalid_state",
+                    variable=var,
+                    expected=None,
+                    found=value,
+                    message=f"{var}={value!r} is not a state of {var} (valid: {', '.join(states)})",
+                )
+            )
+    return out
+
+
+def check_text(text: str, rules: TextSpec) -> list[Violation]:
+    """Length limits, forbidden phrases (case-insensitive) and leftover placeholders."""
+
+    def bad(found: str, message: str) -> Violation:
+        return Violation(kind="format", variable="text", expected=None, found=found, message=message)
+
+    out: list[Violation] = []
+    n = len(text.strip())
+    if n < rules.min_chars:
+        out.append(bad(str(n), f"the text has {n} characters; at least {rules.min_chars} are required"))
+    if n > rules.max_chars:
+        out.append(bad(str(n), f"the text has {n} characters; at most {rules.max_chars} are allowed"))
+    lowered = text.lower()
+    for phrase in rules.forbidden:
+        if phrase.lower() in lowered:
+            out.append(bad(phrase, f"the text contains the forbidden phrase {phrase!r}"))
+    slot = _PLACEHOLDER.search(text) if ("{" in text or "<" in text or "[" in text) else None
+    if slot:
+        out.append(bad(slot.group(0), f"the text contains an unfilled placeholder {slot.group(0)!r}"))
+    return out
