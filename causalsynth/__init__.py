@@ -23,12 +23,14 @@ from causalsynth.graphs.api import (
     sample,
     verify,
 )
+from causalsynth.graphs.assess_api import AssessmentResult, assess
 from causalsynth.graphs.retrieval import RetrievalOptions
 from causalsynth.tools.errors import CausalSynthError, DataError, SpecError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions
 from causalsynth.tools.spec import Domain, example_names
 
 __all__ = [
+    "AssessmentResult",
     "CausalSynthError",
     "DataError",
     "Domain",
@@ -36,6 +38,7 @@ __all__ = [
     "LLMOptions",
     "SpecError",
     "UsageError",
+    "assess",
     "build_graph",
     "counterfactual",
     "example_names",

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from causalsynth.graphs import api
 from causalsynth.graphs.api import generate
+from causalsynth.graphs.assess_cli import assess_cmd
 from causalsynth.graphs.corpus_cli import corpus_app
 from causalsynth.graphs.retrieval import (
     RetrievalOptions,
@@ -44,6 +45,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(corpus_app, name="corpus")
+app.command("assess")(assess_cmd)
 out_console = Console()
 err_console = Console(stderr=True)
 
