@@ -57,7 +57,7 @@ def run_hospital() -> Result:
         conn = sqlite3.connect(out / "database.sqlite")
         rows = {tbl: conn.execute(f"SELECT COUNT(*) FROM {tbl}").fetchone()[0] for tbl in domain.schema.order}
         conn.close()
-        rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+        rejects = pd.read_parquet(out / "rejects.parquet").to_dict("records")
     reasons = Counter(r["rule"] or f"{r['kind']}: {r['table']}.{r['column']}" for r in rejects)
     total_rows = sum(rows.values())
     md = [

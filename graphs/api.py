@@ -28,6 +28,7 @@ from causalsynth.tools.causal.noise import NOISE_MODELS
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
+from causalsynth.tools.sinks.folder import REJECTS
 from causalsynth.tools.sinks.table_folder import DATABASE
 from causalsynth.tools.spec import Domain, load_domain
 from causalsynth.tools.tabular import read_table
@@ -161,17 +162,16 @@ def _result(domain: Domain, folder: Path, report: dict[str, Any], written: bool)
     if domain.schema is not None:
         tables = {t: pd.read_parquet(folder / f"{t}.parquet") for t in domain.schema.tables}
         records = tables[domain.schema.root]
-        rejects = read_table(folder / "rejects.jsonl") if (folder / "rejects.jsonl").stat().st_size else pd.DataFrame()
         if written:
             paths = {t: folder / f"{t}.parquet" for t in domain.schema.tables} | {"database": folder / DATABASE}
     else:
         records = pd.read_parquet(folder / "records.parquet")
         tables = {"records": records}
-        rejects = pd.read_parquet(folder / "rejects.parquet")
         if written:
-            paths = {"records": folder / "records.parquet", "rejects": folder / "rejects.parquet"}
+            paths = {"records": folder / "records.parquet"}
+    rejects = pd.read_parquet(folder / REJECTS)  # both topologies: one row per rejected record (or violation)
     if written:
-        paths |= {"report": folder / "report.json", "events": folder / "run.jsonl"}
+        paths |= {"rejects": folder / REJECTS, "report": folder / "report.json", "events": folder / "run.jsonl"}
     return GenerationResult(records=records, tables=tables, rejects=rejects, report=report, paths=paths)
 
 

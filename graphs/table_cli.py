@@ -14,7 +14,8 @@ from causalsynth.graphs.retrieval import retrieval_rows
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.rule_compiler import NlRuleCompiler
 from causalsynth.tools.relational.rule_lock import lock_path, read_entries, write_lock
-from causalsynth.tools.sinks.table_folder import DATABASE, REJECTS
+from causalsynth.tools.sinks.folder import REJECTS
+from causalsynth.tools.sinks.table_folder import DATABASE
 from causalsynth.tools.spec import load_domain
 
 

@@ -84,7 +84,7 @@ def test_hospital_run_writes_tables_the_database_accepts_and_sql_finds_no_violat
     )
     # Assert: every requested record is accepted or rejected, never both, never lost
     patients = pd.read_parquet(tmp_path / "patients.parquet")
-    rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    rejects = pd.read_parquet(tmp_path / "rejects.parquet").to_dict("records")
     rejected = {r["entity"] for r in rejects}
     assert report["n_accepted"] + report["n_rejected"] == 150
     assert len(patients) == report["n_accepted"] and len(rejected) == report["n_rejected"]
@@ -146,7 +146,7 @@ def test_a_generator_that_always_fails_rejects_records_with_reasons(hospital, tm
 
     report = run_tables(hospital, Broken(), RunSettings(n=5, max_rounds=1), tmp_path)
     assert report["n_accepted"] == 0 and report["n_rejected"] == 5
-    rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    rejects = pd.read_parquet(tmp_path / "rejects.parquet").to_dict("records")
     assert {r["entity"] for r in rejects} == set(range(5))
     assert any(r["kind"] == "null" and r["column"] == "text" for r in rejects)
     conn = sqlite3.connect(tmp_path / "database.sqlite")
@@ -192,7 +192,7 @@ def test_no_record_lost_and_no_orphan_or_duplicate_for_any_size_batch_and_seed(n
         settings_ = RunSettings(n=n, batch_size=batch, seed=seed, max_rounds=rounds)
         report = run_tables(domain, TemplateRealiser(domain.lexicon, seed=seed), settings_, out)
         counts = run_checks(out / "database.sqlite", CHECKS)
-        rejected = {json.loads(line)["entity"] for line in (out / "rejects.jsonl").read_text().splitlines()}
+        rejected = set(pd.read_parquet(out / "rejects.parquet")["entity"])
         accepted = set(pd.read_parquet(out / "patients.parquet")["patient_id"] - 1)
     assert counts == dict.fromkeys(CHECKS, 0)
     assert accepted.isdisjoint(rejected) and accepted | rejected == set(range(n))
