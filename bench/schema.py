@@ -13,7 +13,6 @@ Run: ``.venv/bin/python bench/schema.py`` (writes ``bench/results/schema.md``).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import tempfile
@@ -22,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import _common  # noqa: F401  (sets sys.path and warning filters)
+import pyarrow.parquet as pq
 from _common import ROOT, Check, Result, Timer, finish, run_main, table
 
 from causalsynth.agents.context import RunSettings
@@ -57,7 +57,7 @@ def run_hospital() -> Result:
         conn = sqlite3.connect(out / "database.sqlite")
         rows = {tbl: conn.execute(f"SELECT COUNT(*) FROM {tbl}").fetchone()[0] for tbl in domain.schema.order}
         conn.close()
-        rejects = pd.read_parquet(out / "rejects.parquet").to_dict("records")
+        rejects = pq.read_table(out / "rejects.parquet").to_pylist()
     reasons = Counter(r["rule"] or f"{r['kind']}: {r['table']}.{r['column']}" for r in rejects)
     total_rows = sum(rows.values())
     md = [
