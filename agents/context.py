@@ -73,6 +73,12 @@ class Sink(Protocol):
     def abort(self, reason: str) -> None:
         """Leave no file that looks complete; say why."""
 
+    def write(self, accepted: Sequence[Any], rejected: Sequence[Any]) -> None:
+        """Append a settled batch's accepted and rejected records."""
+
+    def finish(self, report: Mapping[str, Any]) -> None:
+        """Publish the files and write the report last."""
+
 
 @dataclass(kw_only=True)
 class FrameContext:
@@ -90,6 +96,18 @@ class FrameContext:
         """Send one event to the sink's ``run.jsonl`` (if there is a sink)."""
         if self.sink is not None:
             self.sink.event(event)
+
+    def flush(self, accepted: Sequence[Any], rejected: Sequence[Any], done: int) -> None:
+        """Hand a settled batch to the sink (if any) and advance the progress bar by ``done`` records."""
+        if self.sink is not None:
+            self.sink.write(accepted, rejected)
+        if self.progress is not None:
+            self.progress(done)
+
+    def finish(self, report: Mapping[str, Any]) -> None:
+        """Finish the output with the run's report (if there is a sink)."""
+        if self.sink is not None:
+            self.sink.finish(report)
 
 
 @dataclass(kw_only=True)

@@ -18,8 +18,8 @@ def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dic
     ctx = runtime.context
     accepted = state.get("accepted", [])
     rejected = state.get("rejected", [])
-    if ctx.sink is not None:
-        ctx.sink.write(accepted, rejected)
+    done = sum(len(t[ctx.schema.root]["_entity"]) for t in accepted) + len({v["entity"] for v in rejected})
+    ctx.flush(accepted, rejected, done)
     realised = ctx.schema.realised()
     if ctx.retriever is not None and realised is not None:  # the leakage check on the accepted texts
         table, column = realised
@@ -27,15 +27,11 @@ def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dic
         for tables in accepted:
             rows = tables.get(table, {})
             ctx.retriever.check_copies(list(zip(map(int, rows.get(pk, [])), rows.get(column, []), strict=True)))
-    done = sum(len(t[ctx.schema.root]["_entity"]) for t in accepted) + len({v["entity"] for v in rejected})
-    if ctx.progress is not None:
-        ctx.progress(done)
     report = None
     if state.get("next_id", 0) >= state.get("n_requested", 0):
         totals = dict(state.get("totals", {}))
         report = table_report(ctx.domain.name, ctx.schema, totals, ctx.settings, time.perf_counter() - ctx.started)
         report["retrieval"] = ctx.retriever.summary() if ctx.retriever is not None else None
-        if ctx.sink is not None:
-            ctx.sink.finish(report)
+        ctx.finish(report)
     return {"accepted": Overwrite([]), "rejected": Overwrite([]), "report": report,
             "info": {"batch": state.get("batch", 0), "records": done, "finished": report is not None}}  # fmt: skip

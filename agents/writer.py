@@ -16,13 +16,10 @@ def write(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     accepted = state.get("accepted", [])
     rejected = state.get("rejected", [])
-    if ctx.sink is not None:
-        ctx.sink.write(accepted, rejected)
-    if ctx.progress is not None:
-        ctx.progress(len(accepted) + len(rejected))
+    ctx.flush(accepted, rejected, len(accepted) + len(rejected))
     report = state.get("report")
-    if report is not None and ctx.sink is not None:
-        ctx.sink.finish(report)
+    if report is not None:
+        ctx.finish(report)
     return {"accepted": Overwrite([]), "rejected": Overwrite([]),
             "info": {"batch": state.get("batch", 0), "accepted": len(accepted), "rejected": len(rejected),
                      "finished": report is not None}}  # fmt: skip

@@ -22,7 +22,7 @@ concurrency lives inside the realiser the Generator calls.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from langgraph.graph import END, START, StateGraph
@@ -97,44 +97,40 @@ def compile_graph(
 
 
 def _record_graph() -> StateGraph[RunState, RunContext, RunInput, RunOutput]:
-    builder = StateGraph(RunState, context_schema=RunContext, input_schema=RunInput, output_schema=RunOutput)
-    for name, node in (
-        ("sample", sample),
-        ("retrieve", retrieve),
-        ("generate", generate),
-        ("validate_schema", validate_schema),
-        ("verify_causal", verify_causal),
-        ("assess", assess),
-        ("write", write),
-    ):
-        builder.add_node(name, traced(name, node))
-    builder.add_edge(START, "sample")
-    builder.add_edge("sample", "retrieve")
-    builder.add_edge("retrieve", "generate")
-    builder.add_edge("generate", "validate_schema")
-    builder.add_edge("validate_schema", "verify_causal")
-    builder.add_conditional_edges("verify_causal", after_verify)
-    builder.add_edge("assess", "write")
-    builder.add_conditional_edges("write", after_write, {"sample": "sample", "__end__": END})
-    return builder
+    return _assemble(
+        StateGraph(RunState, context_schema=RunContext, input_schema=RunInput, output_schema=RunOutput),
+        nodes=[("sample", sample), ("retrieve", retrieve), ("generate", generate), ("validate_schema", validate_schema),
+               ("verify_causal", verify_causal), ("assess", assess), ("write", write)],
+        edges=[(START, "sample"), ("sample", "retrieve"), ("retrieve", "generate"), ("generate", "validate_schema"),
+               ("validate_schema", "verify_causal"), ("assess", "write")],
+        routes=[("verify_causal", after_verify, None), ("write", after_write, {"sample": "sample", "__end__": END})],
+    )  # fmt: skip
 
 
 def _table_graph() -> StateGraph[TableRunState, TableRunContext, RunInput, RunOutput]:
-    builder = StateGraph(TableRunState, context_schema=TableRunContext, input_schema=RunInput, output_schema=RunOutput)
-    for name, node in (
-        ("sample_tables", sample_tables),
-        ("generate_text", generate_text),
-        ("validate_tables", validate_tables),
-        ("repair", repair),
-        ("write_tables", write_tables),
-    ):
+    return _assemble(
+        StateGraph(TableRunState, context_schema=TableRunContext, input_schema=RunInput, output_schema=RunOutput),
+        nodes=[("sample_tables", sample_tables), ("generate_text", generate_text),
+               ("validate_tables", validate_tables), ("repair", repair), ("write_tables", write_tables)],
+        edges=[(START, "sample_tables"), ("sample_tables", "generate_text"), ("generate_text", "validate_tables")],
+        routes=[("validate_tables", after_validate_tables, None), ("repair", after_repair, None),
+                ("write_tables", after_write, {"sample": "sample_tables", "__end__": END})],
+    )  # fmt: skip
+
+
+def _assemble(
+    builder: StateGraph[Any, Any, Any, Any],
+    nodes: list[tuple[str, Node]],
+    edges: list[tuple[str, str]],
+    routes: list[tuple[str, Callable[[Any], str], dict[Hashable, str] | None]],
+) -> StateGraph[Any, Any, Any, Any]:
+    """Add traced nodes, plain edges and routed edges to a graph of either topology."""
+    for name, node in nodes:
         builder.add_node(name, traced(name, node))
-    builder.add_edge(START, "sample_tables")
-    builder.add_edge("sample_tables", "generate_text")
-    builder.add_edge("generate_text", "validate_tables")
-    builder.add_conditional_edges("validate_tables", after_validate_tables)
-    builder.add_conditional_edges("repair", after_repair)
-    builder.add_conditional_edges("write_tables", after_write, {"sample": "sample_tables", "__end__": END})
+    for source, target in edges:
+        builder.add_edge(source, target)
+    for source, router, targets in routes:
+        builder.add_conditional_edges(source, router, targets)
     return builder
 
 
