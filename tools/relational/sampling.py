@@ -33,11 +33,6 @@ def var_column(var: str) -> str:
     return VAR_PREFIX + var
 
 
-def public_columns(schema: TableSchema, table: str) -> list[str]:
-    """The declared columns of ``table``, in order."""
-    return list(schema.tables[table].columns)
-
-
 class RelationalSampler:
     """Draws whole relational datasets, and redraws single columns for repair, from one seed."""
 
