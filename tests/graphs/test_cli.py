@@ -113,8 +113,25 @@ def test_verify_prints_table_and_writes_json(capsys, tmp_path):
     assert "_||_" in out and "FPR" in out
     payload = json.loads(report.read_text())
     assert payload["n_tests"] == 20 and payload["alpha"] == 0.01
-    assert 0.0 <= payload["fpr"] <= 1.0 and 0.0 <= payload["power"] <= 1.0
+    assert payload["fpr"] == payload["n_rejected"] / payload["n_tests"]
+    assert payload["n_rejected"] <= 3  # data from the model: P(>= 3 of 20 rejected at 0.01) is about 0.001
+    assert payload["power"] >= 0.7  # the DAG's edges are found dependent at n = 5,000
     assert len(payload["cis"]) == 20 and len(payload["marginals"]) == 8
+
+
+def test_verify_catches_a_table_that_breaks_the_dag(capsys, tmp_path):
+    # Setup: dyspnoea copied from the Asia visit, a dependence the DAG rules out given dysp's parents
+    data, broken, report = tmp_path / "d.parquet", tmp_path / "b.parquet", tmp_path / "r.json"
+    run(capsys, "sample", "asia", "-n", "5000", "--seed", "1", "--out", str(data))
+    table = pd.read_parquet(data)
+    table["dysp"] = table["asia"]
+    table.to_parquet(broken)
+    # Run
+    code, _, err = run(capsys, "verify", str(broken), "--spec", "asia", "--alpha", "0.01", "--json", str(report))
+    # Assert
+    assert code == 0, err
+    rejected = [c for c in json.loads(report.read_text())["cis"] if c["rejected"]]
+    assert any({c["x"], c["y"]} == {"asia", "dysp"} for c in rejected)
 
 
 def test_verify_under_do_checks_against_the_mutilated_network(capsys, tmp_path):
