@@ -24,6 +24,7 @@ from causalsynth.graphs.api import (
     verify,
 )
 from causalsynth.graphs.assess_api import AssessmentResult, assess
+from causalsynth.graphs.fit_api import FitOutput, fit
 from causalsynth.graphs.retrieval import RetrievalOptions
 from causalsynth.tools.errors import CausalSynthError, DataError, SpecError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions
@@ -33,6 +34,7 @@ __all__ = [
     "AssessmentResult",
     "CausalSynthError",
     "DataError",
+    "FitOutput",
     "Domain",
     "GenerationResult",
     "LLMOptions",
@@ -42,6 +44,7 @@ __all__ = [
     "build_graph",
     "counterfactual",
     "example_names",
+    "fit",
     "generate",
     "load_spec",
     "sample",

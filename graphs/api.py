@@ -28,6 +28,7 @@ from causalsynth.tools.causal.noise import NOISE_MODELS
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
+from causalsynth.tools.privacy.columns import decode_frame, states_frame
 from causalsynth.tools.sinks.folder import REJECTS
 from causalsynth.tools.sinks.table_folder import DATABASE
 from causalsynth.tools.spec import Domain, load_domain
@@ -186,10 +187,12 @@ def sample(
     noise_model: str = "inverse_cdf",
     max_draws: int = DEFAULT_MAX_DRAWS,
     progress: Callable[[int], None] | None = None,
+    decode: bool = True,
 ) -> pd.DataFrame:
     """``n`` records sampled from the causal model, under ``do`` and given ``evidence`` if set.
 
     ``with_noise`` adds each record's exogenous noise as ``VAR__u`` columns (for counterfactuals later).
+    For a fitted spec (one with ``columns:``), ``decode`` turns states into typed values drawn inside their bins.
 
     Raises:
         UsageError: a bad ``n``, state, variable or noise model.
@@ -201,9 +204,17 @@ def sample(
         n, seed=seed, do=dict(do or {}), evidence=dict(evidence or {}), with_noise=with_noise, max_draws=max_draws,
         progress=progress,
     )  # fmt: skip
+    data = result.data
+    if decode and domain.spec.columns:  # a fitted spec: states back to typed values
+        data = decode_frame(data, domain.spec.columns, seed)
     if result.noise is not None:
-        return pd.concat([result.data, noise_to_frame(result.noise, result.data.index)], axis=1)
-    return result.data
+        return pd.concat([data, noise_to_frame(result.noise, result.data.index)], axis=1)
+    return data
+
+
+def as_states(data: pd.DataFrame, domain: Domain) -> pd.DataFrame:
+    """A decoded table of a fitted spec back to states (other tables unchanged), so it can be verified."""
+    return states_frame(data, domain.spec.columns) if domain.spec.columns else data
 
 
 def counterfactual(
@@ -264,7 +275,7 @@ def verify(
     """
     domain = load_spec(spec)
     source = str(data) if isinstance(data, str | Path) else "data"
-    table = read_table(Path(data)) if isinstance(data, str | Path) else data
+    table = as_states(read_table(Path(data)) if isinstance(data, str | Path) else data, domain)
     return _verify(domain.network, table, alpha=alpha, do=dict(do or {}), source=source).to_dict()
 
 

@@ -22,6 +22,7 @@ from causalsynth.graphs import api
 from causalsynth.graphs.api import generate
 from causalsynth.graphs.assess_cli import assess_cmd
 from causalsynth.graphs.corpus_cli import corpus_app
+from causalsynth.graphs.fit_cli import fit_cmd
 from causalsynth.graphs.retrieval import (
     RetrievalOptions,
     parse_kinds,
@@ -45,6 +46,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(corpus_app, name="corpus")
+app.command("fit")(fit_cmd)
 app.command("assess")(assess_cmd)
 out_console = Console()
 err_console = Console(stderr=True)
@@ -283,7 +285,7 @@ def verify_cmd(
 ) -> None:
     """Test the DAG's implied conditional independences (FPR), adjacencies (power) and marginals."""
     domain = load_domain(spec)
-    table = read_table(data)
+    table = api.as_states(read_table(data), domain)
     report = verify(domain.network, table, alpha=alpha, do=parse_assignments(do, "--do"), source=str(data))
     _print_report(report, only_rejected)
     if json_path is not None:

@@ -36,6 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from causalsynth.tools.causal.network import Network, Node, cpt_sum_problem
 from causalsynth.tools.causal.sources import bnlearn_names, load_bnlearn, load_network_file
 from causalsynth.tools.errors import Problem, SpecError
+from causalsynth.tools.privacy.schema import ColumnSpec, FitSpec
 from causalsynth.tools.relational.rule_lock import lock_path, read_lock
 from causalsynth.tools.relational.spec_check import build_schema
 from causalsynth.tools.relational.tables import TableSchema, TableSpec
@@ -114,6 +115,8 @@ class Spec(_Strict):
     text: TextSpec = Field(default_factory=TextSpec)
     tables: dict[Name, TableSpec] | None = None
     retrieval: RetrievalSpec | None = None
+    columns: dict[Name, ColumnSpec] | None = None  # how states decode to typed values (written by ``fit``)
+    fit: FitSpec | None = None  # provenance of a fitted spec (written by ``fit``)
 
 
 class Domain:
@@ -273,6 +276,8 @@ def load_domain_text(
             for var in network.names
             if RESERVED_SUFFIXES.search(var)
         ]
+    if network is not None and spec.columns is not None:
+        problems += _check_columns(spec.columns, network, where)
     schema: TableSchema | None = None
     if network is not None and spec.tables is not None:
         built = build_schema(spec.tables, network, where, read_lock(lock), allow_uncompiled)
@@ -294,6 +299,19 @@ def load_domain_text(
     if not isinstance(lexicon, Lexicon):
         raise SpecError(source, lexicon)
     return Domain(spec, network, source, lexicon, schema)
+
+
+def _check_columns(columns: Mapping[str, ColumnSpec], network: Network, where: Any) -> list[Problem]:
+    """A ``columns:`` entry names a variable and decodes exactly its states."""
+    problems = []
+    for var, column in columns.items():
+        here = where(("columns", var))
+        if var not in network:
+            problems.append(Problem(here, f"unknown variable {var!r}; the model has: {', '.join(network.names)}"))
+            continue
+        if column.states() != set(network.states(var)):
+            problems.append(Problem(here, f"the decoded states of {var} differ from its states in the model"))
+    return problems
 
 
 def _check_valid_nodes(data: Mapping[str, Any], where: Any) -> list[Problem]:

@@ -1,0 +1,70 @@
+"""Decoding states to values: integers stay integers inside their bin, nulls are nulls, categories are kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from causalsynth.tools.privacy.columns import Column, decode, encode, states_frame
+from causalsynth.tools.privacy.domain import cuts_from_histogram, numeric_spec
+from causalsynth.tools.privacy.schema import NULL_STATE, ColumnSpec
+
+
+def test_integer_bins_decode_to_integers_inside_each_bin() -> None:
+    # Setup
+    spec = numeric_spec(Column("n", "integer"), 0, 10, [1, 4], has_null=True)
+    states = np.array([b.state for b in spec.bins] * 500 + [NULL_STATE] * 100, dtype=object)
+
+    # Run
+    values = decode(states, spec, np.random.default_rng(0))
+
+    # Assert
+    assert str(values.dtype) == "Int64"
+    assert values.isna().sum() == 100
+    first = values[states == spec.bins[0].state]
+    assert set(first) == {0}  # [0, 1) holds one integer
+    last = values[states == spec.bins[-1].state]
+    assert set(last) == set(range(4, 11))  # the closed last bin reaches the bound
+
+
+def test_encode_puts_values_in_their_bins_and_back() -> None:
+    # Setup
+    spec = numeric_spec(Column("x", "float"), 0.0, 100.0, [10.0, 50.0], has_null=False)
+    values = pd.Series([0.0, 9.99, 10.0, 49.0, 50.0, 100.0])
+
+    # Run
+    codes = encode(values, spec, spec.bins[0].state)
+    states = states_frame(pd.DataFrame({"x": values}), {"x": spec})["x"]
+
+    # Assert
+    assert codes.tolist() == [0, 0, 1, 1, 2, 2]
+    assert states.tolist() == [spec.bins[c].state for c in codes]
+
+
+def test_boolean_and_category_decode() -> None:
+    # Setup
+    flag = ColumnSpec(kind="boolean", values={"false": "false", "true": "true"})
+    colour = ColumnSpec(kind="category", values={"red": "red", "blue": "blue"}, null_state=NULL_STATE)
+
+    # Run
+    flags = decode(np.array(["true", "false"], dtype=object), flag, np.random.default_rng(0))
+    colours = decode(np.array(["red", NULL_STATE], dtype=object), colour, np.random.default_rng(0))
+
+    # Assert
+    assert flags.tolist() == [True, False]
+    assert colours[0] == "red" and pd.isna(colours[1])
+
+
+def test_histogram_post_processing_drops_noise_cells() -> None:
+    # Setup: true mass in cells 10..20 of 200; pure noise elsewhere
+    rng = np.random.default_rng(0)
+    edges = np.arange(201, dtype=float)
+    noisy = rng.normal(0, 5, 200)
+    noisy[10:21] += 300
+
+    # Run
+    low, high, cuts = cuts_from_histogram(edges, noisy, 4, 5.0, "integer", group=10)
+
+    # Assert
+    assert (low, high) == (10.0, 20.0)
+    assert cuts == sorted(cuts) and all(10 <= c <= 21 for c in cuts)

@@ -1,0 +1,132 @@
+"""causalsynth.fit: a mixed-type table becomes a spec that samples typed values and reveals no training row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import causalsynth as cs
+
+
+def mixed_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    smoker = rng.random(n) < 0.3
+    income = np.round(rng.gamma(2.0, 20000.0, n) + 1000 * (age - 18), 2)
+    income[rng.random(n) < 0.1] = np.nan  # 10% nulls
+    region = rng.choice(["north", "south", "east", "west"], n, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
+    region[rng.random(n) < 0.05] = None
+    visit = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 1000, n), unit="D")
+    sick = np.where(smoker, rng.random(n) < 0.6, rng.random(n) < 0.2)
+    table = pd.DataFrame(
+        {"age": age, "smoker": smoker, "income": income, "region": region, "visit": visit, "sick": sick}
+    )
+    table.loc[7, "region"] = "Zanzibar-7781"  # a category held by one person: must never be named
+    return table
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[pd.DataFrame, cs.FitOutput]:
+    table = mixed_table()
+    return table, cs.fit(table, epsilon=1.0, delta=1e-6, target="sick", name="mixed")
+
+
+def test_fitted_spec_samples_typed_values_within_bounds(fitted: tuple[pd.DataFrame, cs.FitOutput]) -> None:
+    # Setup
+    table, result = fitted
+
+    # Run
+    sample = cs.sample(result.domain, 4000, seed=1)
+
+    # Assert
+    assert set(sample.columns) == set(table.columns)
+    assert str(sample["age"].dtype) == "Int64"  # integers stay integers
+    age_bins = result.domain.spec.columns["age"].bins
+    assert sample["age"].dropna().between(age_bins[0].low, age_bins[-1].high).all()  # inside the released bounds
+    assert abs(age_bins[0].low - 18) <= 12 and abs(age_bins[-1].high - 79) <= 12  # near the real range
+    assert sample["smoker"].dropna().isin([True, False]).all()
+    visit_bins = result.domain.spec.columns["visit"].bins
+    low = pd.Timestamp(0) + pd.Timedelta(days=visit_bins[0].low)
+    high = pd.Timestamp(0) + pd.Timedelta(days=visit_bins[-1].high)
+    assert pd.to_datetime(sample["visit"]).between(low, high).all()  # dates stay inside the released bounds
+    assert abs(low - pd.Timestamp("2020-01-01")).days <= 400 and abs(high - pd.Timestamp("2022-09-26")).days <= 400
+    assert sample["income"].isna().mean() == pytest.approx(0.10, abs=0.03)  # null rate kept
+    assert sample["region"].dropna().isin(["north", "south", "east", "west", "rare category"]).all()
+    sick_rate = sample.groupby("smoker")["sick"].mean()
+    assert sick_rate[True] > sick_rate[False] + 0.2  # the dependence survives the noise
+
+
+def test_fitted_spec_records_provenance_and_budget_split(fitted: tuple[pd.DataFrame, cs.FitOutput]) -> None:
+    # Setup
+    _, result = fitted
+
+    # Run
+    fit = result.domain.spec.fit
+
+    # Assert
+    assert fit is not None and fit.dp and fit.epsilon == 1.0 and fit.delta == 1e-6
+    assert {s.step for s in fit.budget} == {"rows", "domain", "bins", "marginals", "select", "cpts"}
+    assert sum(s.rho for s in fit.budget) == pytest.approx(fit.rho)
+    assert fit.rows == pytest.approx(3000, abs=400)
+    assert len(fit.data_sha256) == 64 and "opendp" in fit.libraries
+
+
+def test_fitted_spec_contains_no_training_row_nor_rare_category(fitted: tuple[pd.DataFrame, cs.FitOutput]) -> None:
+    # Setup
+    table, result = fitted
+    incomes = {f"{v:.2f}" for v in table["income"].dropna()}
+
+    # Run
+    text = result.yaml
+
+    # Assert
+    assert "Zanzibar" not in text
+    released_numbers = set()
+    for token in text.replace(",", " ").split():
+        try:
+            released_numbers.add(f"{float(token):.2f}")
+        except ValueError:
+            continue
+    # no raw income value (two decimals, almost all unique) appears anywhere in the spec
+    assert len(incomes & released_numbers) <= 2  # a bin edge may coincide with a value by chance
+
+
+def test_decoded_sample_verifies_against_the_fitted_dag(fitted: tuple[pd.DataFrame, cs.FitOutput]) -> None:
+    # Setup
+    _, result = fitted
+    sample = cs.sample(result.domain, 3000, seed=2)
+
+    # Run
+    report = cs.verify(sample, result.domain)
+
+    # Assert
+    assert report["n_rows"] == 3000
+    assert report["fpr"] <= 0.2
+
+
+def test_no_dp_user_dag_reports_the_contradicted_independence() -> None:
+    # Setup: the DAG claims smoker and sick are independent; the data says otherwise
+    table = mixed_table()[["smoker", "sick", "age"]]
+    dag = {"smoker": [], "sick": [], "age": ["smoker"]}
+
+    # Run
+    result = cs.fit(table, dp=False, dag=dag)
+
+    # Assert
+    check = result.provenance["dag_check"]
+    assert any("smoker" in s and "sick" in s for s in check["rejected"])
+    assert any("contradicted" in m for m in result.messages)
+    assert result.provenance["dp"] is False
+
+
+def test_no_dp_learned_structure_links_dependent_columns() -> None:
+    # Setup
+    table = mixed_table()[["smoker", "sick", "region"]]
+
+    # Run
+    result = cs.fit(table, dp=False)
+
+    # Assert
+    nodes = result.spec["model"]["nodes"]
+    assert "smoker" in nodes["sick"].get("parents", []) or "sick" in nodes["smoker"].get("parents", [])

@@ -1,0 +1,276 @@
+"""A fit, end to end: check the table, plan the budget, release the statistics, build the spec (a dict).
+
+Under DP the only code that reads rows runs inside OpenDP measurements queried through the accountant; the
+spec is built from their outputs alone. Without DP the same spec shape comes from exact statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from causalsynth.tools.causal.conformance import verify
+from causalsynth.tools.causal.network import Network, Node
+from causalsynth.tools.errors import DataError, UsageError
+from causalsynth.tools.privacy.accountant import Accountant, Step
+from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
+from causalsynth.tools.privacy.cpts import cpt_from_counts, joint_index
+from causalsynth.tools.privacy.domain import PublicBounds, exact_domain, histogram_queries, private_domain
+from causalsynth.tools.privacy.mechanisms import noisy_histogram, noisy_row_count
+from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, FitSpec
+from causalsynth.tools.privacy.structure import learned_dag, private_tree
+
+#: Largest CPT (parent configurations x states) a fit will measure.
+MAX_CPT_CELLS = 200_000
+#: Pseudo-counts of the child's marginal added to each CPT row.
+PSEUDO_COUNT = 1.0
+
+#: Budget shares, learned structure / user DAG.
+SHARES_LEARN = {"rows": 0.02, "domain": 0.08, "bins": 0.15, "marginals": 0.10, "select": 0.15, "cpts": 0.50}
+SHARES_DAG = {"rows": 0.02, "domain": 0.08, "bins": 0.15, "cpts": 0.75}
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What :func:`fit_table` needs besides the table (the API and CLI validate and fill these)."""
+
+    epsilon: float | None = 1.0
+    delta: float | None = 1e-6
+    dp: bool = True
+    dag: dict[str, list[str]] | None = None
+    bounds: dict[str, PublicBounds] = field(default_factory=dict)
+    bins: int = 8
+    target: str | None = None
+    seed: int = 0
+    name: str = "fitted"
+    alpha: float = 0.05  # the level of the DAG check under --no-dp
+
+
+@dataclass
+class FitResult:
+    """The spec (a YAML-ready dict) and what the fit reports (budget split, DAG check)."""
+
+    spec: dict[str, Any]
+    provenance: FitSpec
+    messages: list[str] = field(default_factory=list)
+
+
+def data_hash(table: pd.DataFrame) -> str:
+    """SHA-256 of the table's content (column names and values, in order)."""
+    digest = hashlib.sha256("\0".join(map(str, table.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
+    """The queries a DP fit issues, grouped by step, known from the schema and options alone."""
+    n = len(columns)
+    histograms = sum(histogram_queries(c) for c in columns)
+    shares = SHARES_DAG if options.dag is not None else SHARES_LEARN
+    queries = {"rows": 1, "domain": n, "bins": histograms, "marginals": n, "select": n - 1, "cpts": n}
+    return [Step(k, shares[k], queries[k], thresholded=k == "domain") for k in shares if queries[k] > 0]
+
+
+def fit_table(raw: pd.DataFrame, source: str, options: FitOptions, say: Callable[[str], None] = lambda _: None
+              ) -> FitResult:  # fmt: skip
+    """Fit a spec to ``raw``.
+
+    Raises:
+        DataError: a table that cannot be fitted, a DAG that does not fit its columns.
+        PrivacyBudgetError: a budget that the plan does not fit (raised before the rows are read by a mechanism).
+    """
+    table, columns = prepare(raw, source)
+    names = [c.name for c in columns]
+    if options.target is not None and options.target not in names:
+        raise UsageError(f"--target {options.target!r} is not a column; columns: {', '.join(names)}")
+    unknown = sorted(set(options.bounds) - set(names))
+    if unknown:
+        raise UsageError(f"--bounds names unknown column(s) {', '.join(unknown)}")
+    dag = options.dag
+    if dag is not None:
+        from causalsynth.tools.privacy.dagfile import check_dag
+
+        dag = check_dag(dag, names, source)
+    if options.dp:
+        assert options.epsilon is not None and options.delta is not None
+        result = _fit_private(table, columns, dag, options, say)
+    else:
+        result = _fit_exact(table, columns, dag, options)
+    provenance = result.provenance.model_copy(update={"data_sha256": data_hash(raw)})
+    result.spec["fit"] = provenance.model_dump(exclude_none=True)
+    result.provenance = provenance
+    return result
+
+
+def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[str]] | None, options: FitOptions,
+                 say: Callable[[str], None]) -> FitResult:  # fmt: skip
+    assert options.epsilon is not None and options.delta is not None
+    accountant = Accountant.for_steps(options.epsilon, options.delta, plan_steps(columns, options))
+    per_query = {name: (rho, delta) for name, rho, delta in accountant.slots}
+    split = accountant.split()
+    say(f"budget: epsilon={options.epsilon:g}, delta={options.delta:g} -> zCDP rho={accountant.rho:.4g} "
+        f"(OpenDP composition gives epsilon={accountant.planned_epsilon:.4g})")  # fmt: skip
+    for s in split:
+        say(f"  {s.step:<10} rho={s.rho:.4g} ({100 * s.rho / accountant.rho:.0f}%) over {s.queries} queries"
+            + (f", delta={s.delta:.3g}" if s.delta else ""))  # fmt: skip
+    accountant.open(table)
+    measure = accountant.measure
+    n_hat = max(1.0, float(measure("rows", noisy_row_count(per_query["rows"][0]))))
+    specs = private_domain(columns, options.bounds, options.bins, measure, lambda step: per_query.get(step, (0.0, 0.0)))
+    names = [c.name for c in columns]
+    cards = {n: len(state_names(specs[n])) for n in names}
+    codes = _coder(specs)
+    if dag is None:
+        rho_m = per_query["marginals"][0]
+        marginals = {}
+        for n in names:
+            noisy = np.asarray(measure("marginals", noisy_histogram(lambda t, n=n: np.bincount(codes(t)[n],
+                                                                    minlength=cards[n]), rho_m)), dtype=float)  # fmt: skip
+            clipped = np.clip(noisy, 0, None) + 1e-9
+            marginals[n] = clipped / clipped.sum()
+        dag = private_tree(names, cards, codes, marginals, n_hat, per_query["select"][0], measure, options.target)
+        structure = "private Chow-Liu tree (exponential mechanism, in-degree <= 1)"
+    else:
+        structure = "user DAG"
+    _check_cpt_sizes(dag, cards)
+    rho_c = per_query["cpts"][0]
+    nodes: dict[str, Any] = {}
+    for n in names:
+        parents = dag[n]
+        dims = [cards[p] for p in parents] + [cards[n]]
+        noisy = measure("cpts", noisy_histogram(
+            lambda t, n=n, parents=parents, dims=dims: np.bincount(
+                joint_index([codes(t)[v] for v in [*parents, n]], dims), minlength=int(np.prod(dims))), rho_c))  # fmt: skip
+        nodes[n] = _node(n, parents, specs, cpt_from_counts(np.asarray(noisy, dtype=float), cards[n], PSEUDO_COUNT))
+    provenance = FitSpec(
+        data_sha256="", rows=round(n_hat), columns=len(names), dp=True,
+        mechanism="OpenDP: discrete Gaussian (counts), Gaussian threshold (categories, nulls), exponential mechanism "
+        "(structure)", structure=structure, epsilon=options.epsilon, delta=options.delta,
+        rho=accountant.rho, accountant="OpenDP adaptive composition, approximate zCDP -> (epsilon, delta)",
+        budget=split, seed=options.seed, libraries=_libraries(),
+    )  # fmt: skip
+    return FitResult(_spec(options, nodes, specs), provenance)
+
+
+def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[str]] | None, options: FitOptions
+               ) -> FitResult:  # fmt: skip
+    specs = exact_domain(table, columns, options.bounds, options.bins)
+    names = [c.name for c in columns]
+    cards = {n: len(state_names(specs[n])) for n in names}
+    codes = _coder(specs)(table)
+    user_dag = dag is not None
+    if dag is None:
+        dag = learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target)
+        structure = "pgmpy hill climbing (BIC)" if len(names) <= 24 else "pgmpy Chow-Liu tree"
+    else:
+        structure = "user DAG"
+    _check_cpt_sizes(dag, cards)
+    nodes = {}
+    for n in names:
+        dims = [cards[p] for p in dag[n]] + [cards[n]]
+        counts = np.bincount(joint_index([codes[v] for v in [*dag[n], n]], dims), minlength=int(np.prod(dims)))
+        nodes[n] = _node(n, dag[n], specs, cpt_from_counts(counts.astype(float), cards[n], PSEUDO_COUNT))
+    messages: list[str] = []
+    check = None
+    if user_dag:
+        check, messages = _dag_check(nodes, specs, codes, names, options.alpha)
+    provenance = FitSpec(
+        data_sha256="", rows=len(table), columns=len(names), dp=False, mechanism="none (exact counts, smoothed)",
+        structure=structure, seed=options.seed, libraries=_libraries(), dag_check=check,
+    )  # fmt: skip
+    return FitResult(_spec(options, nodes, specs), provenance, messages)
+
+
+def _dag_check(nodes: Mapping[str, Any], specs: Mapping[str, ColumnSpec], codes: Mapping[str, NDArray[np.int64]],
+               names: list[str], alpha: float) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    """The user DAG's implied CIs tested on the real data (G-tests); the rejected ones are named."""
+    network = Network([Node(n, tuple(node["states"]), tuple(node.get("parents", [])), node["_cpt"]) for n, node in
+                       nodes.items()], name="dag-check")  # fmt: skip
+    states = pd.DataFrame({n: np.asarray(state_names(specs[n]), dtype=object)[codes[n]] for n in names})
+    report = verify(network, states, alpha=alpha, marginals=False, source="data")
+    rejected = [str(r.statement) for r in report.cis if r.rejected]
+    check = {"alpha": alpha, "tested": report.n_tests, "rejected": rejected}
+    messages = [f"DAG check: {len(rejected)} of {report.n_tests} implied CIs rejected by the data at alpha={alpha}"]
+    messages += [f"  contradicted: {s}" for s in rejected]
+    return check, messages
+
+
+def _check_cpt_sizes(dag: Mapping[str, list[str]], cards: Mapping[str, int]) -> None:
+    for n, parents in dag.items():
+        cells = int(np.prod([cards[p] for p in parents])) * cards[n]
+        if cells > MAX_CPT_CELLS:
+            raise DataError(f"the CPT of {n} given {', '.join(parents)} has {cells:,} cells (more than "
+                            f"{MAX_CPT_CELLS:,}); give it fewer parents or use fewer --bins")  # fmt: skip
+
+
+def _coder(specs: Mapping[str, ColumnSpec]) -> Callable[[pd.DataFrame], dict[str, NDArray[np.int64]]]:
+    """Row-wise encoding of a table into state codes (memoised on the table object)."""
+    cache: dict[int, dict[str, NDArray[np.int64]]] = {}
+
+    def codes(table: pd.DataFrame) -> dict[str, NDArray[np.int64]]:
+        key = id(table)
+        if key not in cache:
+            cache.clear()
+            cache[key] = {n: encode(table[n], s, _fallback(s)) for n, s in specs.items()}
+        return cache[key]
+
+    return codes
+
+
+def _fallback(spec: ColumnSpec) -> str:
+    names = state_names(spec)
+    if OTHER_STATE in names:
+        return OTHER_STATE
+    real = [s for s in names if s != NULL_STATE]
+    return real[len(real) // 2]
+
+
+def _node(name: str, parents: list[str], specs: Mapping[str, ColumnSpec], cpt: NDArray[np.float64]) -> dict[str, Any]:
+    states = state_names(specs[name])
+    rows = [_rounded(r) for r in cpt]
+    node: dict[str, Any] = {"states": states, "_cpt": np.asarray(rows)}
+    if not parents:
+        node["probs"] = rows[0]
+        return node
+    node["parents"] = list(parents)
+    configs = np.array(np.meshgrid(*[np.arange(len(state_names(specs[p]))) for p in parents], indexing="ij"))
+    configs = configs.reshape(len(parents), -1).T
+    node["cpt"] = [
+        {"when": {p: state_names(specs[p])[int(i)] for p, i in zip(parents, cfg, strict=True)}, "probs": row}
+        for cfg, row in zip(configs, rows, strict=True)
+    ]
+    return node
+
+
+def _rounded(row: NDArray[np.float64]) -> list[float]:
+    out = [round(float(x), 8) for x in row]
+    top = int(np.argmax(out))
+    out[top] = round(1.0 - (sum(out) - out[top]), 8)
+    return out
+
+
+def _spec(options: FitOptions, nodes: Mapping[str, dict[str, Any]], specs: Mapping[str, ColumnSpec]) -> dict[str, Any]:
+    return {
+        "spec_version": 1,
+        "name": options.name,
+        "description": "Fitted by causalsynth fit" + (" with differential privacy" if options.dp else " (no DP)"),
+        "model": {"nodes": {n: {k: v for k, v in node.items() if k != "_cpt"} for n, node in nodes.items()}},
+        "columns": {n: s.model_dump(exclude_none=True) for n, s in specs.items()},
+    }
+
+
+def _libraries() -> dict[str, str]:
+    out = {}
+    for lib in ("causalsynth", "opendp", "pgmpy", "numpy", "pandas"):
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
