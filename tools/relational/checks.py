@@ -9,11 +9,12 @@ rule that contradicts the causal model's states; the record is rejected with the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from typing_extensions import TypedDict
 
 from causalsynth.tools.relational.frame_data import FrameData, column_kinds
@@ -115,6 +116,10 @@ def _py(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+#: One finding of a column check: the rows (positions) that break it, the violation's kind, and why.
+Finding = tuple[NDArray[np.intp], str, str]
+
+
 def _column_checks(
     schema: TableSchema,
     frames: Mapping[str, pd.DataFrame],
@@ -129,85 +134,104 @@ def _column_checks(
     series = frame[col]
     fix = "resample" if col in resamplable else "generate" if cs.realise else "none"
     targets = [col] if fix == "resample" else []
-    out: list[TableViolation] = []
-
     raw = series.to_numpy(dtype=object)
     keys, entities = frame[pk].to_numpy(dtype=object), frame[ENTITY].to_numpy()
-
-    def add(rows: Iterable[int], kind: str, why: str) -> None:
-        for i in rows:
-            out.append(
-                TableViolation(
-                    kind=kind, table=table, row=_py(keys[i]), entity=int(entities[i]), column=col,
-                    rule=None, value=_short(raw[i]),
-                    message=f"{table} row {pk}={_py(keys[i])}: {col}={_short(raw[i])!r} {why}",
-                    fix=fix, targets=targets,
-                )
-            )  # fmt: skip
-
     null = series.isna().to_numpy()
     if cs.realise:
         null = null | (series.astype(str).str.strip() == "").to_numpy()
-    if not cs.nullable and null.any():
-        add(np.flatnonzero(null), "null", "is empty but the column is not nullable")
     present = ~null
-    kind = KINDS[cs.type]
-    if kind == "num":
-        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        bad = present & (np.isnan(numbers) | ((numbers != np.round(numbers)) if cs.type == "int" else False))
-        add(np.flatnonzero(bad), "type", f"is not a{'n' if cs.type == 'int' else ''} {cs.type}")
-        ok = present & ~bad
-        lo = convert_value(cs.type, cs.min) if cs.min is not None else None
-        hi = convert_value(cs.type, cs.max) if cs.max is not None else None
-        if lo is not None:
-            add(np.flatnonzero(ok & (numbers < lo)), "range", f"is below the minimum {cs.min}")
-        if hi is not None:
-            add(np.flatnonzero(ok & (numbers > hi)), "range", f"is above the maximum {cs.max}")
-    elif kind in ("date", "datetime"):
-        pattern = r"^\d{4}-\d{2}-\d{2}$" if cs.type == "date" else r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
-        text = series.astype(str)
-        stamps = pd.to_datetime(series.where(text.str.match(pattern), None), errors="coerce", format="ISO8601")
-        bad = present & stamps.isna().to_numpy()
-        add(np.flatnonzero(bad), "type", f"is not an ISO {cs.type}")
-        ok = present & ~bad
-        for bound, op, word in (("min", np.less, "before"), ("max", np.greater, "after")):
-            value = getattr(cs, bound)
-            if value is not None:
-                limit = np.datetime64(convert_value(cs.type, value), "s")
-                add(
-                    np.flatnonzero(ok & op(stamps.to_numpy(dtype="datetime64[s]"), limit)),
-                    "range",
-                    f"is {word} {value}",
-                )
-    elif kind == "bool":
-        bad = present & ~series.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
-        add(np.flatnonzero(bad), "type", "is not true or false")
-    else:
-        text = series.astype(str)
-        allowed = list(cs.values or [])  # noqa: PD011 - a spec field, not a DataFrame
-        if cs.type == "category":
-            add(np.flatnonzero(present & ~series.isin(allowed).to_numpy()), "category",
-                f"is not one of {', '.join(allowed)}")  # fmt: skip
-        if cs.type == "email":
-            add(np.flatnonzero(present & ~text.str.match(EMAIL.pattern).to_numpy(dtype=bool)), "type",
-                "is not an e-mail address")  # fmt: skip
-        if cs.max_length is not None:
-            lengths = text.str.len().to_numpy()
-            add(np.flatnonzero(present & (lengths > cs.max_length)), "length",
-                f"is longer than {cs.max_length} characters")  # fmt: skip
-        if cs.pattern is not None:
-            rx = re.compile(cs.pattern)
-            matched = np.fromiter((bool(rx.search(s)) for s in text), dtype=bool, count=len(text))
-            add(np.flatnonzero(present & ~matched), "pattern", f"does not match {cs.pattern}")
+    findings: list[Finding] = []
+    if not cs.nullable and null.any():
+        findings.append((np.flatnonzero(null), "null", "is empty but the column is not nullable"))
+    findings += _VALUE_CHECKS[KINDS[cs.type]](series, cs, present)
     if cs.unique or col == pk:
         dup = series.duplicated(keep="first").to_numpy() | (series.isin(seen).to_numpy() if seen else False)
-        add(np.flatnonzero(present & dup), "unique", "is already used (the column is unique)")
+        findings.append((np.flatnonzero(present & dup), "unique", "is already used (the column is unique)"))
     if cs.references is not None:
         target_table, _, target_col = cs.references.partition(".")
-        known = frames[target_table][target_col]
-        orphan = present & ~series.isin(known).to_numpy()
-        add(np.flatnonzero(orphan), "foreign_key", f"references no row of {cs.references}")
+        orphan = present & ~series.isin(frames[target_table][target_col]).to_numpy()
+        findings.append((np.flatnonzero(orphan), "foreign_key", f"references no row of {cs.references}"))
+    return [
+        TableViolation(
+            kind=kind,
+            table=table,
+            row=_py(keys[i]),
+            entity=int(entities[i]),
+            column=col,
+            rule=None,
+            value=_short(raw[i]),
+            message=f"{table} row {pk}={_py(keys[i])}: {col}={_short(raw[i])!r} {why}",
+            fix=fix,
+            targets=targets,
+        )  # fmt: skip
+        for rows, kind, why in findings
+        for i in rows
+    ]
+
+
+def _number_checks(series: pd.Series, cs: ColumnSpec, present: NDArray[np.bool_]) -> list[Finding]:
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = present & (np.isnan(numbers) | ((numbers != np.round(numbers)) if cs.type == "int" else False))
+    out: list[Finding] = [(np.flatnonzero(bad), "type", f"is not a{'n' if cs.type == 'int' else ''} {cs.type}")]
+    ok = present & ~bad
+    if cs.min is not None:
+        out.append((np.flatnonzero(ok & (numbers < convert_value(cs.type, cs.min))), "range",
+                    f"is below the minimum {cs.min}"))  # fmt: skip
+    if cs.max is not None:
+        out.append((np.flatnonzero(ok & (numbers > convert_value(cs.type, cs.max))), "range",
+                    f"is above the maximum {cs.max}"))  # fmt: skip
     return out
+
+
+def _date_checks(series: pd.Series, cs: ColumnSpec, present: NDArray[np.bool_]) -> list[Finding]:
+    pattern = r"^\d{4}-\d{2}-\d{2}$" if cs.type == "date" else r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$"
+    text = series.astype(str)
+    stamps = pd.to_datetime(series.where(text.str.match(pattern), None), errors="coerce", format="ISO8601")
+    bad = present & stamps.isna().to_numpy()
+    out: list[Finding] = [(np.flatnonzero(bad), "type", f"is not an ISO {cs.type}")]
+    ok = present & ~bad
+    for bound, op, word in (("min", np.less, "before"), ("max", np.greater, "after")):
+        value = getattr(cs, bound)
+        if value is not None:
+            limit = np.datetime64(convert_value(cs.type, value), "s")
+            out.append((np.flatnonzero(ok & op(stamps.to_numpy(dtype="datetime64[s]"), limit)), "range",
+                        f"is {word} {value}"))  # fmt: skip
+    return out
+
+
+def _bool_checks(series: pd.Series, cs: ColumnSpec, present: NDArray[np.bool_]) -> list[Finding]:
+    bad = present & ~series.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(dtype=bool)
+    return [(np.flatnonzero(bad), "type", "is not true or false")]
+
+
+def _text_checks(series: pd.Series, cs: ColumnSpec, present: NDArray[np.bool_]) -> list[Finding]:
+    text = series.astype(str)
+    out: list[Finding] = []
+    if cs.type == "category":
+        allowed = list(cs.values or [])  # noqa: PD011 - a spec field, not a DataFrame
+        out.append((np.flatnonzero(present & ~series.isin(allowed).to_numpy()), "category",
+                    f"is not one of {', '.join(allowed)}"))  # fmt: skip
+    if cs.type == "email":
+        out.append((np.flatnonzero(present & ~text.str.match(EMAIL.pattern).to_numpy(dtype=bool)), "type",
+                    "is not an e-mail address"))  # fmt: skip
+    if cs.max_length is not None:
+        out.append((np.flatnonzero(present & (text.str.len().to_numpy() > cs.max_length)), "length",
+                    f"is longer than {cs.max_length} characters"))  # fmt: skip
+    if cs.pattern is not None:
+        rx = re.compile(cs.pattern)
+        matched = np.fromiter((bool(rx.search(s)) for s in text), dtype=bool, count=len(text))
+        out.append((np.flatnonzero(present & ~matched), "pattern", f"does not match {cs.pattern}"))
+    return out
+
+
+#: The value checks of each kind of column (``KINDS`` maps a column type to its kind).
+_VALUE_CHECKS: dict[str, Callable[[pd.Series, ColumnSpec, NDArray[np.bool_]], list[Finding]]] = {
+    "num": _number_checks,
+    "date": _date_checks,
+    "datetime": _date_checks,
+    "bool": _bool_checks,
+    "str": _text_checks,
+}
 
 
 def check_texts(schema: TableSchema, lexicon: Lexicon, frames: Mapping[str, pd.DataFrame]) -> list[TableViolation]:
