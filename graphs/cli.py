@@ -22,6 +22,7 @@ from causalsynth.graphs import api
 from causalsynth.graphs.api import generate
 from causalsynth.graphs.assess_cli import assess_cmd
 from causalsynth.graphs.corpus_cli import corpus_app
+from causalsynth.graphs.lexicon_cli import lexicon_app
 from causalsynth.graphs.fit_cli import fit_cmd
 from causalsynth.graphs.retrieval import (
     RetrievalOptions,
@@ -46,6 +47,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(lexicon_app, name="lexicon")
 app.command("fit")(fit_cmd)
 app.command("assess")(assess_cmd)
 out_console = Console()

@@ -41,6 +41,8 @@ from causalsynth.tools.relational.rule_lock import lock_path, read_lock
 from causalsynth.tools.relational.spec_check import build_schema
 from causalsynth.tools.relational.tables import TableSchema, TableSpec
 from causalsynth.tools.text.lexicon import Lexicon, TextSpec, VariableMeta
+from causalsynth.tools.text.phrasebook import SUFFIX as PHRASEBOOK_SUFFIX
+from causalsynth.tools.text.phrasebook import load_phrasebook, phrasebook_path
 from causalsynth.tools.text.round_trip import checked_lexicon
 from causalsynth.tools.yamlio import Path as KeyPath
 from causalsynth.tools.yamlio import format_path, line_of, load_yaml, scalar_text
@@ -155,7 +157,9 @@ def examples_dir() -> Path:
 
 def example_names() -> list[str]:
     """Short names of the packaged example specs (``clinic``, ``hospital``, ...)."""
-    return sorted(p.stem for p in examples_dir().glob("*.yaml") if not p.name.endswith(".lock.yaml"))
+    return sorted(
+        p.stem for p in examples_dir().glob("*.yaml") if not p.name.endswith((".lock.yaml", PHRASEBOOK_SUFFIX))
+    )
 
 
 def resolve_spec(ref: str | Path) -> Path | str:
@@ -189,11 +193,12 @@ def resolve_spec(ref: str | Path) -> Path | str:
     raise SpecError(ref_text, [Problem(ref_text, f"spec file not found{hint}")])
 
 
-def load_domain(ref: str | Path, *, allow_uncompiled: bool = False) -> Domain:
+def load_domain(ref: str | Path, *, allow_uncompiled: bool = False, phrasebook: bool = True) -> Domain:
     """Load a spec: a YAML file, a packaged example's short name, or a bnlearn network name (see :func:`resolve_spec`).
 
     ``allow_uncompiled`` lists natural-language rules missing from the lock file in ``schema.uncompiled``
-    instead of failing (for ``compile-rules``).
+    instead of failing (for ``compile-rules``). ``phrasebook`` merges the spec's phrasebook
+    (``NAME.phrases.yaml`` beside it, ``tools.text.phrasebook``) into its lexicon when there is one.
 
     Raises:
         SpecError: listing every problem with its location.
@@ -208,7 +213,8 @@ def load_domain(ref: str | Path, *, allow_uncompiled: bool = False) -> Domain:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(where), [Problem(str(where), f"cannot read: {exc}")]) from None
     return load_domain_text(
-        text, source=str(where), base_dir=where.parent, lock=lock_path(where), allow_uncompiled=allow_uncompiled
+        text, source=str(where), base_dir=where.parent, lock=lock_path(where), allow_uncompiled=allow_uncompiled,
+        phrases=phrasebook_path(where) if phrasebook else None,
     )
 
 
@@ -218,10 +224,12 @@ def load_domain_text(
     base_dir: Path | None = None,
     lock: Path | None = None,
     allow_uncompiled: bool = False,
+    phrases: Path | None = None,
 ) -> Domain:
     """Load a spec from YAML text; ``base_dir`` resolves relative ``model.file`` paths.
 
-    ``lock`` is the rule lock file holding the compiled natural-language rules (``tools.relational.rule_lock``).
+    ``lock`` is the rule lock file holding the compiled natural-language rules (``tools.relational.rule_lock``);
+    ``phrases`` the phrasebook whose phrasings are added to the lexicon, if that file exists.
     """
     data, lines = load_yaml(text, source)
     if not isinstance(data, dict):
@@ -298,6 +306,8 @@ def load_domain_text(
     lexicon = checked_lexicon(network, spec.variables, spec.text, where)
     if not isinstance(lexicon, Lexicon):
         raise SpecError(source, lexicon)
+    if phrases is not None:
+        lexicon = load_phrasebook(phrases, lexicon)
     return Domain(spec, network, source, lexicon, schema)
 
 

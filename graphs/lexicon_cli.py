@@ -1,0 +1,200 @@
+"""``causalsynth lexicon draft|expand``: an LLM proposes a lexicon's words, the extractor keeps what reads back."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+
+from causalsynth.tools.errors import SpecError, UsageError
+from causalsynth.tools.llm.factory import LLMOptions, make_chat_model
+from causalsynth.tools.llm.lexicon_writer import DraftResult, ExpandResult, LexiconWriter
+from causalsynth.tools.spec import Domain, load_domain, resolve_spec
+from causalsynth.tools.tabular import write_text
+from causalsynth.tools.text.lexicon_check import Dropped
+from causalsynth.tools.text.phrasebook import (
+    REGISTERS,
+    Phrasebook,
+    check_phrasebook,
+    phrasebook_path,
+    read_phrasebook,
+    with_phrasebook,
+    write_phrasebook,
+)
+
+lexicon_app = typer.Typer(
+    help="Draft or expand a spec's lexicon with an LLM; only what reads back as its own fact is kept.",
+    no_args_is_help=True,
+)
+console = Console(soft_wrap=True)
+
+SpecArg = Annotated[str, typer.Argument(help="Spec YAML file (or an example's short name).")]
+LlmOpt = Annotated[str, typer.Option("--llm", help="local (embedded GGUF via llama.cpp) or PROVIDER:MODEL.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of the proposals (same model and seed, same file).")]
+ModelPathOpt = Annotated[Path | None, typer.Option("--model-path", help="A GGUF for --llm local.")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Server of an OpenAI-compatible provider.")]
+TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, max=2.0, help="Sampling temperature.")]
+
+
+def _model(llm: str, model_path: Path | None, base_url: str | None, temperature: float) -> Any:
+    if llm == "template":
+        raise UsageError("--llm template has no model to propose words; use local or PROVIDER:MODEL")
+    return make_chat_model(llm, LLMOptions(model_path=model_path, base_url=base_url, concurrency=1,
+                                           temperature=temperature))  # fmt: skip
+
+
+def _reasons(dropped: list[Dropped], top: int = 6) -> str:
+    counts = Counter(d.reason.split(" (")[0].split(":")[0] for d in dropped)
+    return "; ".join(f"{n} {why}" for why, n in counts.most_common(top))
+
+
+@lexicon_app.command("draft")
+def draft_cmd(
+    spec: SpecArg,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the drafted spec (YAML) to review.")],
+    llm: LlmOpt = "local",
+    variables: Annotated[
+        str | None,
+        typer.Option("--variables", help="Only these variables, e.g. smoker,scan (default: those without words)."),
+    ] = None,
+    phrases_per_state: Annotated[
+        int, typer.Option("--phrases-per-state", min=1, max=50, help="Phrases kept per state at most.")
+    ] = 4,
+    seed: SeedOpt = 0,
+    model_path: ModelPathOpt = None,
+    base_url: BaseUrlOpt = None,
+    temperature: TempOpt = 0.9,
+) -> None:
+    """Draft phrases, patterns, negations and numeric names for SPEC's variables; write the spec with them to OUT.
+
+    OUT is the spec with the drafted ``variables`` entries and, under ``x-lexicon-draft``, everything proposed
+    and dropped with its reason. It loads as it is; review it before use.
+    """
+    if out.exists() and out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name")
+    names = [v.strip() for v in variables.split(",") if v.strip()] if variables else None
+    domain = load_domain(spec, phrasebook=False)
+    unknown = [v for v in names or () if v not in domain.network]
+    if unknown:
+        raise UsageError(f"--variables: unknown {', '.join(unknown)} (the model has {', '.join(domain.network.names)})")
+    model = _model(llm, model_path, base_url, temperature)
+    started = time.perf_counter()
+    result = LexiconWriter(model, seed=seed).draft(domain, names, phrases_per_state)
+    write_text(draft_document(domain, result, llm, out), out)
+    load_domain(out)  # the draft loads and round-trips (it was built to; this is the check)
+    seconds = time.perf_counter() - started
+    kept = result.assembled.variables
+    n_phrases = sum(len(w.phrases) for m in kept.values() for w in m.states.values())
+    n_patterns = sum(len(w.patterns) for m in kept.values() for w in m.states.values())
+    console.print(
+        f"drafted {len(result.drafted)} variable(s) with {llm} in {seconds:.0f} s ({result.calls} calls): kept "
+        f"{n_phrases} phrases and {n_patterns} patterns; dropped {len(result.assembled.dropped)} proposals"
+        + (f" ({_reasons(result.assembled.dropped)})" if result.assembled.dropped else ""),
+        markup=False, highlight=False,
+    )  # fmt: skip
+    if result.assembled.fallbacks:
+        plain = ", ".join(f"{v}={s}" for v, s in result.assembled.fallbacks)
+        console.print(f"no proposed phrase read back for {plain}: written as 'name: state.'", markup=False)
+    console.print(f"wrote {out}; review it (x-lexicon-draft lists what was dropped and why)", markup=False)
+
+
+def draft_document(domain: Domain, result: DraftResult, llm: str, out: Path) -> str:
+    """The drafted spec as YAML: the spec, its drafted variables, and the review notes under ``x-lexicon-draft``."""
+    data: dict[str, Any] = {"spec_version": 1}
+    data.update(domain.spec.model_dump(mode="json", exclude_defaults=True, exclude_none=True))
+    model = data.get("model", {})
+    if "file" in model and not Path(model["file"]).is_absolute():
+        source = Path(domain.source)
+        model["file"] = str((source.parent / model["file"]).resolve())
+    if domain.spec.name is None:
+        data["name"] = domain.network.name
+    variables: dict[str, Any] = dict(data.get("variables", {}))
+    for var, meta in result.assembled.variables.items():
+        variables[var] = meta.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+    data["variables"] = variables
+    data["x-lexicon-draft"] = {
+        "model": llm,
+        "drafted": result.drafted,
+        "fallbacks": [f"{v}={s}" for v, s in result.assembled.fallbacks],
+        "dropped": [d.as_dict() for d in result.assembled.dropped],
+    }
+    header = (
+        f"# Drafted by `causalsynth lexicon draft` ({llm}) from {domain.source}. Every phrase below reads back\n"
+        "# through the extractor as exactly its own fact; whether it is what a clinician would write, and whether\n"
+        "# a negation map or numeric name means what it says, is for you to review. x-lexicon-draft lists every\n"
+        "# proposal that was dropped, with the reason (the loader ignores x-* keys).\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+
+
+@lexicon_app.command("expand")
+def expand_cmd(
+    spec: SpecArg,
+    per_state: Annotated[int, typer.Option("--per-state", min=1, max=500, help="Phrasings per state to reach.")],
+    llm: LlmOpt = "local",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Phrasebook file (default: SPEC's NAME.phrases.yaml beside it).")
+    ] = None,
+    registers: Annotated[
+        str, typer.Option("--registers", help=f"Registers to cycle through ({', '.join(REGISTERS)}).")
+    ] = ",".join(REGISTERS),
+    seed: SeedOpt = 0,
+    model_path: ModelPathOpt = None,
+    base_url: BaseUrlOpt = None,
+    temperature: TempOpt = 0.9,
+    calls_per_phrase: Annotated[
+        int, typer.Option("--calls-per-phrase", min=1, max=20, help="Model calls allowed per phrasing wanted.")
+    ] = 3,
+) -> None:
+    """Add verified phrasings to SPEC's phrasebook until every observed state has PER_STATE of them.
+
+    Existing phrasings are kept (a second run only tops up); the phrasebook is loaded with the spec from then
+    on, so runs draw from it without any LLM.
+    """
+    regs = [r.strip() for r in registers.split(",") if r.strip()]
+    bad = [r for r in regs if r not in REGISTERS]
+    if bad or not regs:
+        raise UsageError(f"--registers {registers!r}: expected some of {', '.join(REGISTERS)}")
+    where = resolve_spec(spec)
+    if out is None:
+        if isinstance(where, str):
+            raise UsageError(f"{spec} is a bnlearn name, not a file: give --out for the phrasebook")
+        out = phrasebook_path(where)
+    if out.exists() and out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name")
+    domain = load_domain(spec, phrasebook=False)
+    book = Phrasebook()
+    if out.is_file():
+        book, problems = read_phrasebook(out)
+        problems += check_phrasebook(domain.lexicon, book, str(out))
+        if problems:
+            raise SpecError(str(out), problems)
+        domain.lexicon = with_phrasebook(domain.lexicon, book)
+    model = _model(llm, model_path, base_url, temperature)
+    started = time.perf_counter()
+    result = LexiconWriter(model, seed=seed).expand(domain, book, per_state, regs, calls_per_phrase)
+    book.model = "; ".join(dict.fromkeys(m for m in (*book.model.split("; "), llm) if m))
+    write_phrasebook(out, book)
+    _print_expand(result, book, llm, out, time.perf_counter() - started)
+
+
+def _print_expand(result: ExpandResult, book: Phrasebook, llm: str, out: Path, seconds: float) -> None:
+    tried = result.added + len(result.dropped)
+    console.print(
+        f"{llm}: {result.calls} calls in {seconds:.0f} s; kept {result.added} new phrasings of {tried} proposed "
+        f"(duplicates not counted); the phrasebook holds {book.count()}",
+        markup=False, highlight=False,
+    )  # fmt: skip
+    if result.dropped:
+        console.print(f"dropped: {_reasons(result.dropped)}", markup=False, highlight=False)
+        for d in result.dropped[:5]:
+            console.print(f"  {d.variable}={d.state}: {d.text!r} {d.reason}", markup=False, highlight=False)
+    if result.short:
+        short = ", ".join(f"{v}={s} ({k} short)" for v, s, k in result.short[:10])
+        console.print(f"still short of --per-state: {short}", markup=False, highlight=False)
+    console.print(f"wrote {out}", markup=False)
