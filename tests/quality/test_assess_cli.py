@@ -75,7 +75,9 @@ def test_relational_folder_is_assessed_per_table_with_fk_cardinalities(tmp_path)
         folder.mkdir()
         patients = pd.DataFrame({"patient_id": [f"p{i}" for i in range(150)], "sex": rng.choice(["f", "m"], 150)})
         ids = [f"p{i}" for i in range(150) for _ in range(per if i % 2 else 2)]
-        visits = pd.DataFrame({"visit_id": range(len(ids)), "patient_id": ids, "ward": rng.choice(["a", "b"], len(ids))})
+        visits = pd.DataFrame(
+            {"visit_id": range(len(ids)), "patient_id": ids, "ward": rng.choice(["a", "b"], len(ids))}
+        )
         patients.to_parquet(folder / "patients.parquet")
         visits.to_parquet(folder / "visits.parquet")
     # Run

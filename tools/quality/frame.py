@@ -99,8 +99,12 @@ def _labels(values: pd.Series) -> pd.Series:
     """Category labels as text: numbers written without a trailing '.0', missing as one category of its own."""
     numbers = _as_numbers(values)
     if numbers is not None:
-        text = numbers.map(lambda v: MISSING if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
-        return text.astype(str)
+        x = numbers.to_numpy(dtype=float)
+        missing = np.isnan(x)
+        whole = ~missing & (np.mod(np.where(missing, 0, x), 1) == 0)
+        text = np.where(whole, np.where(whole, x, 0).astype(np.int64).astype(str), x.astype(str)).astype(object)
+        text[missing] = MISSING
+        return pd.Series(text, index=values.index, dtype=str)
     out = values.astype("string").fillna(MISSING).astype(str)
     return out.where(out != "", MISSING)
 

@@ -65,6 +65,9 @@ def nearest(queries: NDArray[np.float64], refs: NDArray[np.float64], k: int = 1)
         q = queries[start : start + CHUNK]
         d2 = np.einsum("ij,ij->i", q, q)[:, None] + ref_sq[None, :] - 2.0 * q @ refs.T
         np.maximum(d2, 0.0, out=d2)
+        if k == 1:
+            out[start : start + CHUNK, 0] = np.sqrt(d2.min(axis=1))
+            continue
         part = np.partition(d2, min(k, d2.shape[1]) - 1, axis=1)[:, :k] if k < d2.shape[1] else d2
         out[start : start + CHUNK] = np.sqrt(np.sort(part, axis=1)[:, :k])
     return out
@@ -77,7 +80,12 @@ def nearest_index(queries: NDArray[np.float64], refs: NDArray[np.float64], k: in
     for start in range(0, len(queries), CHUNK):
         q = queries[start : start + CHUNK]
         d2 = ref_sq[None, :] - 2.0 * q @ refs.T  # the query's own norm does not change the order
-        out[start : start + CHUNK] = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < d2.shape[1] else np.argsort(d2)
+        if k == 1:
+            out[start : start + CHUNK, 0] = d2.argmin(axis=1)
+        elif k < d2.shape[1]:
+            out[start : start + CHUNK] = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        else:
+            out[start : start + CHUNK] = np.argsort(d2, axis=1)[:, :k]
     return out
 
 

@@ -82,7 +82,7 @@ def utility(
             fit_rows = fold_of != k
             xf, yf = x[fit_rows], y[fit_rows]
             params = dict(n_estimators=N_ESTIMATORS, max_depth=6, learning_rate=0.1, tree_method="hist",
-                          n_jobs=2, random_state=seed + k)  # fmt: skip
+                          n_jobs=1, random_state=seed + k)  # fmt: skip
             if task == "regression":
                 if len(yf) < 2:
                     notes.append(f"{arm}: fewer than 2 training rows")
