@@ -209,3 +209,24 @@ def render(assessment: dict[str, Any], synth: dict[str, pd.DataFrame], real: dic
     if "run" in assessment:
         body += rh.run_section(assessment["run"], next(iter(synth.values())))
     return rh.page("Synthetic data assessment", meta, body, assessment)
+
+
+def write_run_report(folder: str | Path) -> Path:
+    """``report.html`` of an agent run folder on its own (no real data): the run's funnel, rounds, violations, texts.
+
+    ``assess`` gives the full page when real data is at hand; this is the page a run can write by itself.
+
+    Raises:
+        DataError: the folder is not an agent run folder (``records.parquet`` and ``report.json``).
+    """
+    path = Path(folder)
+    if not ((path / "records.parquet").is_file() and (path / "report.json").is_file()):
+        raise DataError(f"{path}: not an agent run folder (needs records.parquet and report.json)")
+    tables, run = _load(path, "run folder")
+    assert tables is not None and run is not None
+    records = next(iter(tables.values()))
+    meta = f"agent run {rh.html.escape(str(path))}; {rh.html.escape(str(run.get('domain', '')))}"
+    page = rh.page("Synthetic data run report", meta, rh.run_section(_clean(run), records), {"inputs": None})
+    out = path / "report.html"
+    write_text(page, out)
+    return out

@@ -126,3 +126,25 @@ def test_out_must_name_a_folder(capsys, asia_files):
     code, _, err = run(capsys, "assess", str(asia_files / "synth.parquet"), "--real", str(asia_files / "train.csv"),
                        "--out", "")  # fmt: skip
     assert code == 2 and "--out needs a folder" in err
+
+
+def test_a_run_folder_gets_its_own_page_without_real_data(tmp_path, capsys):
+    # Setup
+    from causalsynth.graphs.assess_api import write_run_report
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit):
+        main(["run", "asia", "-n", "20", "--llm", "template", "--out", str(run_dir)])
+    capsys.readouterr()
+    # Run
+    page = write_run_report(run_dir).read_text()
+    # Assert
+    assert '<section id="run"' in page and "realizability funnel" not in page  # the plot is an image, not text
+    assert page.count("data:image/png;base64,") == 1 and "Example texts and their facts" in page
+
+
+def test_run_report_needs_a_run_folder(tmp_path):
+    from causalsynth.graphs.assess_api import write_run_report
+
+    with pytest.raises(cs.DataError, match="not an agent run folder"):
+        write_run_report(tmp_path)
