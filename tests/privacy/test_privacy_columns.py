@@ -63,7 +63,7 @@ def test_histogram_post_processing_drops_noise_cells() -> None:
     noisy[10:21] += 300
 
     # Run
-    low, high, cuts = cuts_from_histogram(edges, noisy, 4, 5.0, "integer", group=10)
+    low, high, cuts = cuts_from_histogram(edges, noisy, 4, 5.0, "integer")
 
     # Assert
     assert (low, high) == (10.0, 20.0)

@@ -98,35 +98,40 @@ def _cells_of(name: str, edges: np.ndarray) -> Callable[[pd.DataFrame], list[int
     return cells
 
 
-def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: float, kind: str, group: int = 10
-                        ) -> tuple[float, float, list[float]]:  # fmt: skip
+def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: float, kind: str,
+                        groups: Sequence[int] = (1, 6, 18)) -> tuple[float, float, list[float]]:  # fmt: skip
     """Bounds and bin cuts from a noisy histogram (post-processing only).
 
-    The bounds are the outermost cells that stand out of the noise, looked for among single cells and among runs
-    of ``group`` cells (sparse, spread data stands out only in runs); each threshold lets an empty cell through
-    with about 1% chance overall. The cuts are quantiles of the noisy counts between the bounds (their running
-    cumulative maximum, so the CDF is monotone; no clipping, which would bias towards uniform).
+    The bounds are the outermost runs of cells that stand out of the noise, looked for at several widths
+    (``groups``: single cells, runs of 6 and of 18, i.e. a third of a decade and a decade on the log grid), since
+    spread data stands out only in wide runs; each level's threshold lets an empty run through with about 1% chance.
+    Within the outermost run found at a coarse level, a finer survivor moves the bound in. The cuts are quantiles
+    of the noisy counts between the bounds (running cumulative maximum, so the CDF is monotone; no clipping,
+    which would bias towards uniform).
     """
     n = len(noisy)
-    fine = np.flatnonzero(noisy >= sigma * float(norm.isf(0.01 / n)))
-    padded = np.concatenate([noisy, np.zeros((-n) % group)])
-    sums = padded.reshape(-1, group).sum(axis=1)
-    coarse = np.flatnonzero(sums >= sigma * np.sqrt(group) * float(norm.isf(0.01 / len(sums))))
-    if len(fine) == 0 and len(coarse) == 0:
-        fine = np.array([int(np.argmax(noisy))])
-    if len(coarse):
-        first, last = coarse[0] * group, min(n, (coarse[-1] + 1) * group) - 1
-        lo_cell = int(fine[0]) if len(fine) and first <= fine[0] < first + group else int(first)
-        hi_cell = int(fine[-1]) if len(fine) and last - group < fine[-1] <= last else int(last)
-    else:
-        lo_cell, hi_cell = int(fine[0]), int(fine[-1])
+    lo_cell, hi_cell, coarser = n, -1, n
+    for width in sorted(groups, reverse=True):
+        padded = np.concatenate([noisy, np.zeros((-n) % width)])
+        sums = padded.reshape(-1, width).sum(axis=1)
+        alive = np.flatnonzero(sums >= sigma * np.sqrt(width) * float(norm.isf(0.01 / len(sums))))
+        if len(alive) == 0:
+            continue
+        first, last = int(alive[0]) * width, min(n, (int(alive[-1]) + 1) * width) - 1
+        if lo_cell == n:  # the coarsest level that finds anything sets the bounds
+            lo_cell, hi_cell = first, last
+        else:  # a finer level may only move a bound inside the outermost coarse run
+            if lo_cell <= first < lo_cell + coarser:
+                lo_cell = first
+            if hi_cell - coarser < last <= hi_cell:
+                hi_cell = last
+        coarser = width
+    if hi_cell < lo_cell:  # nothing stands out of the noise at any width: the largest cell
+        lo_cell = hi_cell = int(np.argmax(noisy))
     low, high = float(edges[lo_cell]), float(edges[hi_cell + 1])
     inside = noisy[lo_cell : hi_cell + 1]
-    cdf = np.maximum.accumulate(np.concatenate([[0.0], np.cumsum(inside)]))
-    cdf = np.clip(cdf, 0, None)
-    if cdf[-1] <= 0:
-        cdf = np.linspace(0, 1, len(cdf))
-    cdf = cdf / cdf[-1]
+    cdf = np.clip(np.maximum.accumulate(np.concatenate([[0.0], np.cumsum(inside)])), 0, None)
+    cdf = cdf / cdf[-1] if cdf[-1] > 0 else np.linspace(0, 1, len(cdf))
     cell_edges = edges[lo_cell : hi_cell + 2]
     cuts = [float(np.interp(q, cdf, cell_edges)) for q in (i / bins for i in range(1, bins))]
     if kind in {"integer", "date"}:
@@ -151,7 +156,7 @@ def numeric_spec(col: Column, low: float, high: float, cuts: Sequence[float], ha
 
 def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256) -> np.ndarray:
     """Public histogram cell edges: even steps between public bounds; else 30-day cells from 1900 to 2100 for
-    dates and a data-free signed log grid with ten cells per unit of the leading digit (0.01 to 1e9) for numbers;
+    dates and a data-free signed log grid with two cells per unit of the leading digit (0.01 to 1e9) for numbers;
     integer columns get integer edges.
     """
     integer = kind in {"integer", "date"}
@@ -164,7 +169,7 @@ def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256
             return np.arange(np.floor(low), np.floor(high) + 2, dtype=float)
         grid = np.linspace(low, high, size + 1)
     else:
-        mantissa = np.arange(1.0, 10.0, 0.1)
+        mantissa = np.arange(1.0, 10.0, 0.5)
         positive = np.unique(np.round(np.outer(10.0 ** np.arange(-2, 9), mantissa).ravel(), 10))
         grid = np.concatenate([-positive[::-1], [0.0], positive])
         if low is not None:

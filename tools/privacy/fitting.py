@@ -21,7 +21,7 @@ from causalsynth.tools.causal.network import Network, Node
 from causalsynth.tools.errors import DataError, UsageError
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
-from causalsynth.tools.privacy.cpts import cpt_from_counts, joint_index
+from causalsynth.tools.privacy.cpts import cpt_from_counts, joint_index, project_to_simplex
 from causalsynth.tools.privacy.domain import PublicBounds, exact_domain, histogram_queries, private_domain
 from causalsynth.tools.privacy.mechanisms import noisy_histogram, noisy_row_count
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, FitSpec
@@ -33,8 +33,8 @@ MAX_CPT_CELLS = 200_000
 PSEUDO_COUNT = 1.0
 
 #: Budget shares, learned structure / user DAG.
-SHARES_LEARN = {"rows": 0.02, "domain": 0.08, "bins": 0.15, "marginals": 0.10, "select": 0.15, "cpts": 0.50}
-SHARES_DAG = {"rows": 0.02, "domain": 0.08, "bins": 0.15, "cpts": 0.75}
+SHARES_LEARN = {"rows": 0.02, "domain": 0.10, "bins": 0.18, "marginals": 0.08, "select": 0.12, "cpts": 0.50}
+SHARES_DAG = {"rows": 0.02, "domain": 0.10, "bins": 0.18, "cpts": 0.70}
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         for n in names:
             noisy = np.asarray(measure("marginals", noisy_histogram(lambda t, n=n: np.bincount(codes(t)[n],
                                                                     minlength=cards[n]), rho_m)), dtype=float)  # fmt: skip
-            clipped = np.clip(noisy, 0, None) + 1e-9
-            marginals[n] = clipped / clipped.sum()
+            kept = project_to_simplex(noisy, max(float(noisy.sum()), 1.0)) + 1e-9
+            marginals[n] = kept / kept.sum()
         dag = private_tree(names, cards, codes, marginals, n_hat, per_query["select"][0], measure, options.target)
         structure = "private Chow-Liu tree (exponential mechanism, in-degree <= 1)"
     else:
