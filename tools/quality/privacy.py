@@ -274,22 +274,46 @@ def _matches(query: list[tuple], enc: Encoded) -> NDArray[np.bool_]:
 
 
 def singling_out(frame: Frame, synth: Encoded, train: Encoded, hold: Encoded, rng: np.random.Generator,
-                 n_attacks: int) -> dict[str, Any]:  # fmt: skip
+                 n_attacks: int, n_null: int = 200) -> dict[str, Any]:  # fmt: skip
     """Predicates that single out one synthetic row: how often do they single out a training row vs a holdout row."""
     n_cols = min(4, len(frame.measured))
     queries: list[list[tuple]] = []
+    seen: set[frozenset[tuple]] = set()
     tries = 0
-    while len(queries) < n_attacks and tries < 20 * n_attacks:  # keep the queries that single out in the synthetic
+    # keep distinct queries that single out a synthetic row (repeats of one query are not independent attacks)
+    while len(queries) < n_attacks and tries < 20 * n_attacks:
         batch = _queries_from(frame, synth, rng, n_attacks, n_cols)
         tries += n_attacks
-        queries += [q for q in batch if int(_matches(q, synth).sum()) == 1][: n_attacks - len(queries)]
+        for q in batch:
+            key = frozenset(q)
+            if len(queries) < n_attacks and key not in seen and int(_matches(q, synth).sum()) == 1:
+                seen.add(key)
+                queries.append(q)
     if not queries:
         return {"risk": None, "note": "no predicate singles out a synthetic row"}
     baseline = _random_queries(frame, train, rng, len(queries), n_cols)
-    attack_ok = sum(int(_matches(q, train).sum()) == 1 for q in queries)
-    control_ok = sum(int(_matches(q, hold).sum()) == 1 for q in queries)
+    m_train = np.stack([_matches(q, train) for q in queries])
+    m_hold = np.stack([_matches(q, hold) for q in queries])
+    attack_ok = int((m_train.sum(axis=1) == 1).sum())
+    control_ok = int((m_hold.sum(axis=1) == 1).sum())
     baseline_ok = sum(int(_matches(q, train).sum()) == 1 for q in baseline)
-    return _risk(attack_ok, len(queries), control_ok, len(queries), baseline_ok) | {"n_columns_per_query": n_cols}
+    out = _risk(attack_ok, len(queries), control_ok, len(queries), baseline_ok)
+    # Queries drawn from the same rare synthetic rows single out the same rare cells: their outcomes are not
+    # independent, and a Wilson interval would be far too narrow. The interval comes instead from the spread of the
+    # risk over random re-splits of the training and holdout rows into two sets of the same sizes (no leak by
+    # construction), centred on the observed risk.
+    pooled = np.hstack([m_train, m_hold])
+    n_t = m_train.shape[1]
+    null = np.empty(n_null)
+    for r in range(n_null):
+        order = rng.permutation(pooled.shape[1])
+        a = float((pooled[:, order[:n_t]].sum(axis=1) == 1).mean())
+        c = float((pooled[:, order[n_t:]].sum(axis=1) == 1).mean())
+        null[r] = (a - c) / (1 - c) if c < 1 else 0.0
+    lo, hi = np.percentile(null - null.mean(), [2.5, 97.5])
+    out["low"], out["high"] = out["risk"] - float(hi), min(1.0, out["risk"] - float(lo))
+    out["interval"] = f"observed risk minus the 95 % spread of {n_null} no-leak re-splits"
+    return out | {"n_columns_per_query": n_cols}
 
 
 def linkability(x_synth_a: NDArray[np.float64], x_synth_b: NDArray[np.float64], targets: tuple, controls: tuple,
@@ -408,7 +432,7 @@ def privacy(frame: Frame, synth: Encoded, train: Encoded, hold: Encoded, *, seed
     out: dict[str, Any] = {
         "n_synth": synth.n, "n_train": train.n, "n_holdout": n_h,
         "exact_match": exact_matches(
-            frame.row_keys(synth), keys_train, keys_train[same], frame.row_keys(hold), rng
+            frame.row_keys(synth), keys_train, keys_train[same], frame.row_keys(hold), np.random.default_rng((seed, 1))
         ),
         "dcr": dcr(xs, xt, xh, xt_same),
     }  # fmt: skip
@@ -422,17 +446,20 @@ def privacy(frame: Frame, synth: Encoded, train: Encoded, hold: Encoded, *, seed
     t_rows = rng.choice(train.n, size=n_att, replace=False)
     c_rows = rng.choice(n_h, size=n_att, replace=False)
     tgt, ctl = subset(train, t_rows), subset(hold, c_rows)
-    out["singling_out"] = singling_out(frame, synth, train_same, hold, rng, n_att)
+    # each attack draws from a stream of its own: changing one attack does not move the others
+    out["singling_out"] = singling_out(frame, synth, train_same, hold, np.random.default_rng((seed, 2)), n_att)
     cols = list(frame.measured)
     if len(cols) >= 2:
-        perm = rng.permutation(len(cols))
+        link_rng = np.random.default_rng((seed, 3))
+        perm = link_rng.permutation(len(cols))
         half_a, half_b = [cols[i] for i in perm[: len(cols) // 2]], [cols[i] for i in perm[len(cols) // 2 :]]
         fa, fb = _SubFrame(frame, half_a), _SubFrame(frame, half_b)
         out["linkability"] = linkability(
-            fa.embed(synth), fb.embed(synth), (fa.embed(tgt), fb.embed(tgt)), (fa.embed(ctl), fb.embed(ctl)), rng
+            fa.embed(synth), fb.embed(synth), (fa.embed(tgt), fb.embed(tgt)), (fa.embed(ctl), fb.embed(ctl)), link_rng
         ) | {"columns_a": [c.name for c in half_a], "columns_b": [c.name for c in half_b]}
-        secrets = [cols[i].name for i in rng.permutation(len(cols))[:max_secrets]]
-        out["inference"] = inference(frame, synth, tgt, ctl, secrets, rng)
+        inf_rng = np.random.default_rng((seed, 4))
+        secrets = [cols[i].name for i in inf_rng.permutation(len(cols))[:max_secrets]]
+        out["inference"] = inference(frame, synth, tgt, ctl, secrets, inf_rng)
     texts = {}
     for name in train.texts:
         if name in synth.texts:
