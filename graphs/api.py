@@ -23,6 +23,7 @@ from causalsynth.graphs.builder import build_graph as _build_graph
 from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever, retrieval_settings
 from causalsynth.graphs.runner import check_settings
 from causalsynth.graphs.runner import run as _run
+from causalsynth.graphs.tracing import check_trace
 from causalsynth.tools.causal.conformance import verify as _verify
 from causalsynth.tools.causal.noise import NOISE_MODELS
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
@@ -89,12 +90,15 @@ def generate(
     graph: Any = None,
     progress: Callable[[int], None] | None = None,
     say: Callable[[str], None] | None = None,
+    trace: Literal["off", "jsonl"] = "off",
 ) -> GenerationResult:
     """Generate ``n`` records of ``spec`` through the agent graph; the defaults are the CLI's ``run``.
 
     ``llm`` is ``"local"`` (the embedded model), ``"template"``, ``"PROVIDER:MODEL"``, any LangChain chat model
     object, or a realiser object. ``config`` is a LangChain ``RunnableConfig`` passed to the graph unchanged
     (callbacks, tags, metadata, run_name), so a tracer sees the run. ``out`` also writes the run folder.
+    ``trace="jsonl"`` writes the run's spans to ``traces.jsonl`` there; ``LANGSMITH_TRACING=true`` (with
+    ``LANGSMITH_ENDPOINT``, ``LANGSMITH_API_KEY``) sends them to LangSmith.
 
     Raises:
         UsageError: a bad parameter, named.
@@ -109,6 +113,7 @@ def generate(
         realize="template" if llm_name == "template" else realize,
     )  # fmt: skip
     check_settings(settings)  # before a model is loaded
+    check_trace(trace, Path(out) if out is not None else None)
     options = retrieval_options or RetrievalOptions()
     options = RetrievalOptions(**{**options.__dict__, "enabled": retrieval and options.enabled})
     retrieval_settings(domain, options)  # values checked before anything is loaded
@@ -117,11 +122,11 @@ def generate(
     if out is not None:
         folder = Path(out)
         report = _run(domain, realiser, settings, folder, progress=progress, retriever=retriever, config=config,
-                      graph=graph)  # fmt: skip
+                      graph=graph, trace=trace)  # fmt: skip
         return _result(domain, folder, report, written=True)
     with tempfile.TemporaryDirectory(prefix="causalsynth-") as tmp:
         report = _run(domain, realiser, settings, Path(tmp), progress=progress, retriever=retriever, config=config,
-                      graph=graph)  # fmt: skip
+                      graph=graph, trace=trace)  # fmt: skip
         return _result(domain, Path(tmp), report, written=False)
 
 

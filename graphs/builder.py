@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
+from langchain_core.runnables.config import ensure_config, var_child_runnable_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -58,12 +59,19 @@ class _Traced(Protocol):
 def traced(name: str, node: Node) -> _Traced:
     """Wrap a node so that each execution appends one event (node, seconds, its summary) to ``run.jsonl``.
 
-    Works for any graph whose context has ``emit(event)`` (the run graph and the relational graph).
+    Works for any graph whose context has ``emit(event)`` (the run graph and the relational graph). Spans the node
+    starts (LLM calls) carry the batch index as metadata.
     """
 
     def run(state: Any, *, runtime: Runtime[Any]) -> dict[str, Any]:
         start = time.perf_counter()
-        update = node(state, runtime)
+        config = ensure_config()
+        metadata = {**(config.get("metadata") or {}), "batch": state.get("batch", 0)}
+        token = var_child_runnable_config.set({**config, "metadata": metadata})
+        try:
+            update = node(state, runtime)
+        finally:
+            var_child_runnable_config.reset(token)
         event = {"node": name, "seconds": round(time.perf_counter() - start, 6)} | dict(update.get("info", {}))
         runtime.context.emit(event)
         return update

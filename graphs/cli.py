@@ -22,14 +22,15 @@ from causalsynth.graphs import api
 from causalsynth.graphs.api import generate
 from causalsynth.graphs.assess_cli import assess_cmd
 from causalsynth.graphs.corpus_cli import corpus_app
-from causalsynth.graphs.lexicon_cli import lexicon_app
 from causalsynth.graphs.fit_cli import fit_cmd
+from causalsynth.graphs.lexicon_cli import lexicon_app
 from causalsynth.graphs.retrieval import (
     RetrievalOptions,
     parse_kinds,
     retrieval_rows,
 )
 from causalsynth.graphs.table_cli import compile_rules, print_table_report
+from causalsynth.graphs.trace_cli import trace_app
 from causalsynth.tools.causal.conformance import VerificationReport, verify
 from causalsynth.tools.causal.noise import NOISE_MODELS
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS
@@ -48,6 +49,7 @@ app = typer.Typer(
 )
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(lexicon_app, name="lexicon")
+app.add_typer(trace_app, name="trace")
 app.command("fit")(fit_cmd)
 app.command("assess")(assess_cmd)
 out_console = Console()
@@ -146,6 +148,9 @@ def run_cmd(
     leak_ngram: Annotated[
         int | None, typer.Option("--leak-ngram", help="Report texts that copy this many corpus tokens in a row.")
     ] = None,
+    trace: Annotated[
+        str, typer.Option("--trace", help="off, or jsonl (spans to traces.jsonl in --out; see 'trace show').")
+    ] = "off",
 ) -> None:
     """Generate records through the agent graph: sample, retrieve, realise, validate, verify, correct, assess, write."""
     if str(out) in ("", "."):  # typer reads --out "" as "."
@@ -165,7 +170,7 @@ def run_cmd(
         result = generate(
             domain, n, seed=seed, llm=llm, realize=realize, mode=mode, max_rounds=max_rounds,  # type: ignore[arg-type]
             retrieval=not no_retrieval, out=out, batch_size=batch_size, llm_options=options,
-            retrieval_options=retrieval, progress=progress, say=_say,
+            retrieval_options=retrieval, progress=progress, say=_say, trace=trace,  # type: ignore[arg-type]
         )  # fmt: skip
     _print_run_report(result.report, out)
 

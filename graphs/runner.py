@@ -14,6 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from causalsynth.agents.context import FrameContext, RunContext, RunSettings, SkeletonSource
 from causalsynth.agents.table_context import TableRunContext, to_columns
 from causalsynth.graphs.builder import build_graph, compile_graph, recursion_limit
+from causalsynth.graphs.tracing import RunTracing, check_trace
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.retrieval.retriever import Retriever
 from causalsynth.tools.sinks.run_folder import RunSink
@@ -52,18 +53,21 @@ def run(
     retriever: Retriever | None = None,
     config: RunnableConfig | None = None,
     graph: Any = None,
+    trace: str | None = None,
 ) -> dict[str, Any]:
     """Generate ``settings.n`` records; write them to ``out_dir`` (if given); return the report.
 
     ``retriever`` (see ``causalsynth.graphs.retrieval.open_retriever``) adds reference passages to each record's
     prompt. ``config`` is a LangChain ``RunnableConfig`` handed to the graph unchanged (callbacks, tags, metadata,
-    run_name); ``graph`` replaces the compiled graph (e.g. ``build_graph(domain)`` with a node added).
+    run_name); ``graph`` replaces the compiled graph (e.g. ``build_graph(domain)`` with a node added). ``trace``
+    is ``off`` or ``jsonl`` (spans to ``traces.jsonl`` in ``out_dir``); LangSmith follows its environment variables.
 
     Raises:
         UsageError: bad settings.
         DataError: the output folder cannot be written, or SQLite refused a row.
     """
     check_settings(settings)
+    check_trace(trace, out_dir)
     if retriever is not None:
         retriever.start_run()
     relational = domain.schema is not None
@@ -86,16 +90,31 @@ def run(
             skeletons=SkeletonSource(domain, settings.n, settings.seed),
             sink=RunSink(out_dir, domain.network.names) if out_dir is not None else None,
         )  # fmt: skip
+    tracing = RunTracing(trace, out_dir)  # after the sink: the folder exists and holds no stale outputs
     compiled = graph if graph is not None else compile_graph(build_graph(domain), relational)
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
-    return invoke_run(compiled, context, limit, config)
+    return invoke_run(compiled, context, limit, config, tracing=tracing)
 
 
-def invoke_run(graph: Any, context: FrameContext, limit: int, config: RunnableConfig | None = None) -> dict[str, Any]:
+def run_metadata(context: FrameContext) -> dict[str, Any]:
+    """What the root span of a run carries as metadata (the caller's metadata is added over it)."""
+    s = context.settings
+    return {"spec": context.domain.source, "domain": context.domain.name, "n": s.n, "seed": s.seed, "mode": s.mode,
+            "llm": s.llm, "realize": s.realize, "max_rounds": s.max_rounds, "batch_size": s.batch_size}  # fmt: skip
+
+
+def invoke_run(
+    graph: Any,
+    context: FrameContext,
+    limit: int,
+    config: RunnableConfig | None = None,
+    *,
+    tracing: RunTracing | None = None,
+) -> dict[str, Any]:
     """Invoke a run graph; on failure the sink aborts (no file looks complete); return the report."""
-    merged: dict[str, Any] = dict(config or {})
+    tracing = tracing if tracing is not None else RunTracing(None, None)
+    merged: dict[str, Any] = dict(tracing.config(config, context.domain.name, run_metadata(context)))
     merged.setdefault("recursion_limit", limit)
-    merged.setdefault("run_name", context.domain.name)
     sink = context.sink
     try:
         final = graph.invoke(
@@ -107,6 +126,8 @@ def invoke_run(graph: Any, context: FrameContext, limit: int, config: RunnableCo
         if sink is not None:
             sink.abort(f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        tracing.close()
     if sink is not None:
         sink.close()
     report = final.get("report")

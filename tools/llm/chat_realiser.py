@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 
 from causalsynth.tools.errors import CausalSynthError
 from causalsynth.tools.llm.prompts import (
@@ -135,11 +135,16 @@ class ChatRealiser:
         Raises:
             FatalModelError: the model refused in a way no retry can fix (authentication, unknown model).
         """
-        return self._loop.run(self.arealise(requests))
+        # The caller's config (a graph node's: its callbacks make every LLM call a child span of the node) is read
+        # here, on the caller's thread, because the calls run on the loop thread.
+        return self._loop.run(self.arealise(requests, ensure_config()))
 
-    async def arealise(self, requests: Sequence[RealisationRequest]) -> list[Realisation]:
-        """Async form of :meth:`realise`."""
+    async def arealise(
+        self, requests: Sequence[RealisationRequest], parent: RunnableConfig | None = None
+    ) -> list[Realisation]:
+        """Async form of :meth:`realise`; ``parent`` is the caller's config (default: the current one)."""
         gate = asyncio.Semaphore(self.concurrency)
+        parent = parent if parent is not None else ensure_config()
 
         async def one(request: RealisationRequest) -> Realisation:
             anchor = self.anchor(request)
@@ -149,8 +154,9 @@ class ChatRealiser:
             async with gate:
                 for attempt in range(self.retries + 1):
                     calls += 1
+                    config = call_config(parent, request, retry=attempt, model=self.name)
                     try:
-                        reply = await asyncio.wait_for(runnable.ainvoke(msgs, **kwargs), self.timeout)
+                        reply = await asyncio.wait_for(runnable.ainvoke(msgs, config, **kwargs), self.timeout)
                         break
                     except Exception as exc:  # any model failure fails this attempt, not the run
                         kind = classify_error(exc)
@@ -190,6 +196,30 @@ class ChatRealiser:
             self.anchoring = "prompt"
             return self.model, kwargs
         return structured, kwargs
+
+
+def call_config(parent: RunnableConfig, request: RealisationRequest, *, retry: int, model: str) -> RunnableConfig:
+    """The config of one LLM call: a named child of the caller's span, with the record's facts as metadata.
+
+    The metadata holds the record's id, attempt, retry, batch and the violations it was asked to fix; the tag
+    ``record:ID`` lets a viewer filter on one record.
+    """
+    metadata = dict(parent.get("metadata") or {})
+    metadata |= {
+        "record_id": request.record_id,
+        "attempt": request.attempt,
+        "retry": retry,
+        "batch": metadata.get("batch"),
+        "violations": [v["message"] for v in request.feedback],
+        "violation_kinds": [f"{v['kind']}:{v['variable']}" for v in request.feedback],
+        "realiser": model,
+    }
+    return RunnableConfig(
+        callbacks=parent.get("callbacks"),
+        tags=[*(parent.get("tags") or []), f"record:{request.record_id}"],
+        metadata=metadata,
+        run_name=f"realise record {request.record_id} attempt {request.attempt}",
+    )
 
 
 def call_seed(seed: int, record_id: int, attempt: int) -> int:
