@@ -91,6 +91,7 @@ def generate(
     progress: Callable[[int], None] | None = None,
     say: Callable[[str], None] | None = None,
     trace: Literal["off", "jsonl"] = "off",
+    resume: str | Path | None = None,
 ) -> GenerationResult:
     """Generate ``n`` records of ``spec`` through the agent graph; the defaults are the CLI's ``run``.
 
@@ -98,13 +99,19 @@ def generate(
     object, or a realiser object. ``config`` is a LangChain ``RunnableConfig`` passed to the graph unchanged
     (callbacks, tags, metadata, run_name), so a tracer sees the run. ``out`` also writes the run folder.
     ``trace="jsonl"`` writes the run's spans to ``traces.jsonl`` there; ``LANGSMITH_TRACING=true`` (with
-    ``LANGSMITH_ENDPOINT``, ``LANGSMITH_API_KEY``) sends them to LangSmith.
+    ``LANGSMITH_ENDPOINT``, ``LANGSMITH_API_KEY``) sends them to LangSmith. A run with ``out`` checkpoints there
+    after every batch; ``resume=DIR`` continues an interrupted run in ``DIR`` (same spec and settings) and returns
+    what the uninterrupted run would have.
 
     Raises:
         UsageError: a bad parameter, named.
         SpecError: a bad spec.
         DataError: the output folder cannot be written.
     """
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise UsageError(f"resume={resume} continues the run in that folder; out={out} names another")
+        out = resume
     domain = load_spec(spec)
     llm_name, realiser_of = _llm(llm, domain, seed, realize, llm_options)
     batch = batch_size if batch_size is not None else (1000 if llm_name == "template" else 32)
@@ -122,7 +129,7 @@ def generate(
     if out is not None:
         folder = Path(out)
         report = _run(domain, realiser, settings, folder, progress=progress, retriever=retriever, config=config,
-                      graph=graph, trace=trace)  # fmt: skip
+                      graph=graph, trace=trace, durable=True, resume=resume is not None)  # fmt: skip
         return _result(domain, folder, report, written=True)
     with tempfile.TemporaryDirectory(prefix="causalsynth-") as tmp:
         report = _run(domain, realiser, settings, Path(tmp), progress=progress, retriever=retriever, config=config,

@@ -98,10 +98,10 @@ def build_graph(domain: Domain | None = None) -> StateGraph[Any, Any, Any, Any]:
 
 
 def compile_graph(
-    builder: StateGraph[Any, Any, Any, Any], relational: bool = False
+    builder: StateGraph[Any, Any, Any, Any], relational: bool = False, checkpointer: Any = None
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile a run graph under its name."""
-    return builder.compile(name=TABLE_GRAPH if relational else RUN_GRAPH)
+    """Compile a run graph under its name (with ``checkpointer`` for a durable run)."""
+    return builder.compile(name=TABLE_GRAPH if relational else RUN_GRAPH, checkpointer=checkpointer)
 
 
 def _record_graph() -> StateGraph[RunState, RunContext, RunInput, RunOutput]:

@@ -30,7 +30,7 @@ from causalsynth.graphs.retrieval import (
     retrieval_rows,
 )
 from causalsynth.graphs.table_cli import compile_rules, print_table_report
-from causalsynth.graphs.trace_cli import trace_app
+from causalsynth.graphs.trace_cli import interrupted_message, trace_app
 from causalsynth.tools.causal.conformance import VerificationReport, verify
 from causalsynth.tools.causal.noise import NOISE_MODELS
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS
@@ -103,7 +103,9 @@ def _progress(total: int, label: str) -> Iterator[ProgressFn]:
 def run_cmd(
     spec: SpecArg,
     n: RowsOpt,
-    out: Annotated[Path, typer.Option("--out", help="Output folder (records, rejects, report, event log).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (records, rejects, report, event log, checkpoints).")
+    ] = None,
     llm: Annotated[
         str, typer.Option("--llm", help="Realiser: local (embedded GGUF via llama.cpp), template, or PROVIDER:MODEL.")
     ] = "local",
@@ -151,9 +153,15 @@ def run_cmd(
     trace: Annotated[
         str, typer.Option("--trace", help="off, or jsonl (spans to traces.jsonl in --out; see 'trace show').")
     ] = "off",
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the interrupted run in this folder (same settings).")
+    ] = None,
 ) -> None:
     """Generate records through the agent graph: sample, retrieve, realise, validate, verify, correct, assess, write."""
-    if str(out) in ("", "."):  # typer reads --out "" as "."
+    if resume is not None and out is not None and out != resume:
+        raise UsageError(f"--resume {resume} continues the run in that folder; --out {out} names another")
+    out = out if out is not None else resume
+    if out is None or str(out) in ("", "."):  # typer reads --out "" as "."
         raise UsageError("--out needs a folder name (the run writes records.parquet, rejects.parquet, ... into it)")
     if anchor_via not in ("auto", "grammar", "json-schema", "prompt"):
         raise UsageError(f"--anchor-via must be auto, grammar, json-schema or prompt, got {anchor_via!r}")
@@ -166,12 +174,17 @@ def run_cmd(
         kinds=parse_kinds(retrieval_kinds), leak_ngram=leak_ngram,
     )  # fmt: skip
     domain = load_domain(spec)
-    with _progress(n, f"{domain.name}: {mode}") as progress:
-        result = generate(
-            domain, n, seed=seed, llm=llm, realize=realize, mode=mode, max_rounds=max_rounds,  # type: ignore[arg-type]
-            retrieval=not no_retrieval, out=out, batch_size=batch_size, llm_options=options,
-            retrieval_options=retrieval, progress=progress, say=_say, trace=trace,  # type: ignore[arg-type]
-        )  # fmt: skip
+    try:
+        with _progress(n, f"{domain.name}: {mode}") as progress:
+            result = generate(
+                domain, n, seed=seed, llm=llm, realize=realize, mode=mode, max_rounds=max_rounds,  # type: ignore[arg-type]
+                retrieval=not no_retrieval, out=out, batch_size=batch_size, llm_options=options,
+                retrieval_options=retrieval, progress=progress, say=_say, trace=trace,  # type: ignore[arg-type]
+                resume=resume,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        _say(interrupted_message(out))
+        raise typer.Exit(130) from None
     _print_run_report(result.report, out)
 
 

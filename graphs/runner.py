@@ -12,8 +12,11 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from causalsynth.agents.context import FrameContext, RunContext, RunSettings, SkeletonSource
+from causalsynth.agents.resume import restore_ledger
 from causalsynth.agents.table_context import TableRunContext, to_columns
 from causalsynth.graphs.builder import build_graph, compile_graph, recursion_limit
+from causalsynth.graphs.durable import check_resumable, open_saver, settings_record, start_fresh, thread_config
+from causalsynth.graphs.durable import finish as durable_finish
 from causalsynth.graphs.tracing import RunTracing, check_trace
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.retrieval.retriever import Retriever
@@ -54,6 +57,8 @@ def run(
     config: RunnableConfig | None = None,
     graph: Any = None,
     trace: str | None = None,
+    durable: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Generate ``settings.n`` records; write them to ``out_dir`` (if given); return the report.
 
@@ -61,6 +66,8 @@ def run(
     prompt. ``config`` is a LangChain ``RunnableConfig`` handed to the graph unchanged (callbacks, tags, metadata,
     run_name); ``graph`` replaces the compiled graph (e.g. ``build_graph(domain)`` with a node added). ``trace``
     is ``off`` or ``jsonl`` (spans to ``traces.jsonl`` in ``out_dir``); LangSmith follows its environment variables.
+    ``durable`` checkpoints the run in ``out_dir`` at every batch boundary (``graphs.durable``); ``resume``
+    continues the interrupted run there instead of starting anew.
 
     Raises:
         UsageError: bad settings.
@@ -68,9 +75,20 @@ def run(
     """
     check_settings(settings)
     check_trace(trace, out_dir)
+    relational = domain.schema is not None
+    durable = (durable or resume) and out_dir is not None
+    if durable and (relational or graph is not None):
+        if resume:
+            raise UsageError("--resume: only runs of single records with the built-in graph can be resumed yet")
+        durable = False
+    if resume:
+        assert out_dir is not None
+        check_resumable(out_dir, settings_record(domain.source, settings))
+    elif durable:
+        assert out_dir is not None
+        start_fresh(out_dir, settings_record(domain.source, settings))
     if retriever is not None:
         retriever.start_run()
-    relational = domain.schema is not None
     context: RunContext | TableRunContext
     if domain.schema is not None:  # tables, keys and rules: the relational graph writes tables and a database
         table_sink = TableSink(out_dir, domain.schema) if out_dir is not None else None
@@ -88,12 +106,40 @@ def run(
         context = RunContext(
             domain=domain, realiser=realiser, settings=settings, retriever=retriever, progress=progress,
             skeletons=SkeletonSource(domain, settings.n, settings.seed),
-            sink=RunSink(out_dir, domain.network.names) if out_dir is not None else None,
+            sink=RunSink(out_dir, domain.network.names, keep_parts=durable, resume=resume)
+            if out_dir is not None else None,
         )  # fmt: skip
-    tracing = RunTracing(trace, out_dir)  # after the sink: the folder exists and holds no stale outputs
-    compiled = graph if graph is not None else compile_graph(build_graph(domain), relational)
+    tracing = RunTracing(trace, out_dir, append=resume)  # after the sink: the folder exists, with no stale outputs
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
-    return invoke_run(compiled, context, limit, config, tracing=tracing)
+    if not durable:
+        compiled = graph if graph is not None else compile_graph(build_graph(domain), relational)
+        return invoke_run(compiled, context, limit, config, tracing=tracing)
+    assert out_dir is not None and isinstance(context, RunContext)
+    saver = open_saver(out_dir)
+    compiled = compile_graph(build_graph(domain), relational, checkpointer=saver)
+    start = restore(compiled, context) if resume else None
+    report = invoke_run(compiled, context, limit, config, tracing=tracing, durable=True, resume_from=start)
+    durable_finish(out_dir, saver)
+    return report
+
+
+def restore(graph: Any, context: RunContext) -> dict[str, Any] | None:
+    """Bring a resumed run's sink and ledger to its last checkpoint; its state, or None to start from scratch."""
+    assert isinstance(context.sink, RunSink)
+    snapshot = graph.get_state({"configurable": thread_config()})
+    values = dict(snapshot.values or {})
+    if not values or "n_requested" not in values:  # killed before the first checkpoint: start again
+        context.sink.resume(0)
+        context.emit({"event": "resumed", "batches_kept": 0})
+        return None
+    batches = values.get("batch", -1) + 1
+    context.sink.resume(batches)
+    next_id = int(values.get("next_id", 0))
+    restore_ledger(context, next_id, context.sink.accepted_rows())
+    if context.progress is not None:
+        context.progress(next_id)
+    context.emit({"event": "resumed", "batches_kept": batches, "next_id": next_id})
+    return values
 
 
 def run_metadata(context: FrameContext) -> dict[str, Any]:
@@ -110,18 +156,26 @@ def invoke_run(
     config: RunnableConfig | None = None,
     *,
     tracing: RunTracing | None = None,
+    durable: bool = False,
+    resume_from: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Invoke a run graph; on failure the sink aborts (no file looks complete); return the report."""
+    """Invoke a run graph; on failure the sink aborts (no file looks complete); return the report.
+
+    ``durable``: the graph has a checkpointer (it gets a thread id, and checkpoints are written before the next
+    step); ``resume_from``: the checkpointed state to continue from (the graph is invoked with no new input).
+    """
     tracing = tracing if tracing is not None else RunTracing(None, None)
     merged: dict[str, Any] = dict(tracing.config(config, context.domain.name, run_metadata(context)))
     merged.setdefault("recursion_limit", limit)
+    extra: dict[str, Any] = {}
+    if durable:
+        merged["configurable"] = {**dict(merged.get("configurable") or {}), **thread_config()}
+        extra["durability"] = "sync"  # a batch's checkpoint is on disk before the next batch starts
+    start = None if resume_from is not None else {"n_requested": context.settings.n, "next_id": 0, "totals": {},
+                                                   "report": None}  # fmt: skip
     sink = context.sink
     try:
-        final = graph.invoke(
-            {"n_requested": context.settings.n, "next_id": 0, "totals": {}, "report": None},
-            context=context,
-            config=merged,
-        )
+        final = graph.invoke(start, context=context, config=merged, **extra)
     except BaseException as exc:
         if sink is not None:
             sink.abort(f"{type(exc).__name__}: {exc}")

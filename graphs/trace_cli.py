@@ -222,3 +222,18 @@ def show_cmd(
     """Print a run's trace as a tree, or one record's journey (attempts, violations, corrections, outcome)."""
     console = Console()
     console.print(record_tree(folder, record) if record is not None else run_tree(folder))
+
+
+def interrupted_message(folder: Path) -> str:
+    """What a user who pressed Ctrl-C is told: what was kept, and the command that continues the run."""
+    import shlex
+    import sys
+
+    argv = [a for a in sys.argv[1:] if a]
+    command = "causalsynth " + shlex.join(argv) if argv and "run" in argv else "causalsynth run SPEC -n N ..."
+    if "--resume" not in argv:
+        command += f" --resume {shlex.quote(str(folder))}"
+    return (
+        f"interrupted: the batches written so far are kept in {folder} (checkpointed).\n"
+        f"Continue the run with the same settings:\n  {command}"
+    )

@@ -289,6 +289,7 @@ class RunTracing:
     """The tracers of one run: added to its config, flushed when it ends (so a CLI run's spans are all sent)."""
 
     def __init__(self, mode: str | None, out_dir: Path | None, *, append: bool = False) -> None:
+        """``append``: a resumed run adds its spans to the interrupted run's file."""
         check_trace(mode, out_dir)
         self.handlers: list[BaseCallbackHandler] = []
         self.jsonl: JsonlTracer | None = None

@@ -39,7 +39,7 @@ def publish(out_dir: Path, names: Sequence[str], report: Mapping[str, Any]) -> N
 class RunFolder:
     """The folder protocol every run sink shares; subclasses name their files and open, write and close them."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, resume: bool = False) -> None:
         self.out_dir = Path(out_dir)
         self.finished = False
         try:
@@ -48,7 +48,8 @@ class RunFolder:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             for stale in (*self._names(), REPORT):  # a previous run's outputs must not pass for this run's
                 (self.out_dir / stale).unlink(missing_ok=True)
-            self._events = (self.out_dir / EVENTS).open("w", encoding="utf-8")
+            # A resumed run continues the interrupted run's event log.
+            self._events = (self.out_dir / EVENTS).open("a" if resume else "w", encoding="utf-8")
         except OSError as exc:
             raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
 

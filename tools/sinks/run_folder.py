@@ -1,8 +1,16 @@
-"""The output folder of a run of single records: ``records.parquet`` and ``rejects.parquet`` (see ``folder``)."""
+"""The output folder of a run of single records: ``records.parquet`` and ``rejects.parquet`` (see ``folder``).
+
+Each batch is written as its own part file (``.parts/records-000003.parquet``, written under a temporary name and
+renamed, so a part is whole or absent); the run's files are assembled from the parts when it finishes. A part is
+the unit a resumed run keeps or discards: :meth:`RunSink.resume` keeps the parts of the batches its checkpoint
+covers and deletes the rest, so the output never holds a record twice or one past the checkpoint.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +22,7 @@ from causalsynth.tools.errors import DataError
 from causalsynth.tools.sinks.folder import REJECTS, RunFolder
 
 RECORDS = "records.parquet"
+PARTS = ".parts"
 #: Columns the sink adds beside the skeleton's variables; a variable may not be named like one of them.
 META_COLUMNS = ("record_id", "text", "rounds", "llm_calls", "tokens", "history", "references", "reason")
 
@@ -35,40 +44,90 @@ def _schema(variables: Sequence[str], rejects: bool) -> pa.Schema:
 
 
 class RunSink(RunFolder):
-    """Streams a run's records and rejects into ``out_dir``."""
+    """Streams a run's records and rejects into ``out_dir``, one part file per batch.
 
-    def __init__(self, out_dir: Path, variables: Sequence[str]) -> None:
+    ``keep_parts``: a run that stops before the end keeps its parts (it can be resumed); otherwise they are removed.
+    ``resume``: continue an interrupted run's folder (call :meth:`resume` with the number of batches to keep).
+    """
+
+    def __init__(
+        self, out_dir: Path, variables: Sequence[str], *, keep_parts: bool = False, resume: bool = False
+    ) -> None:
         clash = sorted(set(variables) & set(META_COLUMNS))
         if clash:
             raise DataError(
                 f"variable name(s) {', '.join(clash)} clash with output columns ({', '.join(META_COLUMNS)})"
             )
         self.variables = tuple(variables)
-        self._writers: dict[str, pq.ParquetWriter] = {}
-        super().__init__(out_dir)
+        self.keep_parts = keep_parts
+        self.part = 0  # index of the next batch's part files
+        self._schemas = {name: _schema(self.variables, name == REJECTS) for name in (RECORDS, REJECTS)}
+        super().__init__(out_dir, resume=resume)
+        self.parts_dir = self.out_dir / PARTS
+        try:
+            if not resume:
+                shutil.rmtree(self.parts_dir, ignore_errors=True)
+            self.parts_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
 
     def _names(self) -> list[str]:
         return [RECORDS, REJECTS]
 
-    def _close_files(self, complete: bool) -> None:
-        for name in self._names() if complete else list(self._writers):
-            self._writer(name).close()  # an empty table is still written, with its columns
-        self._writers.clear()
+    def _part_path(self, name: str, index: int) -> Path:
+        return self.parts_dir / f"{name.removesuffix('.parquet')}-{index:06d}.parquet"
 
-    def _writer(self, name: str) -> pq.ParquetWriter:
-        if name not in self._writers:
-            self._writers[name] = pq.ParquetWriter(self._partial(name), _schema(self.variables, name == REJECTS))
-        return self._writers[name]
+    def _parts(self, name: str) -> list[Path]:
+        return sorted(self.parts_dir.glob(f"{name.removesuffix('.parquet')}-*.parquet"))
+
+    def resume(self, batches: int) -> None:
+        """Keep the parts of the first ``batches`` batches; delete later ones and half-written files."""
+        for path in self.parts_dir.iterdir():
+            index = path.name.rsplit("-", 1)[-1].split(".", 1)[0]
+            if not path.name.endswith(".parquet") or not index.isdigit() or int(index) >= batches:
+                path.unlink()
+        self.part = batches
+
+    def accepted_rows(self) -> list[tuple[int, str]]:
+        """``(record_id, text)`` of the accepted records in the kept parts, in the order they were written."""
+        rows: list[tuple[int, str]] = []
+        for path in self._parts(RECORDS):
+            table = pq.read_table(path, columns=["record_id", "text"])
+            rows += zip(table["record_id"].to_pylist(), table["text"].to_pylist(), strict=True)
+        return rows
+
+    def _close_files(self, complete: bool) -> None:
+        if not complete:
+            return
+        for name in self._names():  # an empty table is still written, with its columns
+            with pq.ParquetWriter(self._partial(name), self._schemas[name]) as writer:
+                for path in self._parts(name):
+                    writer.write_table(pq.read_table(path, schema=self._schemas[name]))
+
+    def finish(self, report: Mapping[str, Any]) -> None:
+        """Assemble and publish the files, write the report, then drop the parts."""
+        super().finish(report)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+    def abort(self, reason: str) -> None:
+        """Record why the run stopped; remove the parts unless the run can be resumed."""
+        super().abort(reason)
+        if not self.keep_parts:
+            shutil.rmtree(self.parts_dir, ignore_errors=True)
 
     def write(self, accepted: Sequence[Mapping[str, Any]], rejected: Sequence[Mapping[str, Any]]) -> None:
-        """Append a batch of accepted and rejected records (each record: the graph's Record dict)."""
+        """Write a batch of accepted and rejected records (each record: the graph's Record dict) as its parts."""
         try:
             for name, rows in ((RECORDS, accepted), (REJECTS, rejected)):
                 if rows:
-                    table = pa.Table.from_pydict(self._columns(rows, name == REJECTS), schema=self._writer(name).schema)
-                    self._writer(name).write_table(table)
+                    table = pa.Table.from_pydict(self._columns(rows, name == REJECTS), schema=self._schemas[name])
+                    path = self._part_path(name, self.part)
+                    tmp = path.with_name(path.name + ".tmp")
+                    pq.write_table(table, tmp)
+                    os.replace(tmp, path)  # a part is whole or absent
         except OSError as exc:
             raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
+        self.part += 1
 
     def _columns(self, rows: Sequence[Mapping[str, Any]], rejects: bool) -> dict[str, list[Any]]:
         cols: dict[str, list[Any]] = {"record_id": [r["id"] for r in rows]}
