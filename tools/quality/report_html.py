@@ -190,11 +190,11 @@ def dag_section(a: dict[str, Any], sid: str = "dag") -> str:
     )
     rows = []
     for t in dag["tests"]:
-        stmt = f"{t['x']} {'⫫' if t['implied_independent'] else '~'} {t['y']}" + (
+        stmt = f"{t['x']} {'⊥' if t['implied_independent'] else '~'} {t['y']}" + (
             f" | {', '.join(t['z'])}" if t["z"] else ""
         )
         rows.append([stmt, t["real"]["p_value"], t["real"]["rejected"], t["synth"]["p_value"], t["synth"]["rejected"]])
-    detail = _table(["statement (⫫ implied independent, ~ edge)", "p real", "rejected real", "p synth",
+    detail = _table(["statement (⊥ implied independent, ~ edge)", "p real", "rejected real", "p synth",
                      "rejected synth"], rows[:200])  # fmt: skip
     return f'<section id="{sid}"><h2>DAG and CI tests</h2>{_png(fig)}{summary}{detail}</section>'
 
