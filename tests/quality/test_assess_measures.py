@@ -158,3 +158,23 @@ def test_foreign_key_cardinalities_compare_children_per_parent():
     # Assert
     assert links == [("visits", "patient_id", "patients", "patient_id")]
     assert fk[0]["tvd"] == pytest.approx(1.0) and fk[0]["mean_real"] == 2 and fk[0]["mean_synth"] == 2
+
+
+def test_text_columns_report_copies_of_training_texts_against_the_holdout():
+    # Setup: notes built from shared boilerplate plus a personal sentence; the synthetic notes copy training notes
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(400)]
+
+    def notes(n: int) -> list[str]:
+        personal = [" ".join(rng.choice(words, 15)) for _ in range(n)]
+        return [f"Seen in clinic today. {p}." for p in personal]
+
+    train = pd.DataFrame({"age": rng.integers(20, 80, 300), "note": notes(300)})
+    hold = pd.DataFrame({"age": rng.integers(20, 80, 200), "note": notes(200)})
+    synth = train.sample(200, random_state=0).reset_index(drop=True)
+    # Run
+    a = assess_table(synth, train, hold, n_attacks=100)
+    # Assert
+    assert {c["name"]: c["kind"] for c in a["columns"]}["note"] == "text"
+    copies = a["privacy"]["text_copies"]["note"]
+    assert copies["synth"]["value"] == 1.0 and copies["holdout"]["value"] == 0.0
