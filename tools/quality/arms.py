@@ -4,8 +4,10 @@
   on each number. It is called "privacy" in the SynthTab design, but every released row is a training row moved a
   little: the attacks must find it.
 - :func:`independent_marginals`: rows drawn column by column from the training table's marginals (numbers from a
-  20-quantile histogram, uniform within a bin, rounded as the column is), so no row depends on any one training row
-  beyond its share in a marginal: the attacks must find no more than chance.
+  histogram on the 1st to 99th percentiles, uniform within a bin, rounded as the column is), so no row depends on
+  any one training row beyond its share in a marginal: the attacks must find no more than chance. The extremes are
+  left out on purpose: a marginal that releases the training minimum and maximum releases two rows' values, and
+  singling out finds them.
 """
 
 from __future__ import annotations
@@ -57,8 +59,14 @@ def independent_marginals(train: pd.DataFrame, n: int, seed: int = 0) -> pd.Data
             cols[name] = rng.choice(counts.index.to_numpy(dtype=str), size=n, p=counts.to_numpy(dtype=float))
             continue
         x = numbers.dropna().to_numpy()
-        edges = np.unique(np.quantile(x, np.linspace(0, 1, 21)))
-        weights = np.histogram(x, edges)[0] / x.size
+        # outer edges at the 1st and 99th percentiles: the minimum and maximum are single training rows' values
+        # (with them as edges, singling out found those rows: "total_charges >= 8587" held one training row)
+        edges = np.unique(np.quantile(x, np.linspace(0.01, 0.99, 21)))
+        if edges.size < 2:  # nearly constant between the percentiles
+            cols[name] = np.full(n, edges[0])
+            continue
+        counts = np.histogram(np.clip(x, edges[0], edges[-1]), edges)[0]
+        weights = counts / counts.sum()
         b = rng.choice(len(weights), size=n, p=weights)
         cols[name] = np.round(rng.uniform(edges[b], edges[b + 1]), _decimals(x))
     return pd.DataFrame(cols)
