@@ -11,11 +11,15 @@ import time
 from collections import Counter
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from causalsynth.agents.context import RunContext
 from causalsynth.agents.state import RunState
 from causalsynth.tools.quality.run_quality import ci_summary, drift_summary, tvd_summary
+
+#: The ledger's record of which records failed for infrastructure reasons (their ids, as one column).
+FAILED_IDS = "failed_ids"
 
 
 def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -23,12 +27,16 @@ def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     accepted = state.get("accepted", [])
     rejected = state.get("rejected", [])
+    failed = state.get("failed", [])
     observed = ctx.domain.lexicon.observed
     ctx.ledger.add_codes("accepted", ctx.skeletons.codes([r["id"] for r in accepted]), len(accepted))
     ctx.ledger.add("extracted", [r.get("facts", {}) for r in accepted], observed)
 
     batch: Counter[str] = Counter(n_accepted=len(accepted), n_rejected=len(rejected))
-    for r in (*accepted, *rejected):
+    if failed:  # infrastructure failures: counted, and left out of the measures of the text
+        batch["n_failed"] += len(failed)
+        ctx.ledger.add_codes(FAILED_IDS, {"id": np.array([r["id"] for r in failed], dtype=np.int64)}, len(failed))
+    for r in (*accepted, *rejected, *failed):
         batch["generator_calls"] += r["attempts"]
         batch["llm_calls"] += r["llm_calls"]
         batch["tokens"] += r["tokens"]
@@ -47,6 +55,13 @@ def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     return update
 
 
+def _judged(ctx: RunContext, n_requested: int) -> tuple[dict[str, Any], int]:
+    """Skeleton codes of the records that were judged (accepted or rejected): all, less those that failed."""
+    keep = np.ones(n_requested, dtype=bool)
+    keep[ctx.ledger.codes(FAILED_IDS)["id"]] = False  # skeleton codes are kept in record id order
+    return {v: c[keep] for v, c in ctx.ledger.codes("skeleton").items()}, int(keep.sum())
+
+
 def _per(total: float, n: float) -> float | None:
     return total / n if n else None
 
@@ -58,11 +73,13 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
     ledger = ctx.ledger
     n_acc = int(totals["n_accepted"])
     n_rej = int(totals["n_rejected"])
+    n_failed = int(totals["n_failed"])
+    judged, n_judged = _judged(ctx, n_requested) if n_failed else (ledger.codes("skeleton"), n_requested)
     extracted = ci_summary(net, ledger.codes("extracted"), n_acc, observed=lexicon.observed, alpha=s.alpha)
-    skeleton = ci_summary(net, ledger.codes("skeleton"), n_requested, observed=lexicon.observed, alpha=s.alpha)
+    skeleton = ci_summary(net, judged, n_judged, observed=lexicon.observed, alpha=s.alpha)
     accepted_tvd = tvd_summary(net, ledger.codes("accepted"), n_acc)
-    floor_tvd = tvd_summary(net, ledger.codes("skeleton"), n_requested)
-    drift = drift_summary(net, ledger.codes("accepted"), n_acc, ledger.codes("skeleton"), n_requested)
+    floor_tvd = tvd_summary(net, judged, n_judged)
+    drift = drift_summary(net, ledger.codes("accepted"), n_acc, judged, n_judged)
     seconds = time.perf_counter() - ctx.started
     rounds = {k.split(":", 1)[1]: int(v) for k, v in totals.items() if k.startswith("rounds:")}
     rounds = dict(sorted(rounds.items(), key=lambda kv: int(kv[0])))  # "10" after "9"
@@ -79,7 +96,8 @@ def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str
         "n_requested": n_requested,
         "n_accepted": n_acc,
         "n_rejected": n_rej,
-        "realizability": _per(n_acc, n_requested),
+        **({"n_failed": n_failed} if n_failed else {}),
+        "realizability": _per(n_acc, n_requested - n_failed),
         "generator_calls": int(totals["generator_calls"]),
         "llm_calls": int(totals["llm_calls"]),
         "tokens": int(totals["tokens"]),

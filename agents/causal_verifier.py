@@ -23,12 +23,12 @@ def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
     ctx = runtime.context
     lexicon = ctx.domain.lexicon
     observed = lexicon.observed
-    routes: dict[str, list[Record]] = {"accept": [], "correct": [], "reject": []}
+    routes: dict[str, list[Record]] = {"accept": [], "correct": [], "reject": [], "fail": []}
     kinds: Counter[str] = Counter()
     for r in state.get("records", []):
         got = extract(lexicon, r["text"])
         # A failed generator call has no text to check: its one violation says why, without an omission per fact.
-        failed = any(v["kind"] == "generation" for v in r["violations"])
+        failed = any(v["kind"] in ("generation", "infrastructure") for v in r["violations"])
         violations = r["violations"] if failed else r["violations"] + check_facts(lexicon, r["skeleton"], got)
         kinds.update(v["kind"] for v in violations)
         history = r["history"]
@@ -38,4 +38,5 @@ def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
         routes[record_route(checked, ctx.settings.max_rounds)].append(checked)
     info = {"batch": state.get("batch", 0), "round": state.get("round", 0)}
     info |= {k: len(v) for k, v in routes.items()} | {f"violations_{k}": n for k, n in sorted(kinds.items())}
-    return {"records": routes["correct"], "accepted": routes["accept"], "rejected": routes["reject"], "info": info}
+    return {"records": routes["correct"], "accepted": routes["accept"], "rejected": routes["reject"],
+            "failed": routes["fail"], "info": info}  # fmt: skip

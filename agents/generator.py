@@ -36,8 +36,9 @@ def generate(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         violations: list[Violation] = []
         if res.error is not None:
             failures += 1
+            kind = "infrastructure" if getattr(res, "infrastructure", False) else "generation"
             violations.append(
-                Violation(kind="generation", variable="text", expected=None, found=None,
+                Violation(kind=kind, variable="text", expected=None, found=None,
                           message=f"the generator failed: {res.error}")
             )  # fmt: skip
         used = res.prompt_tokens + res.completion_tokens

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from causalsynth.agents.assessor import FAILED_IDS
 from causalsynth.agents.context import RunContext
 from causalsynth.tools.text.extract import extract
 
 
-def restore_ledger(ctx: RunContext, next_id: int, accepted: Sequence[tuple[int, str]]) -> None:
+def restore_ledger(
+    ctx: RunContext, next_id: int, accepted: Sequence[tuple[int, str]], failed: Sequence[int] = ()
+) -> None:
     """Refill ``ctx.ledger`` as the first ``next_id`` records' batches left it (``accepted``: id and text)."""
     if next_id:
         ctx.ledger.add_codes("skeleton", ctx.skeletons.codes(slice(0, next_id)), next_id)
@@ -23,3 +28,5 @@ def restore_ledger(ctx: RunContext, next_id: int, accepted: Sequence[tuple[int, 
         observed = ctx.domain.lexicon.observed
         ctx.ledger.add_codes("accepted", ctx.skeletons.codes(ids), len(ids))
         ctx.ledger.add("extracted", [extract(ctx.domain.lexicon, t).facts(observed) for _, t in accepted], observed)
+    if failed:
+        ctx.ledger.add_codes(FAILED_IDS, {"id": np.array(failed, dtype=np.int64)}, len(failed))

@@ -85,3 +85,4 @@ class RunState(RunFrame, total=False):
     records: list[Record]
     accepted: Annotated[list[Record], operator.add]
     rejected: Annotated[list[Record], operator.add]
+    failed: Annotated[list[Record], operator.add]  # generator calls failed for infrastructure reasons

@@ -16,10 +16,13 @@ def write(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     ctx = runtime.context
     accepted = state.get("accepted", [])
     rejected = state.get("rejected", [])
-    ctx.flush(accepted, rejected, len(accepted) + len(rejected))
+    failed = state.get("failed", [])
+    if failed and ctx.sink is not None:  # into the batch's own part, before the batch's other files
+        ctx.sink.write_failed(failed)
+    ctx.flush(accepted, rejected, len(accepted) + len(rejected) + len(failed))
     report = state.get("report")
     if report is not None:
         ctx.finish(report)
-    return {"accepted": Overwrite([]), "rejected": Overwrite([]),
+    return {"accepted": Overwrite([]), "rejected": Overwrite([]), "failed": Overwrite([]),
             "info": {"batch": state.get("batch", 0), "accepted": len(accepted), "rejected": len(rejected),
-                     "finished": report is not None}}  # fmt: skip
+                     "finished": report is not None} | ({"failed": len(failed)} if failed else {})}  # fmt: skip

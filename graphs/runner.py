@@ -135,7 +135,7 @@ def restore(graph: Any, context: RunContext) -> dict[str, Any] | None:
     batches = values.get("batch", -1) + 1
     context.sink.resume(batches)
     next_id = int(values.get("next_id", 0))
-    restore_ledger(context, next_id, context.sink.accepted_rows())
+    restore_ledger(context, next_id, context.sink.accepted_rows(), context.sink.failed_ids())
     if context.progress is not None:
         context.progress(next_id)
     context.emit({"event": "resumed", "batches_kept": batches, "next_id": next_id})

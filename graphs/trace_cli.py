@@ -24,6 +24,12 @@ from causalsynth.tools.errors import DataError, UsageError
 
 trace_app = typer.Typer(help="Read a run's traces (written with run --trace jsonl).", no_args_is_help=True)
 PROMPT_CHARS = 600
+ROUTES = {
+    "correct": "sent back for correction",
+    "accepted": "accepted",
+    "rejected": "rejected (budget spent)",
+    "failed": "failed (the model call failed for infrastructure reasons)",
+}
 OUTCOME_FILES = (("records.parquet", "accepted"), ("rejects.parquet", "rejected"), ("failed.parquet", "failed"))
 
 
@@ -100,7 +106,8 @@ def journey(spans: Sequence[dict[str, Any]], record: int) -> tuple[int | None, l
             ]
             attempts.append(attempt)
         elif s["name"] == "verify_causal" and attempts and attempts[-1].route is None:
-            for route, key in (("correct", "records"), ("rejected", "rejected"), ("accepted", "accepted")):
+            routes = (("correct", "records"), ("rejected", "rejected"), ("accepted", "accepted"), ("failed", "failed"))
+            for route, key in routes:
                 if _has(outputs.get(key), record):
                     attempts[-1].route = route
                     attempts[-1].found = _violations(outputs.get(key), record)
@@ -147,7 +154,7 @@ def record_tree(folder: Path, record: int) -> Tree:
     outcome, row = _folder_rows(folder, record)
     history = {h["attempt"]: h for h in json.loads(row["history"])} if row and row.get("history") else {}
     last = attempts[-1].route if attempts else None
-    outcome = outcome or {"accepted": "accepted", "rejected": "rejected"}.get(last or "", "unfinished")
+    outcome = outcome or (last if last in ("accepted", "rejected", "failed") else "unfinished")
     tree = Tree(Text(f"record {record}  (batch {batch}, {len(attempts)} attempt(s)) -> {outcome}", style="bold"))
     for a in attempts:
         node = tree.add(Text(f"attempt {a.number}", style="cyan"))
@@ -175,7 +182,7 @@ def record_tree(folder: Path, record: int) -> Tree:
             found = node.add(Text(f"violations found ({len(a.found)}):", style="red"))
             for v in a.found:
                 found.add(Text(v))
-        route = {"correct": "sent back for correction", "accepted": "accepted", "rejected": "rejected (budget spent)"}
+        route = ROUTES
         if a.route is not None:
             node.add(Text(route.get(a.route, a.route), style="green" if a.route == "accepted" else "yellow"))
     return tree

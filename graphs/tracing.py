@@ -93,7 +93,7 @@ def summarise(payload: Any) -> Any:
     out: dict[str, Any] = {}
     for key, value in payload.items():
         value = getattr(value, "value", value) if type(value).__name__ == "Overwrite" else value
-        if key in ("records", "accepted", "rejected") and isinstance(value, list):
+        if key in ("records", "accepted", "rejected", "failed") and isinstance(value, list):
             if value and isinstance(value[0], Mapping) and "skeleton" in value[0]:
                 out[key] = _records(value)
             elif key == "rejected" and value and isinstance(value[0], Mapping) and "entity" in value[0]:

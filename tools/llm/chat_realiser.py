@@ -74,6 +74,40 @@ class FatalModelError(CausalSynthError):
     """A model error no retry can fix (bad key, unknown model, no permission): the run stops with it."""
 
 
+class ModelUnavailableError(CausalSynthError):
+    """Every recent model call failed for infrastructure reasons: the run stops (its batches so far are kept)."""
+
+
+class Outage:
+    """Consecutive infrastructure failures (after retries); ``limit`` of them in a row: the server is down."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+        self.last = ""
+
+    @property
+    def down(self) -> bool:
+        """Whether the last ``limit`` calls all failed."""
+        return self.in_a_row >= self.limit
+
+    def failed(self, error: str) -> None:
+        """Note one call that failed after its retries."""
+        self.in_a_row += 1
+        self.last = error
+
+    def succeeded(self) -> None:
+        """Note one call that got a reply (or a failure that is not the server's)."""
+        self.in_a_row = 0
+
+    def reason(self) -> str:
+        """What the run is told when it stops."""
+        return (
+            f"the model failed {self.in_a_row} calls in a row after retries (last: {self.last}); the run stopped "
+            "early. Its finished batches are kept: fix the model server and continue with --resume DIR"
+        )
+
+
 class ChatRealiser:
     """Realise skeletons with a chat model, freely or anchored on the facts' canonical phrases."""
 
@@ -108,6 +142,8 @@ class ChatRealiser:
         self._system = system_prompt(lexicon, lexicon.text.examples)
         self._planner = TemplateRealiser(lexicon, seed=seed)
         self._loop = LoopThread()
+        # Every call failing for a while (after its retries) means the server is down, not that some records are hard.
+        self._outage = Outage(max(32, 4 * concurrency))
         #: Longest text kept from a reply: beyond the spec's limit it fails the format check anyway, and a huge
         #: reply must not be carried into state and fed back in the correction prompt.
         self.max_reply_chars = lexicon.text.max_chars + 2000
@@ -152,6 +188,8 @@ class ChatRealiser:
             runnable, kwargs = self._call(request, anchor)
             calls = 0
             async with gate:
+                if self._outage.down:  # the server has failed every call for a while: do not burn the batch
+                    return Realisation(text="", error=self._outage.reason(), infrastructure=True)
                 for attempt in range(self.retries + 1):
                     calls += 1
                     config = call_config(parent, request, retry=attempt, model=self.name)
@@ -164,15 +202,25 @@ class ChatRealiser:
                             raise FatalModelError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
                         if kind == "permanent" or attempt == self.retries:
                             why = f"no reply within {self.timeout:g} s" if isinstance(exc, TimeoutError) else exc
-                            return Realisation(text="", llm_calls=calls, error=f"{type(exc).__name__}: {why}")
+                            error = f"{type(exc).__name__}: {why}"
+                            if kind == "transient":
+                                self._outage.failed(error)
+                            else:
+                                self._outage.succeeded()
+                            down = kind == "transient"
+                            return Realisation(text="", llm_calls=calls, error=error, infrastructure=down)
                         await asyncio.sleep(min(0.5 * 2.0**attempt, 30.0))
+            self._outage.succeeded()
             result = _realisation(reply, msgs, calls, self.max_reply_chars)
             if anchor is None or result.error is not None:
                 return result
             text, dropped = drop_fact_sentences(anchor, result.text, self.lexicon)
             return replace(result, text=text, dropped_sentences=dropped)
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        results = list(await asyncio.gather(*(one(r) for r in requests)))
+        if self._outage.down:
+            raise ModelUnavailableError(self._outage.reason())
+        return results
 
     def _call(self, request: RealisationRequest, anchor: Anchor | None) -> tuple[Runnable[Any, Any], dict[str, Any]]:
         """What to invoke for one request, and with which per-call options (seed, grammar)."""

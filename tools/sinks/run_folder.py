@@ -22,6 +22,7 @@ from causalsynth.tools.errors import DataError
 from causalsynth.tools.sinks.folder import REJECTS, RunFolder
 
 RECORDS = "records.parquet"
+FAILED = "failed.parquet"
 PARTS = ".parts"
 #: Columns the sink adds beside the skeleton's variables; a variable may not be named like one of them.
 META_COLUMNS = ("record_id", "text", "rounds", "llm_calls", "tokens", "history", "references", "reason")
@@ -61,9 +62,11 @@ class RunSink(RunFolder):
         self.variables = tuple(variables)
         self.keep_parts = keep_parts
         self.part = 0  # index of the next batch's part files
-        self._schemas = {name: _schema(self.variables, name == REJECTS) for name in (RECORDS, REJECTS)}
+        self._schemas = {name: _schema(self.variables, name != RECORDS) for name in (RECORDS, REJECTS, FAILED)}
+        self.parts_dir = Path(out_dir) / PARTS
+        self._started = False  # until then, _names() lists every file a run may publish (stale ones are removed)
         super().__init__(out_dir, resume=resume)
-        self.parts_dir = self.out_dir / PARTS
+        self._started = True
         try:
             if not resume:
                 shutil.rmtree(self.parts_dir, ignore_errors=True)
@@ -72,12 +75,15 @@ class RunSink(RunFolder):
             raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
 
     def _names(self) -> list[str]:
-        return [RECORDS, REJECTS]
+        """``failed.parquet`` only for a run with records that failed for infrastructure reasons."""
+        return [RECORDS, REJECTS, FAILED] if not self._started or self._parts(FAILED) else [RECORDS, REJECTS]
 
     def _part_path(self, name: str, index: int) -> Path:
         return self.parts_dir / f"{name.removesuffix('.parquet')}-{index:06d}.parquet"
 
     def _parts(self, name: str) -> list[Path]:
+        if not self.parts_dir.is_dir():
+            return []
         return sorted(self.parts_dir.glob(f"{name.removesuffix('.parquet')}-*.parquet"))
 
     def resume(self, batches: int) -> None:
@@ -95,6 +101,25 @@ class RunSink(RunFolder):
             table = pq.read_table(path, columns=["record_id", "text"])
             rows += zip(table["record_id"].to_pylist(), table["text"].to_pylist(), strict=True)
         return rows
+
+    def failed_ids(self) -> list[int]:
+        """Ids of the records that failed for infrastructure reasons, in the kept parts."""
+        tables = [pq.read_table(p, columns=["record_id"]) for p in self._parts(FAILED)]
+        return [i for t in tables for i in t["record_id"].to_pylist()]
+
+    def write_failed(self, failed: Sequence[Mapping[str, Any]]) -> None:
+        """Write the batch's records that failed for infrastructure reasons (call before :meth:`write`)."""
+        self._write_part(FAILED, failed)
+
+    def _write_part(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        try:
+            table = pa.Table.from_pydict(self._columns(rows, name != RECORDS), schema=self._schemas[name])
+            path = self._part_path(name, self.part)
+            tmp = path.with_name(path.name + ".tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)  # a part is whole or absent
+        except OSError as exc:
+            raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
 
     def _close_files(self, complete: bool) -> None:
         if not complete:
@@ -117,16 +142,9 @@ class RunSink(RunFolder):
 
     def write(self, accepted: Sequence[Mapping[str, Any]], rejected: Sequence[Mapping[str, Any]]) -> None:
         """Write a batch of accepted and rejected records (each record: the graph's Record dict) as its parts."""
-        try:
-            for name, rows in ((RECORDS, accepted), (REJECTS, rejected)):
-                if rows:
-                    table = pa.Table.from_pydict(self._columns(rows, name == REJECTS), schema=self._schemas[name])
-                    path = self._part_path(name, self.part)
-                    tmp = path.with_name(path.name + ".tmp")
-                    pq.write_table(table, tmp)
-                    os.replace(tmp, path)  # a part is whole or absent
-        except OSError as exc:
-            raise DataError(f"{self.out_dir}: cannot write: {exc.strerror or exc}") from None
+        for name, rows in ((RECORDS, accepted), (REJECTS, rejected)):
+            if rows:
+                self._write_part(name, rows)
         self.part += 1
 
     def _columns(self, rows: Sequence[Mapping[str, Any]], rejects: bool) -> dict[str, list[Any]]:

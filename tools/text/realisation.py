@@ -66,6 +66,9 @@ class Realisation:
     tokens_estimated: bool = False
     error: str | None = None
     dropped_sentences: int = 0
+    #: The call failed for a reason outside the text (connection refused, timeout, 5xx after the retries): the
+    #: record is ``failed``, not rejected, and left out of the measures of the text.
+    infrastructure: bool = False
 
 
 class Realiser(Protocol):
