@@ -59,7 +59,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> LexiconScript:
             "current smoker: yes": "The patient smokes.\nScan clear.\nSmokes, with an abnormal scan.",
             "current smoker: no": "1. Never smoked.\n2. Non-smoker.",
             "chest CT finding: clear": "CT today: scan clear.",
-            "chest CT finding: abnormal": "Scan abnormal, nodules seen.",
+            "chest CT finding: abnormal": "Scan abnormal on review.",
         },
     )
     monkeypatch.setattr(lexicon_cli, "make_chat_model", lambda *_a, **_k: model)
@@ -119,7 +119,9 @@ def test_expand_adds_verified_phrasings_to_the_phrasebook_and_runs_use_them(caps
     spec = tmp_path / "asia.yaml"
     shutil.copy(ROOT / "examples" / "asia.yaml", spec)
     scripted.sentences = {
-        "smoker: yes": "He smokes twenty a day.\nSmoker with active TB.\nTuberculosis confirmed.\nHe smokes twenty a day.",
+        "smoker: yes": "\n".join(
+            ["He smokes twenty a day.", "Smoker with active TB.", "Tuberculosis confirmed.", "He smokes twenty a day."]
+        ),
         "tuberculosis: no": "TB screen negative today.",
     }
 

@@ -9,25 +9,31 @@ what varies its register. Other models are asked for several lines at once and t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from causalsynth.tools.text.lexicon import Lexicon
 
 #: Characters of a proposed sentence after its first letter (what a phrase of a note needs, nothing more).
 _SENTENCE_CHARS = "A-Za-z0-9 ,'/%()-"
-#: How each register is asked for, and opening words a grammar may force (one drawn per call; "" = none).
+#: Around an anchored term: words only (a number there could be read as another measurement), a few of them: the
+#: longer a tiny model writes, the less sense it makes.
+_WORD_CHARS = "a-zA-Z ,'-"
+AROUND_CHARS = 32
+#: How each register is asked for, and the opening words a grammar forces (one drawn per call): a tiny model
+#: otherwise copies its example word for word, which adds nothing.
 REGISTER_ASK = {
     "terse": "short, terse sentence of a few words, in clinical shorthand",
     "narrative": "full narrative sentence, as a clinician writes in a letter",
     "bulleted": "chart line of the form 'Label: finding'",
 }
 REGISTER_OPENINGS = {
-    "terse": ("", "", "Known ", "Noted ", "Now "),
+    "terse": ("Known ", "Noted: ", "Now ", "Currently ", "Patient ", "Status: "),
     "narrative": (
         "The patient ", "He ", "She ", "On review, the patient ", "On questioning, he ", "On questioning, she ",
         "At this visit the patient ", "Today he ", "Today she ", "History taking confirms the patient ",
         "In clinic today, the patient ", "On assessment, ",
     ),
-    "bulleted": ("", "History: ", "Findings: ", "Assessment: ", "Notes: ", "Review: "),
+    "bulleted": ("History: ", "Findings: ", "Assessment: ", "Notes: ", "Review: ", "Today: "),
 }  # fmt: skip
 _LINE_START = re.compile(r"^\s*(?:[-*\u2022]+|\d{1,3}[.)])\s*")
 
@@ -90,11 +96,25 @@ def negation_prompt(lexicon: Lexicon, var: str, state: str) -> str:
     )
 
 
-def sentence_gbnf(opening: str = "") -> str:
-    """One sentence: the opening words (if any), then the model's own, a full stop at the end."""
+def sentence_gbnf(opening: str = "", terms: Sequence[str] = (), numbered: Sequence[str] = ()) -> str:
+    """One sentence: the opening words (if any), then the model's own, a full stop at the end.
+
+    With ``terms`` (a state's patterns) or ``numbered`` (a measured quantity's names, each then followed by a
+    number), the sentence must contain one of them, with up to about eight words before and after: the model
+    chooses the words around a term it would otherwise rarely use (the round trip still reads the result).
+    """
     head = f'"{_escape(opening)}" ' if opening else ""
     first = "[A-Za-z0-9]" if opening else "[A-Z]"
-    return f'root ::= {head}{first} rest "."\nrest ::= ([{_SENTENCE_CHARS}] | [0-9] "." [0-9])+\n'
+    if not terms and not numbered:
+        return f'root ::= {head}{first} rest "."\nrest ::= ([{_SENTENCE_CHARS}] | [0-9] "." [0-9])+\n'
+    options = [f'"{_escape(t)}"' for t in terms] + [f'"{_escape(n)} " [0-9]{{1,3}}' for n in numbered]
+    lead = f'{head}(pre " ")?' if opening else '[A-Z] pre " "'
+    return (
+        f'root ::= {lead} term post? "."\n'
+        f"pre ::= [{_WORD_CHARS}]{{1,{AROUND_CHARS}}}\n"
+        f"term ::= {' | '.join(options)}\n"
+        f"post ::= [ ,] [{_WORD_CHARS}]{{0,{AROUND_CHARS}}}\n"
+    )
 
 
 def terms_gbnf(n: int) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
@@ -32,10 +32,14 @@ from causalsynth.tools.llm.lexicon_prompts import (
     system_prompt,
     terms_gbnf,
 )
+from causalsynth.tools.llm.lexicon_screen import Screen
 from causalsynth.tools.spec import Domain
 from causalsynth.tools.text.lexicon import NEGATIVE_NAMES, VALUE_SLOT, Lexicon, fill_value
 from causalsynth.tools.text.lexicon_check import Assembled, Dropped, Proposals, assemble, clean_phrase, phrase_reason
 from causalsynth.tools.text.phrasebook import REGISTERS, Phrasebook
+
+#: Tokens a grammar-held model may spend on one proposed sentence (a phrase is short; rambling is not kept anyway).
+SENTENCE_TOKENS = 32
 
 
 class LexiconModelError(CausalSynthError):
@@ -72,8 +76,10 @@ def has_lexicon(domain: Domain, var: str) -> bool:
 class LexiconWriter:
     """Asks one chat model for lexicon proposals; seeded, so the same model and seed propose the same things."""
 
-    def __init__(self, model: BaseChatModel, seed: int = 0, max_tokens: int = 48) -> None:
+    def __init__(self, model: BaseChatModel, seed: int = 0, max_tokens: int = 48, screen: Screen | None = None) -> None:
         self.model = model
+        #: Plausibility screens run before the round trip (``tools.llm.lexicon_screen``); None: round trip only.
+        self.screen = screen
         self.seed = seed
         self.max_tokens = max_tokens
         #: Our llama.cpp model takes a GBNF grammar and a seed per call: one sentence per call, held to its form.
@@ -81,11 +87,11 @@ class LexiconWriter:
         self.calls = 0
         self._rng = random.Random(seed)
 
-    def _ask(self, lexicon: Lexicon, prompt: str, grammar: str) -> str:
+    def _ask(self, lexicon: Lexicon, prompt: str, grammar: str, max_tokens: int | None = None) -> str:
         messages = [SystemMessage(system_prompt(lexicon)), HumanMessage(prompt)]
         try:
             if self.grammar:
-                reply = self.model.invoke(messages, grammar=grammar, max_tokens=self.max_tokens,
+                reply = self.model.invoke(messages, grammar=grammar, max_tokens=max_tokens or self.max_tokens,
                                           seed=self.seed * 100_003 + self.calls)  # fmt: skip
             else:
                 reply = self.model.invoke(messages)
@@ -140,8 +146,21 @@ class LexiconWriter:
                     picked = _first_state(answer, states)
                     if picked is not None and picked != state:
                         proposals.negation.setdefault(var, []).append((state, picked))
+        screened: list[Dropped] = []
+        if self.screen is not None:  # the words screen only: a drafted state has no phrasings to compare with
+            for var, by_state in proposals.states.items():
+                for state, proposal in by_state.items():
+                    kept = []
+                    for raw in proposal.phrases:
+                        reason = self.screen.words_reason(var, clean_phrase(raw))
+                        if reason is None:
+                            kept.append(raw)
+                        else:
+                            screened.append(Dropped(var, state, "phrase", raw, reason))
+                    proposal.phrases = kept
         assembled = assemble(network, domain.spec.variables, domain.spec.text, proposals, drafted,
                              max_phrases=phrases_per_state)  # fmt: skip
+        assembled.dropped[:0] = screened
         return DraftResult(assembled, drafted, self.calls, proposals)
 
     # -- expand -----------------------------------------------------------------------------------------------
@@ -152,11 +171,15 @@ class LexiconWriter:
         per_state: int,
         registers: Sequence[str] = REGISTERS,
         calls_per_phrase: int = 3,
+        after_state: Callable[[str, str], None] | None = None,
+        variables: Sequence[str] | None = None,
     ) -> ExpandResult:
         """Add phrasings to ``book`` until each observed state has ``per_state`` of them (or the calls run out).
 
         ``domain.lexicon`` should already hold the book's phrasings (it does when the spec was loaded with its
-        phrasebook): they are examples for the model and are never added twice.
+        phrasebook): they are examples for the model and are never added twice. ``after_state(var, state)`` is
+        called after each state that was worked on (the CLI saves the book there, so a long run can be stopped).
+        ``variables`` limits the work to those observed variables.
 
         Raises:
             LexiconModelError: the model failed.
@@ -164,7 +187,18 @@ class LexiconWriter:
         lexicon = domain.lexicon
         result = ExpandResult()
         start = self.calls
+        if self.screen is not None:  # the book's phrasings pass today's screens too (they may be stricter now)
+            for var, by_state in book.phrases.items():
+                for state, regs in by_state.items():
+                    for register, phrases in regs.items():
+                        for phrase in list(phrases):
+                            reason = self.screen.words_reason(var, phrase)
+                            if reason is not None:
+                                phrases.remove(phrase)
+                                result.dropped.append(Dropped(var, state, "phrase", phrase, f"(in the book) {reason}"))
         for var in lexicon.observed:
+            if variables is not None and var not in variables:
+                continue
             for state in lexicon.states[var]:
                 need = per_state - len(book.of(var, state))
                 if need <= 0:
@@ -178,15 +212,19 @@ class LexiconWriter:
                         break
                     register = registers[(len(book.of(var, state)) + i) % len(registers)]
                     n = 1 if self.grammar else min(8, need - added)
-                    for raw in self._sentences(lexicon, var, state, [register], pool, n):
+                    for raw in self._sentences(lexicon, var, state, [register], pool, n, anchored=True):
                         phrase = clean_phrase(raw)
                         if phrase.lower() in known:
                             continue
                         known.add(phrase.lower())
-                        reason = phrase_reason(lexicon, var, state, phrase)
+                        reason = self._screen_words(var, phrase) or phrase_reason(lexicon, var, state, phrase)
+                        if reason is None and self.screen is not None:
+                            reason = self.screen.meaning_reason(var, state, phrase)
                         if reason is not None:
                             result.dropped.append(Dropped(var, state, "phrase", raw, reason))
                             continue
+                        if self.screen is not None:
+                            self.screen.add(var, state, phrase)
                         book.add(var, state, register, phrase)
                         pool.append(phrase)
                         added += 1
@@ -195,17 +233,29 @@ class LexiconWriter:
                 result.added += added
                 if added < need:
                     result.short.append((var, state, need - added))
+                if after_state is not None:
+                    after_state(var, state)
         result.calls = self.calls - start
         return result
 
     # -- shared -----------------------------------------------------------------------------------------------
+    def _screen_words(self, var: str, phrase: str) -> str | None:
+        return self.screen.words_reason(var, phrase) if self.screen is not None else None
+
     def _sentences(
-        self, lexicon: Lexicon, var: str, state: str, registers: Sequence[str], examples: Sequence[str], n: int
+        self,
+        lexicon: Lexicon,
+        var: str,
+        state: str,
+        registers: Sequence[str],
+        examples: Sequence[str],
+        n: int,
+        anchored: bool = False,
     ) -> list[str]:
         """``n`` proposed sentences for ``var=state`` (one call each with a grammar, else one call for all).
 
         A measured state's example is shown with a value drawn in its range; that number in an answer becomes
-        the ``{value}`` slot again.
+        the ``{value}`` slot again. ``anchored``: a grammar-held model must use one of the state's patterns.
         """
         out: list[str] = []
         calls = n if self.grammar else 1
@@ -218,9 +268,35 @@ class LexiconWriter:
                 example = fill_value(example, float(value), lexicon.numeric[var].decimals)
             prompt = phrase_prompt(lexicon, var, state, register, example, 1 if self.grammar else n)
             opening = self._rng.choice(REGISTER_OPENINGS.get(register, ("",))) if self.grammar else ""
-            for line in answer_lines(self._ask(lexicon, prompt, sentence_gbnf(opening)), n):
-                out.append(_with_slot(line, value) if value is not None else line)
+            terms, numbered = self._terms(lexicon, var, state) if anchored else ([], [])
+            answer = self._ask(lexicon, prompt, sentence_gbnf(opening, terms, numbered), SENTENCE_TOKENS)
+            for line in answer_lines(answer, n):
+                if value is not None:
+                    line = _with_slot(line, value)
+                elif numbered:
+                    line = _number_slot(line)
+                out.append(line)
         return out
+
+    def _terms(self, lexicon: Lexicon, var: str, state: str) -> tuple[list[str], list[str]]:
+        """Up to eight of the state's patterns, and a measured variable's names (drawn per call)."""
+        patterns = [
+            " ".join(tokens)
+            for entries in lexicon.table.values()
+            for tokens, entry in entries
+            if entry.kind == "state" and entry.variable == var and entry.state == state
+        ]
+        patterns = self._rng.sample(patterns, min(8, len(patterns)))
+        names: list[str] = []
+        if var in lexicon.numeric:
+            names = [
+                " ".join(tokens)
+                for entries in lexicon.table.values()
+                for tokens, entry in entries
+                if entry.kind == "numeric" and entry.variable == var
+            ]
+            names = self._rng.sample(names, min(4, len(names)))
+        return patterns, names
 
     def _value(self, lexicon: Lexicon, var: str, state: str) -> str:
         rule = lexicon.numeric[var]
@@ -233,6 +309,15 @@ class LexiconWriter:
 def _with_slot(line: str, value: str) -> str:
     """The answer with the example's number back in its ``{value}`` slot (when it appears exactly once)."""
     found = list(re.finditer(rf"(?<![\d.]){re.escape(value)}(?![\d]|\.\d)", line))
+    if len(found) != 1:
+        return line
+    m = found[0]
+    return line[: m.start()] + VALUE_SLOT + line[m.end() :]
+
+
+def _number_slot(line: str) -> str:
+    """A measured phrasing's one number as the ``{value}`` slot (so each record draws its own value)."""
+    found = list(re.finditer(r"(?<![\d.])\d+(?:\.\d+)?(?![\d])", line))
     if len(found) != 1:
         return line
     m = found[0]

@@ -165,6 +165,21 @@ def pattern_reason(lexicon: Lexicon, var: str, state: str, pattern: str, shared_
     return None
 
 
+def related(var: str, description: str, state: str, pattern: str) -> bool:
+    """Whether a drafted pattern shares a word (its first five letters) with its variable's name, description or state.
+
+    A tiny model's terms are often unrelated words ("thesaurus" for a scan) that read back all the same.
+    """
+    vocab = {w for w in re.findall(r"[a-z]+", f"{var} {description} {state}".lower()) if len(w) >= 3}
+    vocab -= {"the", "and", "for", "with", "not", "yes", "none"}
+    for word in words(pattern):
+        for v in vocab:
+            k = min(5, len(v), len(word))
+            if k >= 3 and word[:k] == v[:k]:
+                return True
+    return False
+
+
 @dataclass
 class StateProposal:
     """What a model proposed for one state."""
@@ -245,6 +260,9 @@ def assemble(
             for raw in proposal.patterns:
                 pattern = clean_pattern(raw)
                 reason = pattern_reason(base, var, state, pattern, shared)
+                if reason is None and not related(var, base.descriptions.get(var, ""), state, pattern):
+                    reason = (f"shares no word with {var}'s name, description or state (a synonym? add it by "
+                              "hand)")  # fmt: skip
                 if reason is None and pattern in patterns.get((var, state), []):
                     continue  # the same term twice
                 if reason is not None:
