@@ -1,5 +1,7 @@
-"""Peer synthesisers for bench/fit.py, run inside their own venv (build/peers): smartnoise-synth MST and AIM
-(sampled independently, not with mbi's default randomized rounding), SDV GaussianCopula and CTGAN.
+"""Peer synthesisers for bench/fit.py, run inside their own venv (build/peers).
+
+smartnoise-synth MST and AIM (sampled independently, not with mbi's default randomized rounding), SDV
+GaussianCopula and CTGAN.
 
 Usage: python bench/_fit_peers.py ARM EPSILON TRAIN OUT ROWS SEED [EPOCHS]
 Writes OUT (CSV) and OUT.json (fit and sample seconds). Never imported by causalsynth.

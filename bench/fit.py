@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from _common import ROOT  # noqa: F401 - puts the repo on sys.path
 
 import causalsynth as cs
@@ -41,6 +40,8 @@ DELTA = 1e-6
 
 @dataclass(frozen=True)
 class Table:
+    """A bench table: where it ships, its target column and positive class, columns dropped."""
+
     package: str
     name: str
     target: str
@@ -52,7 +53,10 @@ TABLES = {
     "wa_churn": Table("modeldata", "wa_churn", "churn", lambda s: s.astype("string") == "Yes"),
     "HealthInsurance": Table("AER", "HealthInsurance", "health", lambda s: s.astype("string") == "yes"),
     "loans_full_schema": Table(
-        "openintro", "loans_full_schema", "term", lambda s: pd.to_numeric(s, errors="coerce") > 48,
+        "openintro",
+        "loans_full_schema",
+        "term",
+        lambda s: pd.to_numeric(s, errors="coerce") > 48,
         drop=("rownames", "emp_title"),  # emp_title: free text, 4,700 distinct values
     ),
 }
@@ -68,15 +72,19 @@ class Discretiser:
     edges: dict[str, np.ndarray] = field(default_factory=dict)
 
     def fit(self, train: pd.DataFrame) -> Discretiser:
+        """Learn the numeric columns' quantile edges from the training table."""
         for col in train.columns:
-            if col != self.target and pd.api.types.is_numeric_dtype(train[col]) and not pd.api.types.is_bool_dtype(
-                train[col]
+            if (
+                col != self.target
+                and pd.api.types.is_numeric_dtype(train[col])
+                and not pd.api.types.is_bool_dtype(train[col])
             ):
                 x = train[col].dropna().to_numpy(dtype=float)
                 self.edges[col] = np.unique(np.quantile(x, [0.2, 0.4, 0.6, 0.8]))
         return self
 
     def __call__(self, data: pd.DataFrame) -> pd.DataFrame:
+        """The discretised table (strings)."""
         out = {}
         for col in data.columns:
             s = data[col]
@@ -179,6 +187,8 @@ def run_peer(python: Path, arm: str, epsilon: float, train_file: Path, rows: int
 
 @dataclass
 class Row:
+    """One arm's measurements on one table."""
+
     table: str
     arm: str
     epsilon: str
@@ -189,6 +199,13 @@ class Row:
     exact: float = float("nan")
     dcr: float = float("nan")
     note: str = ""
+
+
+def public_domain(column: pd.Series) -> dict[str, object]:
+    """A column's range or categories, read from the training table (what the peers are given for free)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return {"low": float(column.min()), "high": float(column.max())}
+    return {"categories": sorted(column.dropna().astype(str).unique())}
 
 
 def bench_table(key: str, arms: set[str], work: Path, peers: Path | None, timeout: int, epochs: int) -> list[Row]:
@@ -224,14 +241,12 @@ def bench_table(key: str, arms: set[str], work: Path, peers: Path | None, timeou
             print(f"  ours eps={eps}: {time.perf_counter() - start:.1f} s", flush=True)
 
     if "ours" in arms:  # the peers' footing: the domain (categories, numeric ranges) taken as public from train
-        public = {c: ({"low": float(train[c].min()), "high": float(train[c].max())}
-                      if pd.api.types.is_numeric_dtype(train[c]) and not pd.api.types.is_bool_dtype(train[c])
-                      else {"categories": sorted(train[c].dropna().astype(str).unique())}) for c in train.columns}  # fmt: skip
+        public = {c: public_domain(train[c]) for c in train.columns}
         start = time.perf_counter()
         fitted = cs.fit(train, epsilon=1.0, delta=DELTA, target=spec.target, bounds=public)
         sample = cs.sample(fitted.domain, n, seed=0)
-        synthetic[("causalsynth fit, public domain", "1")] = (disc(sample), time.perf_counter() - start,
-                                                             "categories and ranges given as public, like the peers")  # fmt: skip
+        note = "categories and ranges given as public, like the peers"
+        synthetic[("causalsynth fit, public domain", "1")] = (disc(sample), time.perf_counter() - start, note)
 
     if peers is not None:
         d_file = work / f"{key}-train.csv"

@@ -43,8 +43,8 @@ def test_encode_puts_values_in_their_bins_and_back() -> None:
 
 def test_boolean_and_category_decode() -> None:
     # Setup
-    flag = ColumnSpec(kind="boolean", values={"false": "false", "true": "true"})
-    colour = ColumnSpec(kind="category", values={"red": "red", "blue": "blue"}, null_state=NULL_STATE)
+    flag = ColumnSpec(kind="boolean", categories={"false": "false", "true": "true"})
+    colour = ColumnSpec(kind="category", categories={"red": "red", "blue": "blue"}, null_state=NULL_STATE)
 
     # Run
     flags = decode(np.array(["true", "false"], dtype=object), flag, np.random.default_rng(0))

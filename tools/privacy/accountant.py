@@ -1,5 +1,7 @@
-"""One privacy accountant for a whole fit: OpenDP's adaptive compositor in approximate zCDP, converted to
-(epsilon, delta) by OpenDP's zCDP -> approximate-DP conversion.
+"""One privacy accountant for a whole fit.
+
+OpenDP's adaptive compositor in approximate zCDP, converted to (epsilon, delta) by OpenDP's zCDP -> approximate-DP
+conversion.
 
 The plan (every query's (rho, delta), in the order they are issued) is fixed from the schema and the options
 before any row is read; a plan that does not fit the budget is refused then. Queries go through the compositor,

@@ -1,5 +1,7 @@
-"""A statistical audit of a DP fit: many fits on two neighbouring tables (one row apart), a distinguishing test
-on what they release, and the empirical epsilon lower bound it implies (Clopper-Pearson, one-sided).
+"""A statistical audit of a DP fit.
+
+Many fits on two neighbouring tables (one row apart), a distinguishing test on what they release, and the
+empirical epsilon lower bound it implies (Clopper-Pearson).
 
 A correct mechanism keeps the bound below the claimed epsilon; a bound above it is a privacy bug. The bound is a
 lower bound: a small value says the test could not tell the tables apart, not that the claim is tight.
@@ -44,8 +46,8 @@ def neighbours(n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def released_statistic(table: pd.DataFrame, epsilon: float, delta: float) -> float:
     """What the test looks at: the fitted P(b=1 | a=1), a post-processing of the released CPT counts."""
-    options = FitOptions(epsilon=epsilon, delta=delta, dag={"a": [], "b": ["a"]},
-                         bounds={"a": PublicBounds(categories=("0", "1")), "b": PublicBounds(categories=("0", "1"))})  # fmt: skip
+    public = PublicBounds(categories=("0", "1"))
+    options = FitOptions(epsilon=epsilon, delta=delta, dag={"a": [], "b": ["a"]}, bounds={"a": public, "b": public})
     spec = fit_table(table, "audit", options).spec
     for row in spec["model"]["nodes"]["b"]["cpt"]:
         if row["when"]["a"] == "1":
@@ -55,8 +57,10 @@ def released_statistic(table: pd.DataFrame, epsilon: float, delta: float) -> flo
 
 def audit(epsilon: float, delta: float = 1e-6, runs: int = 200, confidence: float = 0.95, n: int = 40,
           statistic: Callable[[pd.DataFrame, float, float], float] = released_statistic) -> AuditResult:  # fmt: skip
-    """Fit ``runs`` times on each neighbour; choose the test's threshold on the first half of the runs and
-    measure it on the second half (so the threshold is not fitted to the evaluated runs).
+    """Fit ``runs`` times on each neighbour and bound epsilon from below.
+
+    The test's threshold is chosen on the first half of the runs and measured on the second half (so it is not
+    fitted to the evaluated runs).
     """
     d0, d1 = neighbours(n)
     s0 = np.array([statistic(d0, epsilon, delta) for _ in range(runs)])

@@ -112,7 +112,7 @@ def encode(values: pd.Series, spec: ColumnSpec, fallback: str) -> NDArray[np.int
         codes = np.searchsorted(cuts, np.nan_to_num(x), side="right").astype(np.int64)
         codes = np.asarray([index[spec.bins[c].state] for c in range(len(spec.bins))], dtype=np.int64)[codes]
     else:
-        inverse = {v: s for s, v in (spec.values or {}).items()}
+        inverse = {v: s for s, v in (spec.categories or {}).items()}
         other = index.get(OTHER_STATE, index[fallback])
         codes = np.asarray(
             [other if v is None else index.get(inverse.get(v, v), other) for v in values.astype(object)],
@@ -124,7 +124,7 @@ def encode(values: pd.Series, spec: ColumnSpec, fallback: str) -> NDArray[np.int
 
 def state_names(spec: ColumnSpec) -> list[str]:
     """The states of a column, in the order the network uses."""
-    names = [b.state for b in spec.bins] if spec.bins else list(spec.values or {})
+    names = [b.state for b in spec.bins] if spec.bins else list(spec.categories or {})
     return names + ([spec.null_state] if spec.null_state else [])
 
 
@@ -142,7 +142,7 @@ def decode(states: NDArray[Any], spec: ColumnSpec, rng: np.random.Generator) -> 
     """Typed values of one column's states: integers stay integers, values stay inside their bin, nulls are nulls."""
     isnull = states == spec.null_state if spec.null_state else np.zeros(len(states), dtype=bool)
     if not spec.bins:
-        mapping = {s: v for s, v in (spec.values or {}).items()}
+        mapping = {s: v for s, v in (spec.categories or {}).items()}
         raw = [None if n else mapping.get(s, s) for s, n in zip(states, isnull, strict=True)]
         if spec.kind == "boolean":
             return pd.Series([None if v is None else v == "true" for v in raw], dtype="boolean")

@@ -1,5 +1,7 @@
-"""CPTs from counts: noisy counts through OpenDP under DP, exact ones without; both smoothed towards the child's
-marginal so that parent configurations with little mass fall back to it instead of to noise.
+"""CPTs from counts: noisy counts through OpenDP under DP, exact ones without.
+
+Both are smoothed towards the child's marginal so that parent configurations with little mass fall back to it
+instead of to noise.
 """
 
 from __future__ import annotations

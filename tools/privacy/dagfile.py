@@ -1,5 +1,7 @@
-"""A user's DAG for ``fit --dag``: a spec-style ``nodes:`` block (``model: nodes:`` or top-level) or an edge list
-(``parent -> child`` or ``parent,child`` per line).
+"""A user's DAG for ``fit --dag``.
+
+A spec-style ``nodes:`` block (``model: nodes:`` or top-level) or an edge list (``parent -> child`` or
+``parent,child`` per line).
 """
 
 from __future__ import annotations

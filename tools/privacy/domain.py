@@ -1,5 +1,7 @@
-"""Each column's states, from released statistics only: numeric bins from a noisy histogram over public cells
-(post-processed into bounds and quantile cuts), categories and the null state from a Gaussian-threshold release (rare ones merged into ``<other>``).
+"""Each column's states, from released statistics only.
+
+Numeric bins come from a noisy histogram over public cells (post-processed into bounds and quantile cuts);
+categories and the null state from a Gaussian-threshold release (rare ones merged into one state).
 
 Without DP (``exact_*``) the same specs come from exact statistics of the table.
 """
@@ -43,8 +45,10 @@ def private_domain(
     columns: Sequence[Column], bounds: Mapping[str, PublicBounds], bins: int, measure: Measure,
     rho_of: Callable[[str], tuple[float, float]],
 ) -> dict[str, ColumnSpec]:  # fmt: skip
-    """Column specs from DP releases; ``measure(step, measurement)`` spends through the accountant and
-    ``rho_of(step)`` gives a step's per-query ``(rho, delta)``.
+    """Column specs from DP releases.
+
+    ``measure(step, measurement)`` spends through the accountant; ``rho_of(step)`` gives a step's per-query
+    ``(rho, delta)``.
     """
     released: dict[str, dict[str, int]] = {}
     rho, delta = rho_of("domain")
@@ -155,9 +159,10 @@ def numeric_spec(col: Column, low: float, high: float, cuts: Sequence[float], ha
 
 
 def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256) -> np.ndarray:
-    """Public histogram cell edges: even steps between public bounds; else 30-day cells from 1900 to 2100 for
-    dates and a data-free signed log grid with two cells per unit of the leading digit (0.01 to 1e9) for numbers;
-    integer columns get integer edges.
+    """Public histogram cell edges, chosen without looking at the data.
+
+    Even steps between public bounds; else 30-day cells from 1900 to 2100 for dates and a signed log grid with two
+    cells per unit of the leading digit (0.01 to 1e9) for numbers; integer columns get integer edges.
     """
     integer = kind in {"integer", "date"}
     if kind == "date" and (low is None or high is None):
@@ -186,7 +191,7 @@ def category_spec(col: Column, categories: Sequence[str], has_null: bool) -> Col
     values = {str(c): str(c) for c in categories if str(c).strip() and c != NULL_STATE}
     if not values:
         values = {OTHER_STATE: OTHER_STATE}
-    return ColumnSpec(kind=col.kind, values=values, null_state=NULL_STATE if has_null else None)
+    return ColumnSpec(kind=col.kind, categories=values, null_state=NULL_STATE if has_null else None)
 
 
 def exact_domain(table: pd.DataFrame, columns: Sequence[Column], bounds: Mapping[str, PublicBounds],

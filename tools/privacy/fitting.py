@@ -131,8 +131,8 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         rho_m = per_query["marginals"][0]
         marginals = {}
         for n in names:
-            noisy = np.asarray(measure("marginals", noisy_histogram(lambda t, n=n: np.bincount(codes(t)[n],
-                                                                    minlength=cards[n]), rho_m)), dtype=float)  # fmt: skip
+            counts = _histogram(codes, [n], [cards[n]])
+            noisy = np.asarray(measure("marginals", noisy_histogram(counts, rho_m)), dtype=np.float64)
             kept = project_to_simplex(noisy, max(float(noisy.sum()), 1.0)) + 1e-9
             marginals[n] = kept / kept.sum()
         dag = private_tree(names, cards, codes, marginals, n_hat, per_query["select"][0], measure, options.target)
@@ -145,9 +145,7 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     for n in names:
         parents = dag[n]
         dims = [cards[p] for p in parents] + [cards[n]]
-        noisy = measure("cpts", noisy_histogram(
-            lambda t, n=n, parents=parents, dims=dims: np.bincount(
-                joint_index([codes(t)[v] for v in [*parents, n]], dims), minlength=int(np.prod(dims))), rho_c))  # fmt: skip
+        noisy = measure("cpts", noisy_histogram(_histogram(codes, [*parents, n], dims), rho_c))
         nodes[n] = _node(n, parents, specs, cpt_from_counts(np.asarray(noisy, dtype=float), cards[n], PSEUDO_COUNT))
     provenance = FitSpec(
         data_sha256="", rows=round(n_hat), columns=len(names), dp=True,
@@ -222,6 +220,18 @@ def _coder(specs: Mapping[str, ColumnSpec]) -> Callable[[pd.DataFrame], dict[str
         return cache[key]
 
     return codes
+
+
+def _histogram(
+    codes: Callable[[pd.DataFrame], dict[str, NDArray[np.int64]]], variables: list[str], dims: list[int]
+) -> Callable[[pd.DataFrame], NDArray[np.int64]]:
+    """The row-wise count of the table over ``variables`` (flat, last varying fastest): one row, one count."""
+
+    def counts(table: pd.DataFrame) -> NDArray[np.int64]:
+        coded = codes(table)
+        return np.bincount(joint_index([coded[v] for v in variables], dims), minlength=int(np.prod(dims)))
+
+    return counts
 
 
 def _fallback(spec: ColumnSpec) -> str:

@@ -8,7 +8,7 @@ selection); none is drawn here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -26,7 +26,7 @@ def _user_transformation(
     return dp().t.make_user_transformation(domain, metric, output_domain, output_metric, function, stability)
 
 
-def noisy_histogram(counts: Callable[[Table], Sequence[int]], rho: float) -> Any:
+def noisy_histogram(counts: Callable[[Table], Iterable[int]], rho: float) -> Any:
     """Discrete Gaussian on a histogram: adding or removing one row changes one count by one (L2 stability 1)."""
     lib = dp()
     space = (lib.vector_domain(lib.atom_domain(T=int)), lib.l2_distance(T=int))

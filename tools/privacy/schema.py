@@ -37,7 +37,7 @@ class ColumnSpec(_Strict):
 
     kind: Kind
     bins: list[BinSpec] | None = None  # numeric kinds: one per non-null state
-    values: dict[str, str] | None = None  # category/boolean: state -> value written (default: the state itself)
+    categories: dict[str, str] | None = None  # category/boolean: state -> the value written
     null_state: str | None = None  # the state decoded as a missing value
     decimals: int | None = Field(default=None, ge=0, le=12)  # floats are rounded to this many decimals
 
@@ -52,7 +52,7 @@ class ColumnSpec(_Strict):
 
     def states(self) -> set[str]:
         """Every state this column decodes."""
-        out = {b.state for b in self.bins or []} | set(self.values or {})
+        out = {b.state for b in self.bins or []} | set(self.categories or {})
         return out | ({self.null_state} if self.null_state else set())
 
 
