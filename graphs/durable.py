@@ -22,7 +22,7 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from causalsynth.agents.context import RunSettings
-from causalsynth.tools.errors import UsageError
+from causalsynth.tools.errors import DataError, UsageError
 from causalsynth.tools.sinks.folder import REPORT
 
 CHECKPOINTS = ".checkpoints.sqlite"
@@ -84,11 +84,20 @@ def settings_record(spec: str, settings: RunSettings) -> dict[str, Any]:
 
 
 def start_fresh(folder: Path, record: Mapping[str, Any]) -> None:
-    """Forget a previous run's checkpoints in ``folder`` and note this run's settings."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in (CHECKPOINTS, f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm"):
-        (folder / name).unlink(missing_ok=True)
-    (folder / SETTINGS).write_text(json.dumps(dict(record), indent=2) + "\n", encoding="utf-8")
+    """Forget a previous run's checkpoints in ``folder`` and note this run's settings.
+
+    Raises:
+        DataError: the folder cannot be written (or is a file).
+    """
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder}: exists and is not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in (CHECKPOINTS, f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm"):
+            (folder / name).unlink(missing_ok=True)
+        (folder / SETTINGS).write_text(json.dumps(dict(record), indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot write: {exc.strerror or exc}") from None
 
 
 def check_resumable(folder: Path, record: Mapping[str, Any]) -> None:

@@ -1,0 +1,137 @@
+"""Kill tests: SIGKILL a template run at 20 points (random times, inside a batch's part write, inside a
+checkpoint write, inside publishing), resume each, and compare with an uninterrupted run of the same seed."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+import causalsynth as cs
+from causalsynth.graphs import durable
+from causalsynth.tools.sinks import folder as folder_module
+from causalsynth.tools.sinks import run_folder
+from tests.durable.test_resume import same_output
+
+RUN = {"llm": "template", "batch_size": 150, "seed": 11, "max_rounds": 1}
+N = 3000  # 20 batches
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _child(out: str, where: str, k: int) -> None:
+    """Run in a forked process; die by SIGKILL at the ``k``-th event of kind ``where`` (or never: ``time``)."""
+    count = [0]
+
+    def hit() -> bool:
+        count[0] += 1
+        return count[0] == k
+
+    if where == "part":  # half of a part file is on disk under its temporary name
+        real_write = run_folder.pq.write_table
+
+        def write_table(table, path, *args, **kwargs):
+            if hit():
+                real_write(table.slice(0, len(table) // 2), path)
+                _die()
+            real_write(table, path, *args, **kwargs)
+
+        run_folder.pq.write_table = write_table
+    elif where in ("checkpoint-before", "checkpoint-after"):
+        real_put = durable.SqliteSaver.put
+
+        def put(self, config, checkpoint, metadata, new_versions):
+            if where == "checkpoint-before" and hit():
+                _die()
+            saved = real_put(self, config, checkpoint, metadata, new_versions)
+            if where == "checkpoint-after" and hit():
+                _die()
+            return saved
+
+        durable.SqliteSaver.put = put
+    elif where == "publish":  # some files moved into place, others not, no report yet
+        real_replace = os.replace
+
+        def replace(src, dst):
+            real_replace(src, dst)
+            if hit():
+                _die()
+
+        folder_module.os = types.SimpleNamespace(chmod=os.chmod, replace=replace)
+    cs.generate("asia", N, out=out, **RUN)
+    os._exit(0)
+
+
+def _events(out: Path) -> int:
+    try:
+        return (out / "run.jsonl").read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+def _killed_run(out: Path, where: str, k: int, after: float | None) -> None:
+    """Run in a child; for ``time``, SIGKILL it ``after`` seconds once ``k`` events are in its log."""
+    process = multiprocessing.get_context("fork").Process(target=_child, args=(str(out), where, k))
+    process.start()
+    if after is not None:
+        while process.is_alive() and _events(out) < k:
+            time.sleep(0.001)
+        time.sleep(after)
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGKILL)
+    process.join()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, float]:
+    out = tmp_path_factory.mktemp("reference")
+    cs.generate("asia", N, out=out, **RUN)  # also warms what the forked runs inherit (the parsed network)
+    return out, _events(out)
+
+
+def _points(events: int) -> list[tuple[str, int, float | None]]:
+    """Twelve random moments (a random number of the run's events logged, then a random 0-30 ms), and eight
+    chosen ones: inside four batches' part writes, inside two checkpoint writes, inside publishing."""
+    rng = random.Random(20)
+    points: list[tuple[str, int, float | None]] = [
+        ("time", rng.randint(1, events - 2), rng.uniform(0, 0.03)) for _ in range(12)
+    ]
+    points += [("part", rng.randint(1, 19), None) for _ in range(4)]  # 20 part writes: records of each batch
+    points += [("checkpoint-before", rng.randint(2, 20), None), ("checkpoint-after", rng.randint(2, 20), None)]
+    points += [("publish", 1, None), ("publish", 2, None)]  # after records.parquet, after rejects.parquet
+    return points
+
+
+def test_twenty_kill_points_resume_to_the_uninterrupted_result(reference, tmp_path):
+    # Setup
+    ref, events = reference
+    interrupted = 0
+    progress: set[int] = set()
+    for i, (where, k, after) in enumerate(_points(events)):
+        out = tmp_path / f"kill{i}"
+        _killed_run(out, where, k, after)
+        finished = (out / "report.json").exists()
+        interrupted += not finished
+        parts = out / run_folder.PARTS
+        if where == "time":  # how far the run got: the batches on disk when it was killed
+            progress.add(len(list(parts.iterdir())) if parts.is_dir() and not finished else -1)
+        # Run
+        if not finished:
+            if (out / durable.SETTINGS).exists():
+                cs.generate("asia", N, resume=out, **RUN)
+            else:  # killed before the run wrote anything: nothing to resume, start it again
+                cs.generate("asia", N, out=out, **RUN)
+        # Assert
+        same_output(ref, out)
+        if not finished:  # (a kill between the report and the clean-up leaves the hidden checkpoint: harmless)
+            assert not parts.exists() and not (out / durable.CHECKPOINTS).exists(), (where, k)
+    assert interrupted >= 18  # the timed kills may land after the run's end; the others always interrupt it
+    assert len(progress - {-1}) >= 5  # the timed kills landed at different batches
