@@ -203,9 +203,9 @@ def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
     i, n = 0, len(tokens)
     while i < n:
         tok = tokens[i]
-        for pattern, meaning in table.get(tok, ()):
-            k = len(pattern)
-            if k == 1 or tuple(tokens[i : i + k]) == pattern:
+        for k, patterns in table.get(tok, ()):
+            meaning = patterns.get(tuple(tokens[i : i + k])) if i + k <= n else None
+            if meaning is not None:
                 items.append((tok, meaning))
                 i += k
                 break

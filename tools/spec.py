@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from tools.errors import Problem, SpecError
-from tools.lexicon import GenericSpec, Lexicon, NumericSpec, StateWords, TextSpec, compile_lexicon
+from tools.lexicon import CueSpec, GenericSpec, Lexicon, NumericSpec, StateWords, TextSpec, compile_lexicon
 from tools.model_sources import bnlearn_names, load_bnlearn, load_network_file
 from tools.network import Network, Node, cpt_sum_problem
 from tools.rule_lock import lock_path, read_lock
@@ -126,7 +126,11 @@ class Spec(_Strict):
 
 
 class Domain:
-    """A loaded, checked spec: the spec as written, its causal network and its compiled lexicon."""
+    """A loaded, checked spec: the spec as written, its causal network and its lexicon.
+
+    Without a ``lexicon``, the lexicon is compiled on first use (``where`` locates its problems), so commands
+    that write no text (sample, verify, counterfactual) never build one.
+    """
 
     def __init__(
         self,
@@ -135,17 +139,28 @@ class Domain:
         source: str,
         lexicon: Lexicon | None = None,
         schema: TableSchema | None = None,
+        where: Callable[[KeyPath], str] | None = None,
     ) -> None:
         self.spec = spec
         self.network = network
         self.source = source
         self.schema = schema  # the relational schema, when the spec declares tables
-        if lexicon is None:
-            compiled = compile_lexicon(network, spec.variables, spec.text, lambda _path: source)
+        self._lexicon = lexicon
+        self._where = where or (lambda _path: source)
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """The compiled lexicon (see ``tools.lexicon``).
+
+        Raises:
+            SpecError: listing the lexicon's problems, when it is compiled here and has any.
+        """
+        if self._lexicon is None:
+            compiled = compile_lexicon(self.network, self.spec.variables, self.spec.text, self._where)
             if not isinstance(compiled, Lexicon):
-                raise SpecError(source, compiled)
-            lexicon = compiled
-        self.lexicon = lexicon
+                raise SpecError(self.source, compiled)
+            self._lexicon = compiled
+        return self._lexicon
 
     @property
     def name(self) -> str:
@@ -263,10 +278,19 @@ def load_domain_text(
         raise SpecError(source, problems)
     if spec.name:
         network.name = spec.name
-    lexicon = compile_lexicon(network, spec.variables, spec.text, where)
-    if not isinstance(lexicon, Lexicon):
-        raise SpecError(source, lexicon)
-    return Domain(spec, network, source, lexicon, schema)
+    domain = Domain(spec, network, source, schema=schema, where=where)
+    if _writes_lexicon(spec):
+        _ = domain.lexicon  # an authored lexicon is checked now, its problems with file and line
+    return domain
+
+
+def _writes_lexicon(spec: Spec) -> bool:
+    """True when the spec authors lexicon entries, whose mistakes loading reports.
+
+    Authored entries are per-variable words, negation maps, numeric or generic blocks, text openings and cues.
+    """
+    authored = any(m.states or m.negation or m.numeric or m.generic for m in spec.variables.values())
+    return authored or bool(spec.text.openings) or spec.text.cues != CueSpec()
 
 
 def _check_valid_nodes(data: Mapping[str, Any], where: Any) -> list[Problem]:
