@@ -309,28 +309,53 @@ def verify_cmd(
     report = verify(domain.network, table, alpha=alpha, do=parse_assignments(do, "--do"), source=str(data))
     _print_report(report, only_rejected)
     if json_path is not None:
-        write_text(json.dumps(report.to_dict(), indent=2) + "\n", json_path)
+        indent = 2 if len(report.cis) <= LIST_LIMIT else None  # hundreds of thousands of statements: compact
+        write_text(json.dumps(report.to_dict(), indent=indent) + "\n", json_path)
+
+
+#: Above this many implied CIs (or variables), ``verify`` lists only the rejected ones (or the variables whose
+#: marginal fails at alpha), at most this many; ``--json`` has them all.
+LIST_LIMIT = 1000
 
 
 def _print_report(report: VerificationReport, only_rejected: bool) -> None:
-    cis = Table(title=f"Implied conditional independences ({report.network}, n={report.n_rows:,})")
+    shown = [r for r in report.cis if r.rejected or not only_rejected]
+    note = ""
+    if len(shown) > LIST_LIMIT:
+        shown = [r for r in shown if r.rejected]
+        note = f"{len(report.cis):,} statements: only the rejected ones are listed"
+        if len(shown) > LIST_LIMIT:
+            note += f", the first {LIST_LIMIT:,} of {len(shown):,}"
+            shown = shown[:LIST_LIMIT]
+        note += " (--json has every statement)"
+    cis = Table(
+        title=f"Implied conditional independences ({report.network}, n={report.n_rows:,}; {report.ci_set})",
+        caption=note or None,
+    )
     for col in ("statement", "G", "dof", "p", "result"):
         cis.add_column(col, justify="left" if col in {"statement", "result"} else "right")
-    for r in report.cis:
-        if only_rejected and not r.rejected:
-            continue
+    for r in shown:
         verdict = "untestable" if r.rejected is None else "REJECTED" if r.rejected else "ok"
         cis.add_row(str(r.statement), f"{r.statistic:.2f}", str(r.dof), f"{r.p_value:.3g}", verdict)
     out_console.print(cis)
     if report.marginals:
-        marg = Table(title="Marginals vs exact inference (variable elimination)")
+        listed = report.marginals
+        note = ""
+        if len(listed) > LIST_LIMIT:
+            listed = report.marginal_failures(report.alpha)
+            note = f"{len(report.marginals):,} variables: only those with p < {report.alpha} are listed"
+            if len(listed) > LIST_LIMIT:
+                note += f", the first {LIST_LIMIT:,} of {len(listed):,}"
+                listed = listed[:LIST_LIMIT]
+            note += " (--json has every variable)"
+        marg = Table(title=f"Marginals vs exact inference ({report.marginals_method})", caption=note or None)
         for col in ("variable", "TVD", "p"):
             marg.add_column(col, justify="left" if col == "variable" else "right")
-        for m in report.marginals:
+        for m in listed:
             marg.add_row(m.variable, f"{m.tvd:.4f}", f"{m.p_value:.3g}")
         out_console.print(marg)
     out_console.print(
-        f"implied CIs tested: {report.n_tests} (untestable: {report.n_untestable}); "
+        f"implied CIs ({report.ci_set}) tested: {report.n_tests} (untestable: {report.n_untestable}); "
         f"FPR at alpha={report.alpha}: {report.fpr:.4f}; "
         f"power on {sum(r.rejected is not None for r in report.dependences)} adjacent pairs: {report.power:.4f}"
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -40,7 +40,7 @@ from causalsynth.tools.privacy.schema import ColumnSpec, FitSpec
 from causalsynth.tools.relational.rule_lock import lock_path, read_lock
 from causalsynth.tools.relational.spec_check import build_schema
 from causalsynth.tools.relational.tables import TableSchema, TableSpec
-from causalsynth.tools.text.lexicon import Lexicon, TextSpec, VariableMeta
+from causalsynth.tools.text.lexicon import CueSpec, Lexicon, TextSpec, VariableMeta
 from causalsynth.tools.text.phrasebook import SUFFIX as PHRASEBOOK_SUFFIX
 from causalsynth.tools.text.phrasebook import load_phrasebook, phrasebook_path
 from causalsynth.tools.text.round_trip import checked_lexicon
@@ -122,7 +122,11 @@ class Spec(_Strict):
 
 
 class Domain:
-    """A loaded, checked spec: the spec as written, its causal network and its compiled lexicon."""
+    """A loaded, checked spec: the spec as written, its causal network and its lexicon.
+
+    Without a ``lexicon``, the lexicon is compiled on first use (``where`` locates its problems), so commands
+    that write no text (sample, verify, counterfactual) never build one.
+    """
 
     def __init__(
         self,
@@ -131,17 +135,34 @@ class Domain:
         source: str,
         lexicon: Lexicon | None = None,
         schema: TableSchema | None = None,
+        where: Callable[[KeyPath], str] | None = None,
+        phrasebook: Path | None = None,
     ) -> None:
         self.spec = spec
         self.network = network
         self.source = source
         self.schema = schema  # the relational schema, when the spec declares tables
-        if lexicon is None:
-            compiled = checked_lexicon(network, spec.variables, spec.text, lambda _path: source)
+        self._lexicon = lexicon
+        self._where = where or (lambda _path: source)
+        self.phrasebook = phrasebook  # phrasings merged into the lexicon when it is compiled
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """The compiled lexicon (``tools.text.lexicon``), with the phrasebook's phrasings if the spec has one.
+
+        Raises:
+            SpecError: listing the lexicon's problems, when it is compiled here and has any.
+        """
+        if self._lexicon is None:
+            compiled = checked_lexicon(self.network, self.spec.variables, self.spec.text, self._where)
             if not isinstance(compiled, Lexicon):
-                raise SpecError(source, compiled)
-            lexicon = compiled
-        self.lexicon = lexicon
+                raise SpecError(self.source, compiled)
+            self._lexicon = compiled if self.phrasebook is None else load_phrasebook(self.phrasebook, compiled)
+        return self._lexicon
+
+    @lexicon.setter
+    def lexicon(self, value: Lexicon) -> None:
+        self._lexicon = value
 
     @property
     def name(self) -> str:
@@ -213,7 +234,11 @@ def load_domain(ref: str | Path, *, allow_uncompiled: bool = False, phrasebook: 
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(where), [Problem(str(where), f"cannot read: {exc}")]) from None
     return load_domain_text(
-        text, source=str(where), base_dir=where.parent, lock=lock_path(where), allow_uncompiled=allow_uncompiled,
+        text,
+        source=str(where),
+        base_dir=where.parent,
+        lock=lock_path(where),
+        allow_uncompiled=allow_uncompiled,
         phrases=phrasebook_path(where) if phrasebook else None,
     )
 
@@ -228,7 +253,7 @@ def load_domain_text(
 ) -> Domain:
     """Load a spec from YAML text; ``base_dir`` resolves relative ``model.file`` paths.
 
-    ``lock`` is the rule lock file holding the compiled natural-language rules (``tools.relational.rule_lock``);
+    ``lock`` is the rule lock file holding the compiled natural-language rules (``relational.rule_lock``);
     ``phrases`` the phrasebook whose phrasings are added to the lexicon, if that file exists.
     """
     data, lines = load_yaml(text, source)
@@ -303,12 +328,19 @@ def load_domain_text(
         raise SpecError(source, problems)
     if spec.name:
         network.name = spec.name
-    lexicon = checked_lexicon(network, spec.variables, spec.text, where)
-    if not isinstance(lexicon, Lexicon):
-        raise SpecError(source, lexicon)
-    if phrases is not None:
-        lexicon = load_phrasebook(phrases, lexicon)
-    return Domain(spec, network, source, lexicon, schema)
+    domain = Domain(spec, network, source, schema=schema, where=where, phrasebook=phrases)
+    if _writes_lexicon(spec) or (phrases is not None and phrases.is_file()):
+        _ = domain.lexicon  # an authored lexicon is checked now, its problems with file and line
+    return domain
+
+
+def _writes_lexicon(spec: Spec) -> bool:
+    """True when the spec authors lexicon entries, whose mistakes loading reports.
+
+    Authored entries are per-variable words, negation maps, numeric or generic blocks, text openings and cues.
+    """
+    authored = any(m.states or m.negation or m.numeric or m.generic for m in spec.variables.values())
+    return authored or bool(spec.text.openings) or spec.text.cues != CueSpec()
 
 
 def _check_columns(columns: Mapping[str, ColumnSpec], network: Network, where: Any) -> list[Problem]:

@@ -12,8 +12,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from causalsynth.tools.causal.citests import CIStatement, adjacencies, goodness_of_fit, implied_cis, test_statement
-from causalsynth.tools.causal.inference import exact_marginals
+from causalsynth.tools.causal.citests import (
+    CISet,
+    CIStatement,
+    adjacencies,
+    ci_set_for,
+    goodness_of_fit,
+    implied_cis,
+    test_statements,
+)
+from causalsynth.tools.causal.inference import all_marginals
 from causalsynth.tools.causal.network import Network
 
 
@@ -53,6 +61,10 @@ class VerificationReport:
     cis: list[CIResult]
     dependences: list[CIResult]
     marginals: list[MarginalResult] = field(default_factory=list)
+    ci_set: CISet = "minimal separators"  # which implied CIs were tested (see causalsynth.tools.causal.citests)
+    marginals_method: str | None = (
+        None  # how the exact marginals were computed (see causalsynth.tools.causal.inference)
+    )
 
     @property
     def n_tests(self) -> int:
@@ -99,6 +111,8 @@ class VerificationReport:
             "n_rows": self.n_rows,
             "alpha": self.alpha,
             "do": self.do,
+            "ci_set": self.ci_set,
+            "marginals_method": self.marginals_method,
             "n_tests": self.n_tests,
             "n_untestable": self.n_untestable,
             "n_rejected": sum(bool(r.rejected) for r in self.cis),
@@ -136,8 +150,12 @@ def verify(
     do: Mapping[str, str] | None = None,
     marginals: bool = True,
     source: str = "data",
+    ci_set: CISet | None = None,
 ) -> VerificationReport:
     """Test ``data`` against ``network`` (mutilated by ``do`` if given).
+
+    ``ci_set`` chooses the implied CIs tested; by default minimal separators, or the local Markov basis on a
+    large network (see ``causalsynth.tools.causal.citests``).
 
     Raises:
         DataError: a column is missing or holds a value that is not a state.
@@ -153,21 +171,24 @@ def verify(
     codes = dict(zip(net.names, net.encode(data, source), strict=True))
     cards = {name: net.node(name).card for name in net.names}
 
-    def run(statement: CIStatement) -> CIResult:
-        res = test_statement(codes, cards, statement)
-        rejected = (res.p_value < alpha) if res.testable else None
-        return CIResult(statement, res.statistic, res.dof, res.p_value, rejected)
+    def run(statements: list[CIStatement]) -> list[CIResult]:
+        return [
+            CIResult(s, res.statistic, res.dof, res.p_value, (res.p_value < alpha) if res.testable else None)
+            for s, res in zip(statements, test_statements(codes, cards, statements), strict=True)
+        ]
 
+    ci_set = ci_set or ci_set_for(net)
     report = VerificationReport(
         alpha=alpha,
         n_rows=len(data),
         network=net.name,
         do=dict(do or {}),
-        cis=[run(s) for s in implied_cis(net)],
-        dependences=[run(s) for s in adjacencies(net)],
+        cis=run(implied_cis(net, ci_set=ci_set)),
+        dependences=run(adjacencies(net)),
+        ci_set=ci_set,
     )
     if marginals and len(data):
-        exact = exact_marginals(net)
+        exact, report.marginals_method = all_marginals(net)
         for name in net.names:
             counts = np.bincount(codes[name], minlength=cards[name])
             fit = goodness_of_fit(counts, exact[name])

@@ -7,7 +7,9 @@ sampler works on this module's arrays directly.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -216,6 +218,11 @@ class Network:
                 for n in self._nodes.values()
             ],
         }
+
+    @cached_property
+    def digest(self) -> str:
+        """A hash of the nodes, states, parents and CPTs (not the name): the key of cached derived results."""
+        return hashlib.sha256(json.dumps(self.to_dict()["nodes"]).encode()).hexdigest()[:32]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Network:

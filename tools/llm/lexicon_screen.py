@@ -66,9 +66,8 @@ def domain_words(domain: Domain) -> set[str]:
 
 
 def _table_keys(lex: Lexicon) -> Iterable[tuple[str, ...]]:
-    for entries in lex.table.values():
-        for tokens, _ in entries:
-            yield tokens
+    for tokens, _ in lex.patterns():
+        yield tokens
 
 
 def english_words() -> set[str]:

@@ -282,8 +282,7 @@ class LexiconWriter:
         """Up to eight of the state's patterns, and a measured variable's names (drawn per call)."""
         patterns = [
             " ".join(tokens)
-            for entries in lexicon.table.values()
-            for tokens, entry in entries
+            for tokens, entry in lexicon.patterns()
             if entry.kind == "state" and entry.variable == var and entry.state == state
         ]
         patterns = self._rng.sample(patterns, min(8, len(patterns)))
@@ -291,8 +290,7 @@ class LexiconWriter:
         if var in lexicon.numeric:
             names = [
                 " ".join(tokens)
-                for entries in lexicon.table.values()
-                for tokens, entry in entries
+                for tokens, entry in lexicon.patterns()
                 if entry.kind == "numeric" and entry.variable == var
             ]
             names = self._rng.sample(names, min(4, len(names)))

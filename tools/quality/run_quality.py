@@ -4,29 +4,30 @@ Selection bias compares the accepted records with the SCM itself: the total vari
 single-variable and every pairwise marginal of the accepted skeletons and the exact marginal computed by
 inference (not another sample). A finite sample is never at distance 0, so the report also gives the same
 distance for all requested skeletons: the sampling floor against which the accepted records' drift is read.
+On networks with more than :data:`ALL_PAIRS_MAX` pairs of variables, the pairwise marginals are those of the
+adjacent pairs (one exact query per edge instead of one per pair); ``pairs`` in the summary says which.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from causalsynth.tools.causal.citests import CIStatement, adjacencies, implied_cis, test_statement
-from causalsynth.tools.causal.inference import _eliminator, exact_marginals
+from causalsynth.tools.causal.citests import CISet, CIStatement, adjacencies, ci_set_for, implied_cis, test_statements
+from causalsynth.tools.causal.inference import exact_marginals, exact_pairs, store_arrays
 from causalsynth.tools.causal.network import Network
 from causalsynth.tools.causal.sources import cache_dir
 
 Codes = Mapping[str, NDArray[Any]]
+PairSet = Literal["all", "adjacent"]
+#: Above this many pairs of variables, the pairwise TVD is measured on the adjacent pairs only.
+ALL_PAIRS_MAX = 5_000
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,12 @@ class CISummary:
     n_tests: int
     n_untestable: int
     n_rows: int
+    ci_set: CISet = "minimal separators"  # which implied CIs were tested (see causalsynth.tools.causal.citests)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {"fpr": self.fpr, "power": self.power, "n_tests": self.n_tests, "n_untestable": self.n_untestable,
-                "n_rows": self.n_rows}  # fmt: skip
+                "n_rows": self.n_rows, "ci_set": self.ci_set}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,26 @@ class TVDSummary:
     mean_pair: float | None
     max_pair: float | None
     n_rows: int
+    pairs: PairSet = "all"  # which pairwise marginals were compared
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return dict(self.__dict__)
+
+
+def pair_set(network: Network) -> PairSet:
+    """Which pairwise marginals the TVD compares: all pairs, or the adjacent ones on a large network."""
+    n = len(network)
+    return "all" if n * (n - 1) // 2 <= ALL_PAIRS_MAX else "adjacent"
+
+
+def tvd_pairs(network: Network) -> list[tuple[str, str]]:
+    """The pairs of :func:`pair_set`, each in declaration order."""
+    if pair_set(network) == "all":
+        return list(itertools.combinations(network.names, 2))
+    index = {v: i for i, v in enumerate(network.names)}
+    edges = {(a, b) if index[a] < index[b] else (b, a) for a, b in network.edges()}
+    return sorted(edges, key=lambda pair: (index[pair[0]], index[pair[1]]))
 
 
 def ci_summary(
@@ -70,11 +88,12 @@ def ci_summary(
         return CISummary(None, None, 0, 0, 0)
     keep = frozenset(observed) if observed is not None else None
     cards = {v: network.node(v).card for v in network.names}
-    statements = implied_cis(network, keep)
+    ci_set = ci_set_for(network, keep)
+    statements = implied_cis(network, keep, ci_set)
     edges = [s for s in adjacencies(network) if keep is None or (s.x in keep and s.y in keep)]
 
     def rate(stmts: list[CIStatement]) -> tuple[float | None, int, int]:
-        results = [test_statement(codes, cards, s) for s in stmts]
+        results = test_statements(codes, cards, stmts)
         tested = [r for r in results if r.testable]
         if not tested:
             return None, 0, len(results)
@@ -82,13 +101,13 @@ def ci_summary(
 
     fpr, n_tests, n_untestable = rate(statements)
     power, _, _ = rate(edges)
-    return CISummary(fpr, power, n_tests, n_untestable, n_rows)
+    return CISummary(fpr, power, n_tests, n_untestable, n_rows, ci_set)
 
 
 def tvd_summary(network: Network, codes: Codes, n_rows: int) -> TVDSummary:
     """TVD of the data's single and pairwise marginals from the exact SCM marginals."""
     if n_rows == 0:
-        return TVDSummary(None, None, None, None, None, None, 0)
+        return TVDSummary(None, None, None, None, None, None, 0, pair_set(network))
     singles, joint = exact_tables(network)
     return _tvd(network, codes, n_rows, singles, joint)
 
@@ -100,7 +119,7 @@ def drift_summary(network: Network, codes: Codes, n_rows: int, reference: Codes,
     selection alone causes, free of sampling noise: 0 when nothing is dropped.
     """
     if n_rows == 0 or n_reference == 0:
-        return TVDSummary(None, None, None, None, None, None, n_rows)
+        return TVDSummary(None, None, None, None, None, None, n_rows, pair_set(network))
     cards = {v: network.node(v).card for v in network.names}
     singles = {v: np.bincount(reference[v], minlength=cards[v]) / n_reference for v in network.names}
     joint = {
@@ -108,7 +127,7 @@ def drift_summary(network: Network, codes: Codes, n_rows: int, reference: Codes,
             np.bincount(reference[a].astype(np.intp) * cards[b] + reference[b], minlength=cards[a] * cards[b])
             / n_reference
         ).reshape(cards[a], cards[b])
-        for a, b in itertools.combinations(network.names, 2)
+        for a, b in tvd_pairs(network)
     }
     return _tvd(network, codes, n_rows, singles, joint)
 
@@ -139,6 +158,7 @@ def _tvd(
         mean_pair=float(np.mean(pair_tvd)) if pair_tvd else None,
         max_pair=float(np.max(pair_tvd)) if pair_tvd else None,
         n_rows=n_rows,
+        pairs=pair_set(network),
     )
 
 
@@ -146,11 +166,13 @@ def _tvd(
 def exact_tables(
     network: Network,
 ) -> tuple[dict[str, NDArray[np.float64]], dict[tuple[str, str], NDArray[np.float64]]]:
-    """Exact single and pairwise marginals, by variable elimination; cached in memory and on disk."""
-    key = hashlib.sha256(json.dumps(network.to_dict(), sort_keys=True).encode()).hexdigest()[:32]
-    path = cache_dir() / f"marginals-{key}.npz"
+    """Exact single and pairwise marginals (the pairs of :func:`tvd_pairs`), see ``causalsynth.tools.causal.inference``.
+
+    Cached in memory and on disk.
+    """
+    path = cache_dir() / f"marginals-{network.digest}-{pair_set(network)}.npz"
     names = network.names
-    wanted = list(itertools.combinations(names, 2))
+    wanted = tvd_pairs(network)
     try:
         with np.load(path) as stored:
             singles = {v: stored[f"s{i}"] for i, v in enumerate(names)}
@@ -160,37 +182,13 @@ def exact_tables(
     except (OSError, KeyError, ValueError):
         pass  # not cached yet, or unreadable
     singles = exact_marginals(network)
-    joint = {}
-    if wanted:
-        ve = _eliminator(network)
-        for a, b in wanted:
-            factor = ve.query([a, b], joint=True, show_progress=False)
-            order = [list(factor.state_names[v]) for v in factor.variables]
-            values = np.asarray(factor.values, dtype=float)
-            if list(factor.variables) != [a, b]:
-                values = values.T
-                order.reverse()
-            ia = [order[0].index(s) for s in network.states(a)]
-            ib = [order[1].index(s) for s in network.states(b)]
-            joint[(a, b)] = values[np.ix_(ia, ib)]
+    joint = exact_pairs(network, wanted)
     index = {v: i for i, v in enumerate(names)}
     arrays = {f"s{index[v]}": p for v, p in singles.items()} | {
         f"p{index[a]}_{index[b]}": t for (a, b), t in joint.items()
     }
-    _store(path, arrays)
+    store_arrays(path, arrays)
     return singles, joint
-
-
-def _store(path: os.PathLike[str], arrays: Mapping[str, NDArray[Any]]) -> None:
-    try:
-        folder = os.fspath(os.path.dirname(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs speed
 
 
 class Ledger:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from causalsynth.tools.text.lexicon import BREAK, Entry, Lexicon, tokenize
+from causalsynth.tools.text.sentences import sentences
 
 _PRE_WINDOW = 5
 _POST_WINDOW = 3
@@ -62,15 +63,11 @@ _TAIL_NEGATIONS = frozenset({"no", "none", "nil"})
 _LOWER = frozenset({"<", "≤", "below", "under", "less"})
 _UPPER = frozenset({">", "≥", "above", "over", "greater", "more", "exceeding"})
 _VOLUME_UNITS = frozenset({"l", "lpm", "litres", "liters", "litre", "liter"})  # "SpO2 on 4 L O2 was 92%"
-#: A period after these does not end a sentence ("Temp. 38.5", "approx. 110", "45 y.o. man").
-_ABBREVIATIONS = frozenset({"approx", "temp", "resp", "vs", "dr", "mr", "mrs", "ms", "e", "i", "y", "o", "eg", "ie"})
-_DOTTED = ("approx.", "temp.", "resp.", "vs.", "dr.", "mr.", "mrs.", "ms.", "e.g.", "i.e.", "y.o.", "eg.", "ie.")
 _FORWARD = frozenset(
     {"neg_before", "neg_both", "unc_before", "unc_both", "other", "term", "term_soft", "affirm", "self"}
 )
 _BACKWARD = frozenset({"neg_after", "neg_both", "unc_after", "unc_both"})
 _BACK_STOP = frozenset({"term", "term_soft", "affirm", "neg_after", "neg_before", "neg_both", "unc_after", "unc_both"})
-_OTHER_ENDS = str.maketrans(";!?\n", "\x01\x01\x01\x01")
 _CACHE_LIMIT = 200_000
 
 
@@ -161,31 +158,6 @@ def extract(lexicon: Lexicon, text: str) -> Extraction:
     return out
 
 
-def sentences(text: str) -> list[str]:
-    """Split at . ; ! ? and line breaks, but not at the point of a decimal number (37.5).
-
-    Plain string operations: a regex with look-arounds costs more here than reading the cached sentences.
-    """
-    marked = text.translate(_OTHER_ENDS)
-    lowered = marked.lower()
-    abbreviated = any(a in lowered for a in _DOTTED)  # rare: look at last words only when needed
-    out: list[str] = []
-    for piece in marked.split("."):
-        if (
-            out
-            and (
-                (piece[:1].isdigit() and out[-1][-1:].isdigit())  # a decimal point, not a sentence end
-                or (abbreviated and out[-1][-1:].isalpha() and out[-1].rsplit(None, 1)[-1].lower() in _ABBREVIATIONS)
-            )
-        ):
-            out[-1] += "." + piece
-        else:
-            out.append(piece)
-    if "\x01" in marked:
-        out = [part for piece in out for part in piece.split("\x01")]
-    return out
-
-
 def _add(into: dict[str, list[str]], var: str, state: str) -> None:
     got = into.get(var)
     if got is None:
@@ -203,9 +175,9 @@ def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
     i, n = 0, len(tokens)
     while i < n:
         tok = tokens[i]
-        for pattern, meaning in table.get(tok, ()):
-            k = len(pattern)
-            if k == 1 or tuple(tokens[i : i + k]) == pattern:
+        for k, patterns in table.get(tok, ()):
+            meaning = patterns.get(tuple(tokens[i : i + k])) if i + k <= n else None
+            if meaning is not None:
                 items.append((tok, meaning))
                 i += k
                 break

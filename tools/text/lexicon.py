@@ -8,13 +8,15 @@ of one state asserts another: "denies dyspnea" -> dysp=no) and, for measured qua
 Compiling checks the lexicon as a whole and reports every problem with its spec location: states that do not
 exist, observed variables a realiser could not state, a pattern that asserts two different facts, and phrases
 that the extractor would not read back as exactly the fact they were written for (the round trip that makes
-template realisation 100% realisable by construction). A variable without a lexicon gets ``"<name>: <state>."``.
+template realisation 100% realisable by construction). A variable without a lexicon gets ``"<name>: <state>."``,
+read back by exactly those words, whatever the state's name: symbols are spelled out ("CO2Report: below 7.5.",
+"at least 7.5"), and states that would still read alike are told apart by position ("(state 2 of 3)").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -22,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from causalsynth.tools.causal.network import Network
 from causalsynth.tools.errors import Problem
+from causalsynth.tools.text.sentences import sentences
 from causalsynth.tools.yamlio import scalar_text
 
 Name = Annotated[str, BeforeValidator(scalar_text)]
@@ -29,6 +32,7 @@ Where = Callable[[tuple[str | int, ...]], str]
 
 #: Placeholder a numeric variable's phrases use for the value the realiser draws.
 VALUE_SLOT = "{value}"
+_VALUE_MARGIN = 16  # characters a drawn value may add to a phrase, when fitting the default text length
 
 # -- built-in cue lists (a spec's ``text.cues`` adds to them) ---------------------------------------------------
 NEGATION_BEFORE = (
@@ -244,9 +248,23 @@ class Lexicon:
     generic_absent: Mapping[str, str]
     numeric: Mapping[str, NumericRule]
     text: TextSpec
-    table: Mapping[str, tuple[tuple[tuple[str, ...], Entry], ...]] = field(repr=False)
-    #: Sentences already read, with their mentions (filled by ``causalsynth.tools.text.extract``).
+    #: Patterns by first word, then by length (longest first): ``{word: ((length, {words: meaning}), ...)}``.
+    table: Mapping[str, tuple[tuple[int, Mapping[tuple[str, ...], Entry]], ...]] = field(repr=False)
+    #: Sentences already read, with their mentions (filled by ``tools.text.extract``).
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def patterns(self) -> Iterator[tuple[tuple[str, ...], Entry]]:
+        """Every pattern (its words) with what it means, cue words included."""
+        for by_length in self.table.values():
+            for _, by_words in by_length:
+                yield from by_words.items()
+
+    def meaning(self, tokens: tuple[str, ...]) -> Entry | None:
+        """What exactly these words mean as one pattern, if anything."""
+        for length, by_words in self.table.get(tokens[0], ()) if tokens else ():
+            if length == len(tokens):
+                return by_words.get(tokens)
+        return None
 
     @property
     def observed(self) -> tuple[str, ...]:
@@ -276,8 +294,40 @@ def _means(entry: Entry) -> str:
     return f"{entry.variable}={entry.state}" if entry.kind == "state" else f"a value of {entry.variable}"
 
 
-def _default_phrase(var: str, state: str) -> str:
-    return f"{var}: {state}."
+#: Symbols the tokenizer drops, spelled out so that a default phrase keeps them ("<7.5" -> "below 7.5"); the
+#: longer spellings come first.
+_SPELLED = (
+    (re.compile(r"<=|=<|≤"), " at most "),
+    (re.compile(r">=|=>|≥"), " at least "),
+    (re.compile(r"<"), " below "),
+    (re.compile(r">"), " above "),
+    (re.compile(r"\+"), " plus "),
+    (re.compile(r"%"), " percent "),
+    (re.compile(r"(?<![^\W_])-(?![^\W_])"), " minus "),  # a dash between letters or digits stays a separator
+)
+#: Characters that would end a sentence or make a comma token inside a phrase ("Transp." -> "Transp"); control
+#: characters too (the extractor marks sentence ends with one).
+_PHRASE_BREAKS = re.compile(r"(?<!\d)\.|\.(?!\d)|[;!?,\x00-\x1f\x7f]")
+
+
+def _spoken(name: str) -> str:
+    """``name`` as a default phrase writes it: comparison and sign symbols spelled out, sentence ends removed."""
+    for pattern, spelled in _SPELLED:
+        name = pattern.sub(spelled, name)
+    return " ".join(_PHRASE_BREAKS.sub(" ", name).split())
+
+
+def _default_phrase(var: str, state: str, qualifier: str = "") -> str:
+    """``"VAR: STATE."``, symbols spelled out; ``qualifier`` tells apart states that would read the same."""
+    return f"{_spoken(var)}: {_spoken(state)}{qualifier}."
+
+
+def _phrase_tokens(phrase: str) -> tuple[str, ...] | None:
+    """The words the extractor reads in ``phrase``; None unless it is one sentence of words and numbers only."""
+    read = [tokens for part in sentences(phrase) if (tokens := tuple(t for t in tokenize(part) if t != BREAK))]
+    if len(read) != 1 or any(t in (",", "<", ">", "≤", "≥") for t in read[0]):
+        return None
+    return read[0]
 
 
 def compile_lexicon(
@@ -290,6 +340,7 @@ def compile_lexicon(
     compiler = _Compiler(network, variables, text, where)
     for var in compiler.order:
         compiler.variable(var)
+    compiler.defaults()  # after every authored pattern, so that a default phrase can avoid them all
     compiler.cues()
     lexicon = compiler.lexicon()
     return compiler.problems or lexicon
@@ -313,6 +364,7 @@ class _Compiler:
         self.numeric: dict[str, NumericRule] = {}
         self.table: dict[tuple[str, ...], tuple[Entry, str]] = {}
         self.cue_kinds: dict[tuple[str, ...], str] = {}
+        self.pending: list[str] = []  # observed variables without a lexicon: they get "VAR: STATE." phrases
 
     def problem(self, path: tuple[str | int, ...], message: str) -> None:
         self.problems.append(Problem(self.where(path), message))
@@ -395,9 +447,8 @@ class _Compiler:
                 if observed and given:
                     self.problem(here, f"observed variable {var} needs phrases for state {state!r}")
                     continue
-                if observed and not given:  # no lexicon at all: "name: state."
-                    out[state] = (_default_phrase(var, state),)
-                    self.add(words(f"{var} {state}"), Entry("state", var, state), base)
+                if observed and not given and var not in self.pending:  # no lexicon at all: see defaults()
+                    self.pending.append(var)
             else:
                 out[state] = tuple(words_of.phrases)
                 for i, phrase in enumerate(words_of.phrases):
@@ -408,6 +459,29 @@ class _Compiler:
             for i, pattern in enumerate(words_of.patterns if words_of is not None else []):
                 self.add(words(pattern), Entry("state", var, state), (*here, "patterns", i))
         self.phrases[var] = out
+
+    def defaults(self) -> None:
+        """``"VAR: STATE."`` phrases, each read back by exactly its own words, for variables without a lexicon.
+
+        Any state name works: symbols are spelled out ("<7.5" -> "below 7.5"); states whose phrases would read
+        the same (they differ only in case or punctuation, or have no words at all), or would read as a pattern
+        already taken, are told apart by their position: "VAR: a-b (state 2 of 3)."
+        """
+        for var in self.pending:
+            states = self.network.states(var)
+            plain = {state: _phrase_tokens(_default_phrase(var, state)) for state in states}
+            readings = [tokens for tokens in plain.values() if tokens is not None]
+            for i, state in enumerate(states):
+                phrase, tokens = _default_phrase(var, state), plain[state]
+                name_only = tokens is not None and tokens == _phrase_tokens(f"{_spoken(var)}.")
+                if tokens is None or name_only or readings.count(tokens) > 1 or tokens in self.table:
+                    phrase = _default_phrase(var, state, f" (state {i + 1} of {len(states)})")
+                    tokens = _phrase_tokens(phrase)
+                if tokens is None or tokens in self.table:
+                    self.problem(("variables", var), f"no default phrase of {var}={state} reads back unambiguously")
+                    continue
+                self.phrases[var][state] = (phrase,)
+                self.add(tokens, Entry("state", var, state), ("variables", var))
 
     def cues(self) -> None:
         """The built-in cue lists plus the spec's; a domain pattern spelled like a cue wins over the cue."""
@@ -442,10 +516,24 @@ class _Compiler:
             if meaning.kind == "state" and any(tokens[:k] in negators for k in range(1, len(tokens))):
                 self.table[tokens] = (Entry("state", meaning.variable, meaning.state, opens_negation=True), at)
 
+    def fitted_text(self) -> TextSpec:
+        """The text spec, its default ``max_chars`` raised to fit the longest text the phrases make.
+
+        A network of hundreds of variables stated one sentence each ("VAR: STATE.") needs more than the default
+        8,000 characters; a limit the spec sets stays as written.
+        """
+        if "max_chars" in self.text.model_fields_set:
+            return self.text
+        observed = [v for v in self.order if self.roles[v] == "observed" and self.phrases.get(v)]
+        longest = sum(max(len(p) for ps in self.phrases[v].values() for p in ps) + 1 for v in observed)
+        longest += max((len(o) + 1 for o in self.text.openings), default=0)
+        longest += sum(_VALUE_MARGIN for v in observed if v in self.numeric)  # a drawn value may outgrow "{value}"
+        return self.text if longest <= self.text.max_chars else self.text.model_copy(update={"max_chars": longest})
+
     def lexicon(self) -> Lexicon:
-        by_first: dict[str, list[tuple[tuple[str, ...], Entry]]] = {}
+        by_first: dict[str, dict[int, dict[tuple[str, ...], Entry]]] = {}
         for tokens, (meaning, _) in self.table.items():
-            by_first.setdefault(tokens[0], []).append((tokens, meaning))
+            by_first.setdefault(tokens[0], {}).setdefault(len(tokens), {})[tokens] = meaning
         return Lexicon(
             order=self.order,
             roles=self.roles,
@@ -456,8 +544,8 @@ class _Compiler:
             negative_states=self.negative_states,
             generic_absent=self.generic_absent,
             numeric=self.numeric,
-            text=self.text,
-            table={k: tuple(sorted(v, key=lambda te: -len(te[0]))) for k, v in by_first.items()},
+            text=self.fitted_text(),
+            table={word: tuple(sorted(lengths.items(), key=lambda kv: -kv[0])) for word, lengths in by_first.items()},
         )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from causalsynth.tools.causal.network import Network
-from causalsynth.tools.text.extract import extract, sentences
+from causalsynth.tools.text.extract import extract
 from causalsynth.tools.text.lexicon import (
     NEGATIVE_NAMES,
     VALUE_SLOT,
@@ -31,6 +31,7 @@ from causalsynth.tools.text.lexicon import (
     words,
 )
 from causalsynth.tools.text.round_trip import checked_lexicon
+from causalsynth.tools.text.sentences import sentences
 
 #: Longest phrase kept: a phrase is one sentence of a note, not a paragraph.
 MAX_PHRASE_CHARS = 160
@@ -148,9 +149,8 @@ def pattern_reason(lexicon: Lexicon, var: str, state: str, pattern: str, shared_
         return f"longer than {MAX_PATTERN_WORDS} words"
     if len(tokens) == 1 and (tokens[0] in _GENERIC_WORDS or tokens[0] in shared_states or len(tokens[0]) < 3):
         return f"one generic word ({tokens[0]!r}) would assert {var}={state} in any sentence"
-    for pat, entry in lexicon.table.get(tokens[0], ()):
-        if pat != tokens:
-            continue
+    entry = lexicon.meaning(tokens)
+    if entry is not None:
         if entry.kind == "state" and (entry.variable, entry.state) == (var, state):
             return "already a pattern of this state"
         if entry.kind in ("state", "generic", "numeric", "numeric_after"):
