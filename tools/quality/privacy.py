@@ -350,10 +350,12 @@ def singling_out(frame: Frame, synth: Encoded, train: Encoded, hold: Encoded, rn
     control_ok = int((m_hold.sum(axis=1) == 1).sum())
     baseline_ok = sum(int(_matches(q, train).sum()) == 1 for q in baseline)
     out = _risk(attack_ok, len(queries), control_ok, len(queries), baseline_ok)
-    # Queries drawn from the same rare synthetic rows single out the same rare cells: their outcomes are not
-    # independent, and a Wilson interval would be far too narrow. The interval comes instead from the spread of the
-    # risk over random re-splits of the training and holdout rows into two sets of the same sizes (no leak by
-    # construction), centred on the observed risk.
+    # The queries are scored on the whole training table (a subsample would lose the row a query was drawn from)
+    # and on the smaller holdout, and a predicate is less often unique in a smaller table: the raw risk is biased.
+    # Queries drawn from the same rare synthetic rows also single out the same cells, so their outcomes are not
+    # independent and a binomial interval is far too narrow. Both are read off random re-splits of the training and
+    # holdout rows into sets of the same two sizes (no leak by construction): the risk reported is the raw risk
+    # less the re-splits' mean, with their 95 % spread as its interval.
     pooled = np.hstack([m_train, m_hold])
     n_t = m_train.shape[1]
     null = np.empty(n_null)
@@ -363,8 +365,10 @@ def singling_out(frame: Frame, synth: Encoded, train: Encoded, hold: Encoded, rn
         c = float((pooled[:, order[n_t:]].sum(axis=1) == 1).mean())
         null[r] = (a - c) / (1 - c) if c < 1 else 0.0
     lo, hi = np.percentile(null - null.mean(), [2.5, 97.5])
+    out["risk_raw"] = out["risk"]
+    out["risk"] = out["risk_raw"] - float(null.mean())
     out["low"], out["high"] = out["risk"] - float(hi), min(1.0, out["risk"] - float(lo))
-    out["interval"] = f"observed risk minus the 95 % spread of {n_null} no-leak re-splits"
+    out["interval"] = f"raw risk less the mean of {n_null} no-leak re-splits, their 95 % spread"
     return out | {"n_columns_per_query": n_cols}
 
 
@@ -477,7 +481,6 @@ def privacy(frame: Frame, synth: Encoded, train: Encoded, hold: Encoded, *, seed
     rng = np.random.default_rng(seed)
     n_h = hold.n
     same = np.sort(rng.choice(train.n, size=min(n_h, train.n), replace=False))
-    train_same = subset(train, same)
     xs, xt, xh = frame.embed(synth), frame.embed(train), frame.embed(hold)
     xt_same = xt[same]
     keys_train = frame.row_keys(train)
@@ -499,7 +502,7 @@ def privacy(frame: Frame, synth: Encoded, train: Encoded, hold: Encoded, *, seed
     c_rows = rng.choice(n_h, size=n_att, replace=False)
     tgt, ctl = subset(train, t_rows), subset(hold, c_rows)
     # each attack draws from a stream of its own: changing one attack does not move the others
-    out["singling_out"] = singling_out(frame, synth, train_same, hold, np.random.default_rng((seed, 2)), n_att)
+    out["singling_out"] = singling_out(frame, synth, train, hold, np.random.default_rng((seed, 2)), n_att)
     cols = list(frame.measured)
     if len(cols) >= 2:
         link_rng = np.random.default_rng((seed, 3))
@@ -537,7 +540,12 @@ def verdict(p: dict[str, Any]) -> dict[str, Any]:
             found.append(name)
     e = p["exact_match"]
     copied = e["excess"]["low"] > 0 and e["copies_of_training_rows"]["value"] - e["holdout"]["value"] >= 0.5
-    high = p["membership"]["distance"]["auc"] >= 0.8 or p["membership"]["domias"]["auc"] >= 0.8 or copied
+    # high: a strong signal, not just one above chance: a membership AUC of 0.8, half the rows copied beyond the
+    # holdout's own matches, 60 % of the rows nearer the training rows than the holdout, or a risk of at least 0.2
+    strong_risk = any((p.get(n) or {}).get("low") is not None and p[n]["low"] >= 0.2
+                      for n in ("singling_out", "linkability", "inference"))  # fmt: skip
+    high = (p["membership"]["distance"]["auc"] >= 0.8 or p["membership"]["domias"]["auc"] >= 0.8 or copied
+            or p["dcr"]["share_closer_to_train"]["low"] >= 0.6 or strong_risk)  # fmt: skip
     level = "high" if high else "elevated" if found else "no more than chance"
     return {"leaks": found, "level": level}
 
