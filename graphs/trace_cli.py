@@ -125,7 +125,7 @@ def _folder_rows(folder: Path, record: int) -> tuple[str | None, dict[str, Any] 
         table = pd.read_parquet(path)
         rows = table[table["record_id"] == record] if "record_id" in table else table.iloc[0:0]
         if len(rows):
-            return outcome, rows.iloc[0].to_dict()
+            return outcome, {str(k): v for k, v in rows.iloc[0].to_dict().items()}
     return None, None
 
 

@@ -74,7 +74,7 @@ def _tables(batches: Any) -> dict[str, Any]:
     for tables in items:
         if isinstance(tables, Mapping):
             for table, cols in tables.items():
-                first = next(iter(cols.values()), []) if isinstance(cols, Mapping) else []
+                first: Sequence[Any] = next(iter(cols.values()), []) if isinstance(cols, Mapping) else []
                 rows[table] = rows.get(table, 0) + len(first)
     return {"batches": len(items), "rows": rows}
 
