@@ -195,6 +195,8 @@ def expand_cmd(
     if unknown:
         raise UsageError(f"--variables: {', '.join(unknown)} not observed variables of {spec} "
                          f"({', '.join(domain.lexicon.observed)})")  # fmt: skip
+    # Screened against the spec's own words only: the book's phrasings must not vouch for their own words.
+    checks = Screen(domain, embedder=shared_embedder()) if screen else None
     book = Phrasebook()
     if out.is_file():
         book, problems = read_phrasebook(out)
@@ -211,7 +213,6 @@ def expand_cmd(
         write_phrasebook(target, book)
         console.print(f"{var}={state}: {len(book.of(var, state))} phrasing(s)", markup=False, highlight=False)
 
-    checks = Screen(domain, embedder=shared_embedder()) if screen else None
     writer = LexiconWriter(model, seed=seed, screen=checks)
     result = writer.expand(domain, book, per_state, regs, calls_per_phrase, save, names)
     write_phrasebook(out, book)
