@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/networks.py [--rows 200] [--timeout 180] [--json PATH] [NAME ...]``. Each network is
 loaded (parsed once, then cached), sampled (``--rows`` records, seed 0) and verified in a child process; a child
 that runs past ``--timeout`` seconds is stopped and reported as such. ``verify s`` is the wall time of
-``causalsynth.tools.causal.conformance.verify`` (CI enumeration, G-tests and exact marginals together, nothing cached but the parsed
+``conformance.verify`` (CI enumeration, G-tests and exact marginals together, nothing cached but the parsed
 network); ``marginals s`` is the share of it spent on exact marginals (measured again on their own). ``--json``
 also writes the rows.
 """
