@@ -65,8 +65,8 @@ def independent_marginals(train: pd.DataFrame, n: int, seed: int = 0) -> pd.Data
         if edges.size < 2:  # nearly constant between the percentiles
             cols[name] = np.full(n, edges[0])
             continue
-        counts = np.histogram(np.clip(x, edges[0], edges[-1]), edges)[0]
-        weights = counts / counts.sum()
+        hist = np.histogram(np.clip(x, edges[0], edges[-1]), edges)[0]
+        weights = hist / hist.sum()
         b = rng.choice(len(weights), size=n, p=weights)
         cols[name] = np.round(rng.uniform(edges[b], edges[b + 1]), _decimals(x))
     return pd.DataFrame(cols)
