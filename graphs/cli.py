@@ -20,6 +20,7 @@ from rich.table import Table
 
 from causalsynth.graphs import api
 from causalsynth.graphs.api import generate
+from causalsynth.graphs.assess_api import write_run_report
 from causalsynth.graphs.assess_cli import assess_cmd
 from causalsynth.graphs.corpus_cli import corpus_app
 from causalsynth.graphs.fit_cli import fit_cmd
@@ -185,6 +186,8 @@ def run_cmd(
     except KeyboardInterrupt:
         _say(interrupted_message(out))
         raise typer.Exit(130) from None
+    if "tables" not in result.report:  # an agent run folder: its own report.html (funnel, rounds, texts)
+        write_run_report(out)
     _print_run_report(result.report, out)
 
 
@@ -222,7 +225,7 @@ def _print_run_report(report: dict[str, object], out: Path) -> None:
     if len(records):
         first = records.iloc[0]
         out_console.print(f"record {first.record_id}: {first.text}", markup=False, highlight=False)
-    out_console.print(f"wrote {out}/records.parquet, rejects.parquet, report.json, run.jsonl")
+    out_console.print(f"wrote {out}/records.parquet, rejects.parquet, report.json, report.html, run.jsonl")
 
 
 @app.command()

@@ -301,6 +301,8 @@ def test_run_writes_the_contract_files(capsys, tmp_path):
     records = pd.read_parquet(out / "records.parquet")
     rejects = pd.read_parquet(out / "rejects.parquet")
     assert len(records) + len(rejects) == 300
+    page = (out / "report.html").read_text()  # the run's own report, self-contained
+    assert "<html" in page and records.text.iloc[0][:40] in page and "<script src" not in page
     assert (out / "run.jsonl").read_text().count("\n") >= 6
     assert "realizability" in stdout
 
