@@ -23,7 +23,7 @@ from causalsynth.graphs.builder import build_graph as _build_graph
 from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever, retrieval_settings
 from causalsynth.graphs.runner import check_settings
 from causalsynth.graphs.runner import run as _run
-from causalsynth.graphs.tracing import check_trace
+from causalsynth.graphs.tracing import TRACES, check_trace
 from causalsynth.tools.causal.conformance import verify as _verify
 from causalsynth.tools.causal.noise import NOISE_MODELS
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
@@ -31,6 +31,7 @@ from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
 from causalsynth.tools.privacy.columns import decode_frame, states_frame
 from causalsynth.tools.sinks.folder import REJECTS
+from causalsynth.tools.sinks.run_folder import FAILED
 from causalsynth.tools.sinks.table_folder import DATABASE
 from causalsynth.tools.spec import Domain, load_domain
 from causalsynth.tools.tabular import read_table
@@ -53,6 +54,9 @@ class GenerationResult:
     rejects: pd.DataFrame
     report: dict[str, Any]
     paths: dict[str, Path] = field(default_factory=dict)
+    #: Records whose model calls failed for infrastructure reasons (connection, timeout, 5xx): neither accepted
+    #: nor rejected (empty when none failed).
+    failed: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def load_spec(spec: SpecRef) -> Domain:
@@ -183,9 +187,13 @@ def _result(domain: Domain, folder: Path, report: dict[str, Any], written: bool)
         if written:
             paths = {"records": folder / "records.parquet"}
     rejects = pd.read_parquet(folder / REJECTS)  # both topologies: one row per rejected record (or violation)
+    failed_path = folder / FAILED
+    failed = pd.read_parquet(failed_path) if failed_path.is_file() else pd.DataFrame()
     if written:
         paths |= {"rejects": folder / REJECTS, "report": folder / "report.json", "events": folder / "run.jsonl"}
-    return GenerationResult(records=records, tables=tables, rejects=rejects, report=report, paths=paths)
+        paths |= {"failed": failed_path} if failed_path.is_file() else {}
+        paths |= {"traces": folder / TRACES} if (folder / TRACES).is_file() else {}
+    return GenerationResult(records=records, tables=tables, rejects=rejects, report=report, paths=paths, failed=failed)
 
 
 def sample(

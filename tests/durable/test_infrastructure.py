@@ -44,6 +44,7 @@ def test_connection_failures_are_failed_not_rejected_and_left_out_of_the_measure
     # Assert
     failed = pd.read_parquet(tmp_path / "failed.parquet")
     report = result.report
+    pd.testing.assert_frame_equal(failed, result.failed)
     assert visited and set(failed["record_id"]) == visited
     assert not set(result.rejects["record_id"]) & visited and not set(result.records["record_id"]) & visited
     assert report["n_failed"] == len(visited)

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 from tests.durable.test_resume import same_output
 
 CLI = [sys.executable, "-c", "from causalsynth.graphs.cli import main; main()"]
-ARGS = ["run", str(ROOT / "examples" / "asia.yaml"), "-n", "16", "--batch-size", "4", "--seed", "5",
+ARGS = ["run", str(ROOT / "examples" / "asia.yaml"), "-n", "8", "--batch-size", "2", "--seed", "5",
         "--no-retrieval", "--concurrency", "1"]  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def test_five_kill_points_with_the_local_model_resume_to_the_uninterrupted_resul
     interrupted = 0
     for i in range(5):
         out = tmp_path / f"kill{i}"
-        after_events, jitter = rng.randint(1, events - 2), rng.uniform(0, 2.0)
+        after_events, jitter = rng.randint(1, events - 2), rng.uniform(0, 0.5)
         process = subprocess.Popen([*CLI, *ARGS, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         while process.poll() is None and _events(out) < after_events:
             time.sleep(0.01)
