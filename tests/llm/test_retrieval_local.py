@@ -24,13 +24,19 @@ INJECTED_CLAIMS = [
 
 
 def phrases_by_state() -> dict[str, dict[str, list[str]]]:
-    """The spec's own phrases per observed variable and state, read from the YAML, not from the compiled lexicon."""
+    """The spec's phrases and its phrasebook's per observed variable and state, read from the YAML files, not from
+    the compiled lexicon."""
     spec = yaml.safe_load((ROOT / "examples" / "asia.yaml").read_text())
-    return {
-        var: {str(state): words["phrases"] for state, words in meta["states"].items()}
+    out = {
+        var: {str(state): list(words["phrases"]) for state, words in meta["states"].items()}
         for var, meta in spec["variables"].items()
         if meta.get("role", "observed") == "observed" and "states" in meta
     }
+    book = ROOT / "examples" / "asia.phrases.yaml"  # more phrasings, loaded with the spec (tools/text/phrasebook.py)
+    for var, by_state in (yaml.safe_load(book.read_text())["phrases"] if book.is_file() else {}).items():
+        for state, registers in by_state.items():
+            out[var][str(state)] += [p for phrases in registers.values() for p in phrases]
+    return out
 
 
 HOSTILE = [
