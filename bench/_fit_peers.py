@@ -48,15 +48,17 @@ def main() -> None:
 
         train = pd.read_parquet(train_path)
         start = time.perf_counter()
-        metadata = Metadata.detect_from_dataframe(train)
+        metadata = Metadata.detect_from_dataframes({"table": train}, infer_keys=None)
         model = (
             GaussianCopulaSynthesizer(metadata)
             if arm == "gaussian_copula"
-            else CTGANSynthesizer(metadata, epochs=epochs, cuda=False)
+            else CTGANSynthesizer(metadata, epochs=epochs, enable_gpu=False)
         )
-        model.fit(train)
+        model.fit({"table": train})  # SDV 2.0 takes a dict of one table
         fitted = time.perf_counter()
         synth = model.sample(int(rows))
+        if isinstance(synth, dict):
+            synth = next(iter(synth.values()))
     done = time.perf_counter()
     pd.DataFrame(synth).to_parquet(out) if out.endswith(".parquet") else pd.DataFrame(synth).to_csv(out, index=False)
     with open(out + ".json", "w") as f:
