@@ -82,7 +82,9 @@ def test_an_unknown_server_is_a_clear_error(tmp_path):
     args = ["run", "asia", "-n", "2", "--llm", "openai:x", "--base-url", f"http://127.0.0.1:{port}/v1",
             "--retries", "0", "--timeout", "5", "--out", str(tmp_path / "o")]  # fmt: skip
     result = CliRunner().invoke(app, args)
-    # A connection failure is transient: retried, then the records are rejected with the reason; the run ends.
+    # A connection failure is transient: retried, then the records fail (an infrastructure outcome, not a rejection
+    # of their text) with the reason; the run ends.
     assert result.exit_code == 0, result.output
     rejects = pd.read_parquet(tmp_path / "o" / "rejects.parquet")
-    assert len(rejects) == 2 and all("Connection" in r for r in rejects.reason)
+    failed = pd.read_parquet(tmp_path / "o" / "failed.parquet")
+    assert len(rejects) == 0 and len(failed) == 2 and all("Connection" in r for r in failed.reason)
