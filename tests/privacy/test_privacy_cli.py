@@ -35,7 +35,7 @@ def test_fit_then_sample_then_verify(capsys: pytest.CaptureFixture[str], good_cs
     assert (fit_code, sample_code, verify_code) == (0, 0, 0)
     assert "budget: epsilon=2" in fit_err and "cpts" in fit_err
     assert pd.read_csv(sample)["a"].isin([0, 1, 2]).all()
-    assert "implied CIs tested" in verify_out
+    assert "FPR at alpha=0.05" in verify_out
 
 
 def _write(tmp_path: Path, name: str, table: pd.DataFrame) -> Path:
