@@ -37,7 +37,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/lint_view.py >/dev/null
 	cd build/lint && ../../$(BIN)/mypy --config-file ../../pyproject.toml
-	cd build/lint && ../../$(BIN)/lint-imports --config ../../pyproject.toml
+	cd build/lint && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 bench: setup
 	$(BIN)/python bench/run_all.py
