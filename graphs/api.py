@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -130,15 +131,12 @@ def generate(
     retrieval_settings(domain, options)  # values checked before anything is loaded
     realiser = realiser_of()
     retriever = open_retriever(domain, options, uses_model=llm_name != "template", seed=seed, say=say)
-    if out is not None:
-        folder = Path(out)
+    written = out is not None  # else a temporary folder, read back into memory
+    with nullcontext(str(out)) if written else tempfile.TemporaryDirectory(prefix="causalsynth-") as where:
+        folder = Path(where)
         report = _run(domain, realiser, settings, folder, progress=progress, retriever=retriever, config=config,
-                      graph=graph, trace=trace, durable=True, resume=resume is not None)  # fmt: skip
-        return _result(domain, folder, report, written=True)
-    with tempfile.TemporaryDirectory(prefix="causalsynth-") as tmp:
-        report = _run(domain, realiser, settings, Path(tmp), progress=progress, retriever=retriever, config=config,
-                      graph=graph, trace=trace)  # fmt: skip
-        return _result(domain, Path(tmp), report, written=False)
+                      graph=graph, trace=trace, durable=written, resume=resume is not None)  # fmt: skip
+        return _result(domain, folder, report, written=written)
 
 
 def _llm(

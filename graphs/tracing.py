@@ -213,24 +213,6 @@ class JsonlTracer(BaseTracer):
     def _on_chain_start(self, run: Run) -> None:
         run.inputs = summarise(run.inputs)  # drop the reference to the whole batch now
 
-    def _on_chain_end(self, run: Run) -> None:
-        self._write(run)
-
-    def _on_chain_error(self, run: Run) -> None:
-        self._write(run)
-
-    def _on_llm_end(self, run: Run) -> None:
-        self._write(run)
-
-    def _on_llm_error(self, run: Run) -> None:
-        self._write(run)
-
-    def _on_tool_end(self, run: Run) -> None:
-        self._write(run)
-
-    def _on_tool_error(self, run: Run) -> None:
-        self._write(run)
-
     def _write(self, run: Run) -> None:
         if HIDDEN in (run.tags or []):
             return
@@ -259,6 +241,9 @@ class JsonlTracer(BaseTracer):
             if not self._file.closed:
                 self._file.write(line)
                 self._file.flush()
+
+    # Spans are written as each run ends, whether it ended well or not.
+    _on_chain_end = _on_chain_error = _on_llm_end = _on_llm_error = _on_tool_end = _on_tool_error = _write
 
     def close(self) -> None:
         """Close the file."""
