@@ -145,6 +145,7 @@ class Sampler:
         chunk_size: int = DEFAULT_CHUNK,
         max_draws: int = DEFAULT_MAX_DRAWS,
         progress: Progress | None = None,
+        start: int = 0,
     ) -> SampleResult:
         """Draw ``n`` records, optionally under ``do(...)`` and conditioned on ``evidence``.
 
@@ -157,9 +158,13 @@ class Sampler:
             chunk_size: records generated per vectorised pass; bounds temporary memory.
             max_draws: budget of candidate records when sampling given evidence.
             progress: called with the number of records accepted by each pass.
+            start: return records ``start .. start + n`` of the seed's sequence (a shard of a larger sample,
+                equal to that slice of ``sample(start + n)``): each node's stream skips ahead exactly. Needs the
+                inverse-CDF noise model (one uniform per record and node) and no evidence.
 
         Raises:
-            UsageError: bad ``n``, seed, chunk size, or an unknown variable/state in ``do``/``evidence``.
+            UsageError: bad ``n``, seed, chunk size, ``start`` (with evidence or another noise model), or an
+                unknown variable/state in ``do``/``evidence``.
             EvidenceTooRareError: the evidence is impossible, or too rare to sample within ``max_draws``.
         """
         if n < 0:
@@ -173,6 +178,8 @@ class Sampler:
         ev_codes = self.network.resolve_assignment(evidence or {}, "evidence")
         p_evidence = self._check_evidence_budget(n, do or {}, evidence or {}, max_draws) if ev_codes else 1.0
         streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(self.network))]
+        if start:
+            self._skip(streams, start, bool(ev_codes))
         codes = [np.empty(n, dtype=self._dtype) for _ in self.network.names]
         noise = (
             [np.empty((n, self.noise_model.dim(p.card))) for p in sorted(self._plans, key=lambda p: p.index)]
@@ -210,6 +217,17 @@ class Sampler:
         data = self._frame(codes)
         kept = None if noise is None else dict(zip(self.network.names, noise, strict=True))
         return SampleResult(data=data, noise=kept, draws=draws)
+
+    def _skip(self, streams: list[np.random.Generator], start: int, evidence: bool) -> None:
+        """Advance every node's stream past the first ``start`` records (PCG64 jumps; one draw per uniform)."""
+        if start < 0:
+            raise UsageError(f"start must be >= 0, got {start}")
+        if evidence:
+            raise UsageError("start: evidence is sampled by rejection, so record k depends on every draw before it")
+        if not isinstance(self.noise_model, InverseCDF):
+            raise UsageError(f"start: needs the inverse_cdf noise model (got {self.noise_model.name})")
+        for stream in streams:  # Generator.random takes exactly one 64-bit output per float64
+            stream.bit_generator.advance(start)  # type: ignore[attr-defined]
 
     def _check_memory(self, n: int, with_noise: bool) -> None:
         """Refuse at once an ``n`` whose output alone would not fit in this machine's memory."""

@@ -128,13 +128,25 @@ def state_names(spec: ColumnSpec) -> list[str]:
     return names + ([spec.null_state] if spec.null_state else [])
 
 
-def decode_frame(data: pd.DataFrame, columns: Mapping[str, ColumnSpec], seed: int) -> pd.DataFrame:
-    """Replace each described column's states by values drawn inside their bins (seeded); other columns stay."""
+def decode_frame(
+    data: pd.DataFrame, columns: Mapping[str, ColumnSpec], seed: int, *, first: int = 0, total: int | None = None
+) -> pd.DataFrame:
+    """Replace each described column's states by values drawn inside their bins (seeded); other columns stay.
+
+    ``first``/``total``: ``data`` is rows ``first ..`` of a ``total``-row sample (a shard); the values drawn are
+    those the whole sample's decoding gives these rows (each binned column's stream skips ahead exactly).
+    """
     rng = np.random.default_rng([seed, 0x0DEC0DE])
+    total = len(data) if total is None else total
     out = data.copy()
     for name, spec in columns.items():
         if name in out.columns:
+            skip = bool(spec.bins)  # a binned column draws one uniform per row, in row order
+            if skip:
+                rng.bit_generator.advance(first)  # type: ignore[attr-defined]
             out[name] = decode(out[name].astype(str).to_numpy(), spec, rng)
+            if skip:
+                rng.bit_generator.advance(total - first - len(data))  # type: ignore[attr-defined]
     return out
 
 
