@@ -51,7 +51,10 @@ def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     update: dict[str, Any] = {"totals": dict(batch), "info": {"batch": state.get("batch", 0)} | dict(batch)}
     if state.get("next_id", 0) >= state["n_requested"]:
         totals = Counter(state.get("totals", {})) + batch
-        update["report"] = _report(ctx, state["n_requested"], totals)
+        if ctx.shard is None:
+            update["report"] = run_report(ctx, state["n_requested"], totals)
+        else:  # one shard of a sharded run: the engine reports over all shards' ledgers
+            update["report"] = {"shard": ctx.shard, "totals": dict(totals)}
     return update
 
 
@@ -66,7 +69,8 @@ def _per(total: float, n: float) -> float | None:
     return total / n if n else None
 
 
-def _report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str, Any]:
+def run_report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[str, Any]:
+    """The run's report from the ledger of records ``0 .. n_requested`` and the run-wide counters."""
     net = ctx.domain.network
     lexicon = ctx.domain.lexicon
     s = ctx.settings

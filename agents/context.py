@@ -37,26 +37,35 @@ class RunSettings:
 
 
 class SkeletonSource:
-    """The run's skeletons, sampled once (chunk-invariant, so equal to ``causalsynth sample`` with the seed)."""
+    """The run's skeletons, sampled once (chunk-invariant, so equal to ``causalsynth sample`` with the seed).
 
-    def __init__(self, domain: Domain, n: int, seed: int) -> None:
+    ``first``: the source holds records ``first .. first + n`` of the seed's sequence (one shard of a sharded run);
+    record ids stay those of the whole run, so a shard's records are the single-process run's.
+    """
+
+    def __init__(self, domain: Domain, n: int, seed: int, first: int = 0) -> None:
         self.domain = domain
         self.n = n
         self.seed = seed
+        self.first = first
 
     @cached_property
     def _columns(self) -> list[tuple[str, tuple[str, ...], Any]]:
-        data = Sampler(self.domain.network).sample(self.n, seed=self.seed).data
+        data = Sampler(self.domain.network).sample(self.n, seed=self.seed, start=self.first).data
         net = self.domain.network
         return [(v, net.states(v), data[v].cat.codes.to_numpy()) for v in net.names]
 
     def codes(self, rows: slice | Sequence[int]) -> dict[str, Any]:
-        """Integer codes of the given skeletons, per variable."""
-        index = rows if isinstance(rows, slice) else np.asarray(rows, dtype=np.intp)
+        """Integer codes of the given skeletons (by record id), per variable."""
+        if isinstance(rows, slice):
+            index: slice | Any = slice(rows.start - self.first, rows.stop - self.first) if self.first else rows
+        else:
+            index = np.asarray(rows, dtype=np.intp) - self.first
         return {v: codes[index] for v, _, codes in self._columns}
 
     def take(self, start: int, stop: int) -> list[dict[str, str]]:
-        """Skeletons ``start`` to ``stop`` (exclusive) as variable -> state dicts."""
+        """Skeletons of record ids ``start`` to ``stop`` (exclusive) as variable -> state dicts."""
+        start, stop = start - self.first, stop - self.first
         cols = [(v, states, codes[start:stop].tolist()) for v, states, codes in self._columns]
         return [{v: states[c[i]] for v, states, c in cols} for i in range(stop - start)]
 
@@ -117,6 +126,9 @@ class RunContext(FrameContext):
     skeletons: SkeletonSource
     sink: RunSink | None = None
     ledger: Ledger = field(init=False)
+    #: Index of this shard in a sharded run (``graphs.dask_engine``): its last batch ends with the shard's
+    #: counters instead of a report; the engine computes the run's report over every shard's ledger.
+    shard: int | None = None
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.domain.network)
