@@ -45,6 +45,7 @@ class LLMOptions:
     timeout: float = 120.0
     retries: int = 2
     temperature: float = 0.7
+    threads: int | None = None  # llama.cpp threads per context (None: CPU count divided by the contexts)
 
 
 def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOptions | None = None) -> Realiser:
@@ -116,7 +117,9 @@ def local_model(opts: LLMOptions, seed: int = 0) -> LocalChatModel:
 
     path = opts.model_path or default_model()
     contexts = max(1, min(opts.concurrency, os.cpu_count() or 1))
-    return LocalChatModel(model_path=str(path), contexts=contexts, temperature=opts.temperature, seed=seed)
+    return LocalChatModel(
+        model_path=str(path), contexts=contexts, threads=opts.threads, temperature=opts.temperature, seed=seed
+    )
 
 
 def provider_model(provider: str, model_name: str, opts: LLMOptions) -> BaseChatModel:
