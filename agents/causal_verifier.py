@@ -12,6 +12,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from causalsynth.agents.context import RunContext
+from causalsynth.agents.run_plugins import run_plugins
 from causalsynth.agents.state import Attempt, Record, RunState
 from causalsynth.agents.triage import record_route
 from causalsynth.tools.text.consistency import check_facts
@@ -25,11 +26,15 @@ def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
     observed = lexicon.observed
     routes: dict[str, list[Record]] = {"accept": [], "correct": [], "reject": [], "fail": []}
     kinds: Counter[str] = Counter()
+    plugins = run_plugins(ctx)
+    validators = plugins if plugins is not None and plugins.validators else None
     for r in state.get("records", []):
         got = extract(lexicon, r["text"])
         # A failed generator call has no text to check: its one violation says why, without an omission per fact.
         failed = any(v["kind"] in ("generation", "infrastructure") for v in r["violations"])
         violations = r["violations"] if failed else r["violations"] + check_facts(lexicon, r["skeleton"], got)
+        if validators is not None and not failed:  # plugin validator tools, beside the built-in checks
+            violations = violations + validators.validate(r)
         kinds.update(v["kind"] for v in violations)
         history = r["history"]
         if violations:

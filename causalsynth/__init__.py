@@ -26,8 +26,11 @@ from causalsynth.graphs.api import (
 from causalsynth.graphs.assess_api import AssessmentResult, assess
 from causalsynth.graphs.fit_api import FitOutput, fit
 from causalsynth.graphs.retrieval import RetrievalOptions
+from causalsynth.tools.causal.noise import NoiseModel
 from causalsynth.tools.errors import CausalSynthError, DataError, SpecError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions
+from causalsynth.tools.plugins import GraphNode
+from causalsynth.tools.relational.fake_values import ValueProvider
 from causalsynth.tools.spec import Domain, example_names
 
 __all__ = [
@@ -37,9 +40,12 @@ __all__ = [
     "FitOutput",
     "Domain",
     "GenerationResult",
+    "GraphNode",
     "LLMOptions",
+    "NoiseModel",
     "SpecError",
     "UsageError",
+    "ValueProvider",
     "assess",
     "build_graph",
     "counterfactual",

@@ -21,6 +21,7 @@ from langgraph.graph import StateGraph
 
 from causalsynth.agents.context import RunSettings
 from causalsynth.graphs.builder import build_graph as _build_graph
+from causalsynth.graphs.dask_engine import EngineOptions, check_engine
 from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever, retrieval_settings
 from causalsynth.graphs.runner import check_settings
 from causalsynth.graphs.runner import run as _run
@@ -97,6 +98,10 @@ def generate(
     say: Callable[[str], None] | None = None,
     trace: Literal["off", "jsonl"] = "off",
     resume: str | Path | None = None,
+    engine: Literal["local", "dask"] = "local",
+    scheduler: str | None = None,
+    shards: int | None = None,
+    workers: int = 2,
 ) -> GenerationResult:
     """Generate ``n`` records of ``spec`` through the agent graph; the defaults are the CLI's ``run``.
 
@@ -108,6 +113,11 @@ def generate(
     after every batch; ``resume=DIR`` continues an interrupted run in ``DIR`` (same spec and settings) and returns
     what the uninterrupted run would have.
 
+    ``engine="dask"`` cuts the record ids into ``shards`` and runs them on a Dask cluster: the scheduler at
+    ``scheduler`` (``tcp://HOST:PORT``), else a LocalCluster of ``workers`` processes on 127.0.0.1. The records are
+    those of the single-process run with the same seed; ``records.parquet`` and the others are then Parquet
+    datasets, one file per shard (see ``causalsynth.graphs.dask_engine``).
+
     Raises:
         UsageError: a bad parameter, named.
         SpecError: a bad spec.
@@ -118,6 +128,8 @@ def generate(
             raise UsageError(f"resume={resume} continues the run in that folder; out={out} names another")
         out = resume
     domain = load_spec(spec)
+    where_run = EngineOptions(engine=engine, scheduler=scheduler, workers=workers, shards=shards)
+    check_engine(where_run)
     llm_name, realiser_of = _llm(llm, domain, seed, realize, llm_options)
     batch = batch_size if batch_size is not None else (1000 if llm_name == "template" else 32)
     settings = RunSettings(
@@ -128,7 +140,11 @@ def generate(
     check_trace(trace, Path(out) if out is not None else None)
     options = retrieval_options or RetrievalOptions()
     options = RetrievalOptions(**{**options.__dict__, "enabled": retrieval and options.enabled})
-    retrieval_settings(domain, options)  # values checked before anything is loaded
+    retrieves = retrieval_settings(domain, options) is not None  # values checked before anything is loaded
+    if engine == "dask":
+        return _generate_sharded(domain, llm, settings, out, where_run, llm_options, progress,
+                                 retrieves=retrieves and llm_name != "template", graph=graph, trace=trace,
+                                 resume=resume is not None)  # fmt: skip
     realiser = realiser_of()
     retriever = open_retriever(domain, options, uses_model=llm_name != "template", seed=seed, say=say)
     written = out is not None  # else a temporary folder, read back into memory
@@ -136,6 +152,32 @@ def generate(
         folder = Path(where)
         report = _run(domain, realiser, settings, folder, progress=progress, retriever=retriever, config=config,
                       graph=graph, trace=trace, durable=written, resume=resume is not None)  # fmt: skip
+        return _result(domain, folder, report, written=written)
+
+
+def _generate_sharded(
+    domain: Domain,
+    llm: LLM,
+    settings: RunSettings,
+    out: str | Path | None,
+    where_run: EngineOptions,
+    llm_options: LLMOptions | None,
+    progress: Callable[[int], None] | None,
+    **unsupported: Any,
+) -> GenerationResult:
+    """:func:`generate` with ``engine="dask"``: shards on a cluster, read back like a local run."""
+    from causalsynth.graphs.dask_engine import check_shardable, run_sharded
+
+    check_shardable(domain, llm, retrieval=unsupported["retrieves"], graph=unsupported["graph"],
+                    trace=unsupported["trace"], resume=unsupported["resume"])  # fmt: skip
+    assert isinstance(llm, str)
+    opts = llm_options or LLMOptions()
+    if settings.realize != "template" and settings.realize != opts.realize:
+        opts = LLMOptions(**{**opts.__dict__, "realize": settings.realize})
+    written = out is not None
+    with nullcontext(str(out)) if written else tempfile.TemporaryDirectory(prefix="causalsynth-") as where:
+        folder = Path(where)
+        report = run_sharded(domain, llm, opts, settings, folder, where_run, progress=progress).report
         return _result(domain, folder, report, written=written)
 
 
@@ -186,10 +228,10 @@ def _result(domain: Domain, folder: Path, report: dict[str, Any], written: bool)
             paths = {"records": folder / "records.parquet"}
     rejects = pd.read_parquet(folder / REJECTS)  # both topologies: one row per rejected record (or violation)
     failed_path = folder / FAILED
-    failed = pd.read_parquet(failed_path) if failed_path.is_file() else pd.DataFrame()
+    failed = pd.read_parquet(failed_path) if failed_path.exists() else pd.DataFrame()  # a dataset with --engine dask
     if written:
         paths |= {"rejects": folder / REJECTS, "report": folder / "report.json", "events": folder / "run.jsonl"}
-        paths |= {"failed": failed_path} if failed_path.is_file() else {}
+        paths |= {"failed": failed_path} if failed_path.exists() else {}
         paths |= {"traces": folder / TRACES} if (folder / TRACES).is_file() else {}
     return GenerationResult(records=records, tables=tables, rejects=rejects, report=report, paths=paths, failed=failed)
 
@@ -206,18 +248,36 @@ def sample(
     max_draws: int = DEFAULT_MAX_DRAWS,
     progress: Callable[[int], None] | None = None,
     decode: bool = True,
+    engine: Literal["local", "dask"] = "local",
+    scheduler: str | None = None,
+    shards: int | None = None,
+    workers: int = 2,
 ) -> pd.DataFrame:
     """``n`` records sampled from the causal model, under ``do`` and given ``evidence`` if set.
 
     ``with_noise`` adds each record's exogenous noise as ``VAR__u`` columns (for counterfactuals later).
     For a fitted spec (one with ``columns:``), ``decode`` turns states into typed values drawn inside their bins.
+    ``engine="dask"`` samples in ``shards`` on a Dask cluster (``scheduler``, else a LocalCluster of ``workers``
+    processes on 127.0.0.1); the table equals the single-process one with the same seed.
 
     Raises:
-        UsageError: a bad ``n``, state, variable or noise model.
+        UsageError: a bad ``n``, state, variable or noise model; evidence or another noise model with dask.
     """
     domain = load_spec(spec)
     if n < 1:
         raise UsageError(f"n must be at least 1, got {n}")
+    where_run = EngineOptions(engine=engine, scheduler=scheduler, workers=workers, shards=shards)
+    check_engine(where_run)
+    if engine == "dask":
+        from causalsynth.graphs.dask_engine import sample_sharded
+
+        if evidence:
+            raise UsageError("--engine dask: --evidence is sampled by rejection, which is sequential; use --engine local")
+        if noise_model != "inverse_cdf":
+            raise UsageError(f"--engine dask: needs --noise-model inverse_cdf (got {noise_model!r})")
+        domain.network.resolve_assignment(dict(do or {}), "do")  # a bad --do fails here, not on a worker
+        return sample_sharded(domain, n, seed=seed, do=dict(do or {}), with_noise=with_noise, decode=decode,
+                              engine=where_run, progress=progress)  # fmt: skip
     result = Sampler(domain.network, _noise_model(noise_model)).sample(
         n, seed=seed, do=dict(do or {}), evidence=dict(evidence or {}), with_noise=with_noise, max_draws=max_draws,
         progress=progress,

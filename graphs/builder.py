@@ -22,7 +22,8 @@ concurrency lives inside the realiser the Generator calls.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+import typing
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol
 
 from langchain_core.runnables.config import ensure_config, var_child_runnable_config
@@ -36,6 +37,7 @@ from causalsynth.agents.context import RunContext
 from causalsynth.agents.generator import generate
 from causalsynth.agents.repairer import repair
 from causalsynth.agents.retriever import retrieve
+from causalsynth.agents.run_plugins import METRICS_NODE, plugin_metrics
 from causalsynth.agents.schema_validator import validate_schema
 from causalsynth.agents.skeletons import sample
 from causalsynth.agents.state import RunInput, RunOutput, RunState
@@ -47,6 +49,8 @@ from causalsynth.agents.table_validator import validate_tables
 from causalsynth.agents.table_writer import write_tables
 from causalsynth.agents.writer import write
 from causalsynth.graphs.routing import after_repair, after_validate_tables, after_verify, after_write
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.plugins import POINTS, GraphNode
 from causalsynth.tools.spec import Domain
 
 Node = Callable[[Any, Runtime[Any]], dict[str, Any]]
@@ -86,15 +90,27 @@ RUN_GRAPH = "causalsynth-run"
 TABLE_GRAPH = "causalsynth-tables"
 
 
-def build_graph(domain: Domain | None = None) -> StateGraph[Any, Any, Any, Any]:
+def build_graph(domain: Domain | None = None, nodes: Sequence[GraphNode] = ()) -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled run graph for ``domain``: whole relational records if its spec declares tables, else records.
 
-    Add or replace nodes, then ``compile(name=...)`` it, or hand it to ``causalsynth.generate(graph=...)``.
-    Dependencies come in through ``context=`` at invoke time (``RunContext`` or ``TableRunContext``).
+    ``nodes`` are extra nodes placed at named points (``after_generation``: between the Generator and the
+    validation; ``before_writing``: just before the writer), after those the spec's ``plugins.nodes`` name; each
+    continues to where its point led unless it has its own router. Add or replace nodes, then
+    ``compile(name=...)`` it, or hand it to ``causalsynth.generate(graph=...)``. Dependencies come in through
+    ``context=`` at invoke time (``RunContext`` or ``TableRunContext``).
+
+    Raises:
+        UsageError: an extra node's name is taken, its point is unknown, or its router names an unknown node.
+        SpecError: a plugin the spec names failed to load.
     """
-    if domain is not None and domain.schema is not None:
-        return _table_graph()
-    return _record_graph()
+    relational = domain is not None and domain.schema is not None
+    plugins = domain.plugins if domain is not None else None
+    extra = [*(plugins.nodes if plugins is not None else ()), *nodes]
+    if plugins is not None and plugins.metrics:
+        if relational:
+            raise UsageError("plugins.metrics apply to runs of single records; this spec declares tables")
+        extra.append(GraphNode(name=METRICS_NODE, node=plugin_metrics, at="before_writing"))
+    return _table_graph(extra) if relational else _record_graph(extra)
 
 
 def compile_graph(
@@ -104,7 +120,15 @@ def compile_graph(
     return builder.compile(name=TABLE_GRAPH if relational else RUN_GRAPH, checkpointer=checkpointer)
 
 
-def _record_graph() -> StateGraph[RunState, RunContext, RunInput, RunOutput]:
+#: Per topology, the edge each named point sits on.
+_POINTS = {
+    "records": {"after_generation": ("generate", "validate_schema"), "before_writing": ("assess", "write")},
+    "tables": {"after_generation": ("generate_text", "validate_tables"),
+               "before_writing": ("validate_tables", "write_tables")},
+}  # fmt: skip
+
+
+def _record_graph(extra: Sequence[GraphNode] = ()) -> StateGraph[RunState, RunContext, RunInput, RunOutput]:
     return _assemble(
         StateGraph(RunState, context_schema=RunContext, input_schema=RunInput, output_schema=RunOutput),
         nodes=[("sample", sample), ("retrieve", retrieve), ("generate", generate), ("validate_schema", validate_schema),
@@ -112,10 +136,11 @@ def _record_graph() -> StateGraph[RunState, RunContext, RunInput, RunOutput]:
         edges=[(START, "sample"), ("sample", "retrieve"), ("retrieve", "generate"), ("generate", "validate_schema"),
                ("validate_schema", "verify_causal"), ("assess", "write")],
         routes=[("verify_causal", after_verify, None), ("write", after_write, {"sample": "sample", "__end__": END})],
+        extra=extra, points=_POINTS["records"],
     )  # fmt: skip
 
 
-def _table_graph() -> StateGraph[TableRunState, TableRunContext, RunInput, RunOutput]:
+def _table_graph(extra: Sequence[GraphNode] = ()) -> StateGraph[TableRunState, TableRunContext, RunInput, RunOutput]:
     return _assemble(
         StateGraph(TableRunState, context_schema=TableRunContext, input_schema=RunInput, output_schema=RunOutput),
         nodes=[("sample_tables", sample_tables), ("generate_text", generate_text),
@@ -123,16 +148,25 @@ def _table_graph() -> StateGraph[TableRunState, TableRunContext, RunInput, RunOu
         edges=[(START, "sample_tables"), ("sample_tables", "generate_text"), ("generate_text", "validate_tables")],
         routes=[("validate_tables", after_validate_tables, None), ("repair", after_repair, None),
                 ("write_tables", after_write, {"sample": "sample_tables", "__end__": END})],
+        extra=extra, points=_POINTS["tables"],
     )  # fmt: skip
+
+
+Route = tuple[str, Callable[[Any], str], dict[Hashable, str] | None]
 
 
 def _assemble(
     builder: StateGraph[Any, Any, Any, Any],
     nodes: list[tuple[str, Node]],
     edges: list[tuple[str, str]],
-    routes: list[tuple[str, Callable[[Any], str], dict[Hashable, str] | None]],
+    routes: list[Route],
+    extra: Sequence[GraphNode] = (),
+    points: dict[str, tuple[str, str]] | None = None,
 ) -> StateGraph[Any, Any, Any, Any]:
-    """Add traced nodes, plain edges and routed edges to a graph of either topology."""
+    """Add traced nodes, plain edges and routed edges to a graph of either topology, with ``extra`` at their points."""
+    if extra:
+        assert points is not None
+        nodes, edges, routes = _insert(nodes, edges, routes, extra, points)
     for name, node in nodes:
         builder.add_node(name, traced(name, node))
     for source, target in edges:
@@ -140,6 +174,50 @@ def _assemble(
     for source, router, targets in routes:
         builder.add_conditional_edges(source, router, targets)
     return builder
+
+
+def _insert(
+    nodes: list[tuple[str, Node]],
+    edges: list[tuple[str, str]],
+    routes: list[Route],
+    extra: Sequence[GraphNode],
+    points: dict[str, tuple[str, str]],
+) -> tuple[list[tuple[str, Node]], list[tuple[str, str]], list[Route]]:
+    """Splice the extra nodes into the edge (plain or routed) each point sits on, in the order given."""
+    taken = {name for name, _ in nodes}
+    nodes, edges, routes = list(nodes), list(edges), list(routes)
+    for x in extra:
+        if x.name in taken or x.name in (START, END):
+            raise UsageError(f"graph node {x.name!r}: the graph already has a node of that name")
+        if x.at not in points:
+            raise UsageError(f"graph node {x.name!r}: unknown point {x.at!r} (points: {', '.join(POINTS)})")
+        taken.add(x.name)
+    for x in extra:
+        source, target = points[x.at]
+        nodes.append((x.name, x.node))
+        if (source, target) in edges:
+            edges[edges.index((source, target))] = (source, x.name)
+        else:  # the point is one branch of a router: that branch now leads to the new node
+            i = next(i for i, r in enumerate(routes) if r[0] == source)
+            src, router, targets = routes[i]
+            mapping = dict(targets) if targets is not None else {t: t for t in _labels(router)}
+            routes[i] = (src, router, {k: (x.name if v == target else v) for k, v in mapping.items()})
+        if x.router is None:
+            edges.append((x.name, target))
+        else:
+            unknown = sorted(v for v in x.targets.values() if v != "next" and v not in taken)
+            if unknown or not x.targets:
+                raise UsageError(f"graph node {x.name!r}: its router targets unknown nodes: {', '.join(unknown)}"
+                                 if unknown else f"graph node {x.name!r}: a router needs its targets")  # fmt: skip
+            routes.append((x.name, x.router, {k: (target if v == "next" else v) for k, v in x.targets.items()}))
+        points = {p: ((x.name, t) if (s, t) == (source, target) else (s, t)) for p, (s, t) in points.items()}
+    return nodes, edges, routes
+
+
+def _labels(router: Callable[[Any], str]) -> list[str]:
+    """The labels a router may return, from its ``Literal`` return annotation."""
+    hints = typing.get_type_hints(router)
+    return [str(a) for a in typing.get_args(hints["return"])]
 
 
 def recursion_limit(n: int, batch_size: int, max_rounds: int) -> int:

@@ -25,6 +25,7 @@ from causalsynth.graphs.assess_cli import assess_cmd
 from causalsynth.graphs.corpus_cli import corpus_app
 from causalsynth.graphs.fit_cli import fit_cmd
 from causalsynth.graphs.lexicon_cli import lexicon_app
+from causalsynth.graphs.plugins_cli import plugins_cmd
 from causalsynth.graphs.retrieval import (
     RetrievalOptions,
     parse_kinds,
@@ -53,6 +54,7 @@ app.add_typer(lexicon_app, name="lexicon")
 app.add_typer(trace_app, name="trace")
 app.command("fit")(fit_cmd)
 app.command("assess")(assess_cmd)
+app.command("plugins")(plugins_cmd)
 out_console = Console()
 err_console = Console(stderr=True)
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from causalsynth.tools.causal.network import Network, Node, cpt_sum_problem
 from causalsynth.tools.causal.sources import bnlearn_names, load_bnlearn, load_network_file
 from causalsynth.tools.errors import Problem, SpecError
+from causalsynth.tools.plugins import PluginError, PluginsSpec, ResolvedPlugins, resolve, unknown_names
 from causalsynth.tools.privacy.schema import ColumnSpec, FitSpec
 from causalsynth.tools.relational.rule_lock import lock_path, read_lock
 from causalsynth.tools.relational.spec_check import build_schema
@@ -119,6 +120,7 @@ class Spec(_Strict):
     retrieval: RetrievalSpec | None = None
     columns: dict[Name, ColumnSpec] | None = None  # how states decode to typed values (written by ``fit``)
     fit: FitSpec | None = None  # provenance of a fitted spec (written by ``fit``)
+    plugins: PluginsSpec | None = None  # installed plugins the run uses, by registered name (``tools.plugins``)
 
 
 class Domain:
@@ -145,6 +147,23 @@ class Domain:
         self._lexicon = lexicon
         self._where = where or (lambda _path: source)
         self.phrasebook = phrasebook  # phrasings merged into the lexicon when it is compiled
+        self._plugins: ResolvedPlugins | None = None
+
+    @property
+    def plugins(self) -> ResolvedPlugins | None:
+        """The plugins the spec names, loaded on first use (None when it names none).
+
+        Raises:
+            SpecError: a named plugin failed to load or is not what its group holds.
+        """
+        if self.spec.plugins is None:
+            return None
+        if self._plugins is None:
+            try:
+                self._plugins = resolve(self.spec.plugins)
+            except PluginError as exc:
+                raise SpecError(self.source, [Problem(self._where(("plugins",)), str(exc))]) from None
+        return self._plugins
 
     @property
     def lexicon(self) -> Lexicon:
@@ -311,6 +330,8 @@ def load_domain_text(
         ]
     if network is not None and spec.columns is not None:
         problems += _check_columns(spec.columns, network, where)
+    if spec.plugins is not None:  # names only: nothing is imported until a run uses them
+        problems += [Problem(here, message) for here, message in unknown_names(spec.plugins, where)]
     schema: TableSchema | None = None
     if network is not None and spec.tables is not None:
         built = build_schema(spec.tables, network, where, read_lock(lock), allow_uncompiled)

@@ -10,7 +10,8 @@ counterfactuals. Choosing a noise model chooses one SCM:
 * :class:`GumbelMax`: one standard Gumbel per state and ``X = argmax_k log P(k | parents) + G_k``. Its
   counterfactuals do not depend on state order and satisfy counterfactual stability (Oberst & Sontag, 2019).
 
-A new model subclasses :class:`NoiseModel` and is passed to :class:`causalsynth.tools.causal.sampler.Sampler`.
+A new model subclasses :class:`NoiseModel` and is passed to :class:`causalsynth.tools.causal.sampler.Sampler`, or is
+registered by a plugin under ``causalsynth.noise_models`` and named like a built-in one (:func:`noise_model`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from causalsynth.tools.plugins import installed, load
 
 Codes = NDArray[np.integer[Any]]
 Floats = NDArray[np.float64]
@@ -146,3 +149,27 @@ class GumbelMax(NoiseModel):
 
 
 NOISE_MODELS: dict[str, type[NoiseModel]] = {m.name: m for m in (InverseCDF, GumbelMax)}
+
+
+def check_noise_model(obj: Any) -> str | None:
+    """A plugin noise model must be a :class:`NoiseModel` subclass (instantiated without arguments)."""
+    if not (isinstance(obj, type) and issubclass(obj, NoiseModel)):
+        return f"expected a NoiseModel subclass, got {obj!r}"
+    return None
+
+
+def noise_model_names() -> list[str]:
+    """The built-in noise models and the installed plugins' (nothing is imported)."""
+    return [*NOISE_MODELS, *sorted(set(installed("noise_models")) - set(NOISE_MODELS))]
+
+
+def noise_model(name: str) -> NoiseModel:
+    """A new noise model by name: built-in first, else the plugin registered under it (``causalsynth.noise_models``).
+
+    Raises:
+        PluginError: no such model, or its plugin failed to load.
+    """
+    if name in NOISE_MODELS:
+        return NOISE_MODELS[name]()
+    model: NoiseModel = load("noise_models", name, check_noise_model)()
+    return model

@@ -1,6 +1,7 @@
 """Choose the Generator's realiser from the ``--llm`` value: ``template``, ``local`` or ``PROVIDER:MODEL``.
 
 - ``template``: the deterministic phrase realiser (no model).
+- ``plugin:NAME``: the realiser an installed plugin registered under ``causalsynth.realisers``.
 - ``local`` (the default): a GGUF run in-process by llama.cpp; SmolLM2-135M-Instruct unless ``--model-path``
   names another. Anchored requests get a per-record GBNF grammar.
 - ``PROVIDER:MODEL``: any LangChain chat model through ``init_chat_model`` (keys from the environment, e.g.
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from causalsynth.tools.errors import UsageError
+from causalsynth.tools.plugins import PluginError, check_callable, load
 from causalsynth.tools.text.lexicon import Lexicon
 from causalsynth.tools.text.realisation import Realiser
 from causalsynth.tools.text.template import TemplateRealiser
@@ -60,6 +62,8 @@ def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOpti
         raise UsageError(f"--realize must be 'free' or 'anchored', got {opts.realize!r}")
     if llm == "template":
         return TemplateRealiser(lexicon, seed=seed)
+    if llm.startswith("plugin:"):
+        return plugin_realiser(llm.removeprefix("plugin:"), lexicon, seed)
     from causalsynth.tools.llm.chat_realiser import ChatRealiser
 
     if llm == "local":
@@ -89,6 +93,22 @@ def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOpti
         chat, lexicon, realize=opts.realize, anchoring=anchoring, seed=seed, seeded_calls=provider == "openai",
         concurrency=opts.concurrency, timeout=opts.timeout * (opts.retries + 1) + 5.0, retries=0, name=llm,
     )  # fmt: skip
+
+
+def plugin_realiser(name: str, lexicon: Lexicon, seed: int) -> Realiser:
+    """The realiser a plugin registered under ``causalsynth.realisers`` (a factory ``(lexicon, seed) -> Realiser``).
+
+    Raises:
+        UsageError: no such plugin, it failed to load, or what it made is not a realiser.
+    """
+    try:
+        factory = load("realisers", name, check_callable)
+    except PluginError as exc:
+        raise UsageError(f"--llm plugin:{name}: {exc}") from None
+    realiser = factory(lexicon, seed)
+    if not (isinstance(getattr(realiser, "name", None), str) and callable(getattr(realiser, "realise", None))):
+        raise UsageError(f"--llm plugin:{name}: the plugin made {type(realiser).__name__}, not a realiser")
+    return realiser  # type: ignore[no-any-return]
 
 
 def make_chat_model(llm: str, options: LLMOptions | None = None) -> BaseChatModel:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from causalsynth.tools.plugins import PluginError, installed, load
 
 FIRST = (
     "Ada", "Ben", "Chloe", "Daniel", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Liam", "Maya",
@@ -128,9 +131,50 @@ PROVIDERS: dict[str, tuple[Draw, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+@dataclass(frozen=True)
+class ValueProvider:
+    """A value provider a plugin registers (group ``causalsynth.value_providers``).
+
+    ``draw(rng, n, column)`` returns ``n`` values (a sequence or array) from the numpy ``Generator`` and the
+    column's spec (``column.args`` holds the spec's arguments); ``types`` are the column types it can fill and
+    ``args`` the argument names it accepts.
+    """
+
+    draw: Draw
+    types: tuple[str, ...] = ("string",)
+    args: tuple[str, ...] = ()
+
+
+def check_provider(obj: Any) -> str | None:
+    """A plugin value provider must be a :class:`ValueProvider`."""
+    if not isinstance(obj, ValueProvider) or not callable(obj.draw):
+        return f"expected a causalsynth ValueProvider(draw, types, args), got {type(obj).__name__}"
+    return None
+
+
+def provider_names() -> list[str]:
+    """Every provider a column can name: the built-in ones and the installed plugins' (nothing is imported)."""
+    return sorted(set(PROVIDERS) | set(installed("value_providers")))
+
+
+def provider(name: str) -> tuple[Draw, tuple[str, ...], tuple[str, ...]]:
+    """A provider by name: built-in first, else the plugin registered under it (loaded once).
+
+    Raises:
+        PluginError: no such provider, or its plugin failed to load.
+    """
+    if name in PROVIDERS:
+        return PROVIDERS[name]
+    plugin = load("value_providers", name, check_provider)
+    return plugin.draw, tuple(plugin.types), tuple(plugin.args)
+
+
 def provider_problems(name: str, column_type: str, args: dict[str, Any], values: Sequence[str] | None) -> list[str]:
     """Why provider ``name`` with ``args`` cannot fill a ``column_type`` column (empty when it can)."""
-    _, types, accepted = PROVIDERS[name]
+    try:
+        _, types, accepted = provider(name)
+    except PluginError as exc:
+        return [str(exc)]
     out = []
     if column_type not in types:
         out.append(f"provider {name} fills {' or '.join(types)} columns, not {column_type}")

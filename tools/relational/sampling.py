@@ -19,8 +19,9 @@ import pandas as pd
 
 from causalsynth.tools.causal.network import Network
 from causalsynth.tools.causal.noise import InverseCDF
+from causalsynth.tools.errors import DataError
 from causalsynth.tools.relational.derive import derive_columns
-from causalsynth.tools.relational.fake_values import PROVIDERS, to_datetime64
+from causalsynth.tools.relational.fake_values import PROVIDERS, provider, to_datetime64
 from causalsynth.tools.relational.frame_data import ancestor_values
 from causalsynth.tools.relational.tables import ColumnSpec, Offset, TableSchema, ValueMap
 
@@ -164,7 +165,10 @@ class RelationalSampler:
             states = frame[var_column(cs.variable)].to_numpy()
             values = states if cs.map is None else _by_state(cs, cs.map, states, rng)
         elif cs.provider is not None:
-            values = PROVIDERS[cs.provider][0](rng, m, cs)
+            draw = PROVIDERS[cs.provider][0] if cs.provider in PROVIDERS else provider(cs.provider)[0]  # a plugin's
+            values = np.asarray(draw(rng, m, cs), dtype=object if cs.provider not in PROVIDERS else None)
+            if values.shape != (m,):
+                raise DataError(f"provider {cs.provider} gave {values.shape} values for {m} rows of {table}.{column}")
         elif cs.offset is not None:
             values = self._offset(table, cs, cs.offset, frame, frames, rng)
         else:  # an int primary key without a source: numbered 1, 2, ... in the order rows were drawn

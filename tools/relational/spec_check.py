@@ -15,7 +15,7 @@ import networkx as nx
 
 from causalsynth.tools.causal.network import Network
 from causalsynth.tools.errors import Problem
-from causalsynth.tools.relational.fake_values import PROVIDERS, provider_problems
+from causalsynth.tools.relational.fake_values import provider_names, provider_problems
 from causalsynth.tools.relational.rules import Expression, RuleError, compile_expression, compile_rule
 from causalsynth.tools.relational.tables import (
     IDENTIFIER,
@@ -289,9 +289,9 @@ class _SchemaChecker:
         if cs.variable is not None:
             self.binding(here, table, cs, cs.variable, cs.map, home, parent)
         if cs.provider is not None:
-            if cs.provider not in PROVIDERS:
+            if cs.provider not in provider_names():  # a name, never an import path (tools.plugins)
                 self.problem(
-                    (*here, "provider"), f"unknown provider {cs.provider!r} (known: {', '.join(sorted(PROVIDERS))})"
+                    (*here, "provider"), f"unknown provider {cs.provider!r} (known: {', '.join(provider_names())})"
                 )
             else:
                 for message in provider_problems(cs.provider, cs.type, cs.args, cs.values):

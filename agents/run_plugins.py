@@ -1,0 +1,173 @@
+"""A run's plugins, made once per run from the spec's ``plugins:`` block: validator tools, Generator tools, metrics.
+
+The nodes ask :func:`run_plugins` for them once per batch; a run whose spec names no plugin gets ``None`` and
+pays nothing per record. A plugin's failure is the record's, never the run's: a validator tool that raises or
+hangs gives the record a ``tool_error`` violation (it goes back for another attempt, like any violation), and a
+metric that raises is reported as failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.runtime import Runtime
+
+from causalsynth.agents.context import FrameContext
+from causalsynth.agents.state import Record
+from causalsynth.tools.errors import UsageError
+from causalsynth.tools.llm.tool_calls import ToolCaller, ToolRound, trace_event
+from causalsynth.tools.plugins import BUILTIN_TOOLS, bounded_call, check_tool, load
+from causalsynth.tools.retrieval.lookup import corpus_lookup_tool
+from causalsynth.tools.text.realisation import RealisationRequest, Violation
+
+_KEY = "_causalsynth_run_plugins"
+#: The violation kind of a plugin tool that raised or hung.
+TOOL_ERROR = "tool_error"
+#: The node the builder adds before the writer when the spec names metrics.
+METRICS_NODE = "plugin_metrics"
+
+
+@dataclass
+class RunPlugins:
+    """The loaded plugins of one run, and the state they keep across batches (the metrics' rows)."""
+
+    validators: list[BaseTool] = field(default_factory=list)
+    validator_seconds: float = 10.0
+    caller: ToolCaller | None = None
+    metrics: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- Generator tools ------------------------------------------------------------------------------------------
+    def call_tools(
+        self, requests: Sequence[RealisationRequest], emit: Callable[[Mapping[str, Any]], None],
+        config: RunnableConfig | None = None,
+    ) -> list[ToolRound]:  # fmt: skip
+        """Each request's tool round; every call is traced to ``run.jsonl``."""
+        assert self.caller is not None
+        rounds = []
+        for request in requests:
+            done = self.caller.run(request, config)
+            for call in done.calls:
+                emit(trace_event(request.record_id, request.attempt, call))
+            if done.stopped is not None:
+                emit({"event": "tool_loop_stopped", "record_id": request.record_id, "attempt": request.attempt,
+                      "reason": done.stopped})  # fmt: skip
+            rounds.append(done)
+        return rounds
+
+    # -- validator tools ------------------------------------------------------------------------------------------
+    def validate(self, record: Record) -> list[Violation]:
+        """Every validator tool's violations for one record (a tool that raises or hangs gives a ``tool_error``)."""
+        out: list[Violation] = []
+        for tool in self.validators:
+            given = {"text": record["text"], "facts": dict(record["skeleton"]), "record_id": record["id"]}
+            args = {k: v for k, v in given.items() if k in tool.args}
+            got = bounded_call(lambda t=tool, a=args: t.invoke(a), self.validator_seconds)  # type: ignore[misc]
+            if got.error is not None:
+                out.append(Violation(kind=TOOL_ERROR, variable=tool.name, expected=None, found=None,
+                                     message=f"validator tool {tool.name} failed: {got.error}"))  # fmt: skip
+            else:
+                out += as_violations(tool.name, got.value)
+        return out
+
+    # -- metrics ----------------------------------------------------------------------------------------------
+    def collect(self, accepted: Sequence[Record]) -> None:
+        """Keep the accepted records' ids, texts and facts for the metrics."""
+        self.rows += [{"record_id": r["id"], "text": r["text"], **r["skeleton"]} for r in accepted]
+
+    def metric_values(self) -> tuple[dict[str, float | None], dict[str, str]]:
+        """Each metric over the run's accepted records (``name`` or ``name.key``), and the metrics that failed."""
+        frame = pd.DataFrame(self.rows, columns=None if self.rows else ["record_id", "text"])
+        values: dict[str, float | None] = {}
+        failed: dict[str, str] = {}
+        for name, metric in self.metrics.items():
+            try:
+                got = metric(frame)
+                items = got.items() if isinstance(got, Mapping) else [(None, got)]
+                for key, value in items:
+                    values[name if key is None else f"{name}.{key}"] = None if value is None else float(value)
+            except Exception as exc:  # a broken metric is reported, the run still ends with its report
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                values[name] = None
+        return values, failed
+
+
+def as_violations(tool: str, output: Any) -> list[Violation]:
+    """A validator tool's answer as violations: nothing, a message, a dict, or a list of messages or dicts."""
+    if output is None or output == "" or output == []:
+        return []
+    items = output if isinstance(output, list | tuple) else [output]
+    out = []
+    for item in items:
+        if isinstance(item, Mapping):
+            out.append(Violation(
+                kind=str(item.get("kind") or "tool"), variable=str(item.get("variable") or tool),
+                expected=None if item.get("expected") is None else str(item["expected"]),
+                found=None if item.get("found") is None else str(item["found"]),
+                message=str(item.get("message") or f"{tool} found a problem"),
+            ))  # fmt: skip
+        else:
+            out.append(Violation(kind="tool", variable=tool, expected=None, found=None, message=str(item)))
+    return out
+
+
+def run_plugins(ctx: FrameContext) -> RunPlugins | None:
+    """The run's plugins, made on first use and kept on the run's context; None when the spec names none.
+
+    Raises:
+        SpecError: a named plugin failed to load.
+        UsageError: Generator tools with a realiser that has no chat model, or ``corpus_lookup`` without retrieval.
+    """
+    cache = vars(ctx)
+    if _KEY not in cache:
+        cache[_KEY] = _make(ctx)
+    found: RunPlugins | None = cache[_KEY]
+    return found
+
+
+def _make(ctx: FrameContext) -> RunPlugins | None:
+    resolved = ctx.domain.plugins
+    if resolved is None:
+        return None
+    caller = None
+    if resolved.generator_tools:
+        model = getattr(ctx.realiser, "model", None)
+        if not isinstance(model, BaseChatModel):
+            raise UsageError(
+                f"plugins.generator_tools needs a chat model (--llm local or PROVIDER:MODEL); the realiser "
+                f"{ctx.realiser.name} calls no tools"
+            )
+        tools: list[BaseTool] = []
+        for name in resolved.generator_tools:
+            if name in BUILTIN_TOOLS:
+                if ctx.retriever is None:
+                    raise UsageError(
+                        f"generator tool {name} looks up the spec's retrieval corpus: give the spec a retrieval "
+                        "block and do not run with --no-retrieval"
+                    )
+                tools.append(corpus_lookup_tool(ctx.retriever))
+            else:
+                tools.append(load("tools", name, check_tool))
+        caller = ToolCaller(model, tools, ctx.domain.lexicon, resolved.limits, seed=ctx.settings.seed)
+    return RunPlugins(validators=list(resolved.validators), validator_seconds=resolved.validator_seconds,
+                      caller=caller, metrics=dict(resolved.metrics))  # fmt: skip
+
+
+def plugin_metrics(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
+    """Node: keep the batch's accepted records; when the report is made, add the metrics to it."""
+    plugins = run_plugins(runtime.context)
+    assert plugins is not None
+    plugins.collect(state.get("accepted", []))
+    report = state.get("report")
+    info: dict[str, Any] = {"batch": state.get("batch", 0), "kept": len(plugins.rows)}
+    if report is None:
+        return {"info": info}
+    values, failed = plugins.metric_values()
+    report = {**report, "metrics": values} | ({"metrics_failed": failed} if failed else {})
+    return {"report": report, "info": info | {"metrics": values}}
