@@ -8,7 +8,7 @@ data: DataFrames and dicts. The command line is a thin layer over these function
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +27,11 @@ from causalsynth.graphs.runner import check_settings
 from causalsynth.graphs.runner import run as _run
 from causalsynth.graphs.tracing import TRACES, check_trace
 from causalsynth.tools.causal.conformance import verify as _verify
-from causalsynth.tools.causal.noise import NOISE_MODELS
+from causalsynth.tools.causal.noise import noise_model, noise_model_names
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS, Sampler, noise_from_frame, noise_to_frame
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
+from causalsynth.tools.plugins import GraphNode, PluginError
 from causalsynth.tools.privacy.columns import decode_frame, states_frame
 from causalsynth.tools.sinks.folder import REJECTS
 from causalsynth.tools.sinks.run_folder import FAILED
@@ -70,12 +71,13 @@ def load_spec(spec: SpecRef) -> Domain:
     return spec if isinstance(spec, Domain) else load_domain(spec)
 
 
-def build_graph(spec: SpecRef | None = None) -> StateGraph[Any, Any, Any, Any]:
+def build_graph(spec: SpecRef | None = None, nodes: Sequence[GraphNode] = ()) -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled LangGraph ``StateGraph`` a run of ``spec`` uses (the records graph when ``spec`` is None).
 
-    Add or replace nodes, compile it, and pass it to :func:`generate` as ``graph=``.
+    ``nodes`` adds :class:`GraphNode` s at named points (``after_generation``, ``before_writing``), with their
+    routing. Add or replace nodes, compile it, and pass it to :func:`generate` as ``graph=``.
     """
-    return _build_graph(load_spec(spec) if spec is not None else None)
+    return _build_graph(load_spec(spec) if spec is not None else None, nodes)
 
 
 def generate(
@@ -358,6 +360,8 @@ def verify(
 
 
 def _noise_model(name: str) -> Any:
-    if name not in NOISE_MODELS:
-        raise UsageError(f"noise model {name!r}: choose one of {', '.join(NOISE_MODELS)}")
-    return NOISE_MODELS[name]()
+    """A built-in noise model, or one a plugin registered (by name only)."""
+    try:
+        return noise_model(name)
+    except PluginError as exc:
+        raise UsageError(f"noise model {name!r}: choose one of {', '.join(noise_model_names())} ({exc})") from None
