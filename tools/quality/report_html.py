@@ -315,7 +315,12 @@ def run_section(run: dict[str, Any], records: pd.DataFrame | None, sid: str = "r
             "selection_bias_tvd"]  # fmt: skip
     table = _table(["measure", "value"], [[k, run.get(k)] for k in keys if k in run])
     examples = f"<h3>Example texts and their facts</h3>{facts}"
-    return f'<section id="{sid}"><h2>Agent run</h2>{table}{_png(fig)}{examples}</section>'
+    metrics = ""
+    if run.get("metrics"):  # plugin metrics (causalsynth.metrics entry points), a failed one shown as n/a
+        failed = run.get("metrics_failed") or {}
+        rows = [[k, v] for k, v in run["metrics"].items()] + [[f"{k} (failed)", v] for k, v in failed.items()]
+        metrics = f"<h3>Plugin metrics</h3>{_table(['metric', 'value'], rows)}"
+    return f'<section id="{sid}"><h2>Agent run</h2>{table}{metrics}{_png(fig)}{examples}</section>'
 
 
 def fk_section(links: list[dict[str, Any]], sid: str = "foreign-keys") -> str:
