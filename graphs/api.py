@@ -274,7 +274,7 @@ def sample(
         from causalsynth.graphs.dask_engine import sample_sharded
 
         if evidence:
-            raise UsageError("--engine dask: --evidence is sampled by rejection, which is sequential; use --engine local")
+            raise UsageError("--engine dask: --evidence is sampled by rejection (sequential); use --engine local")
         if noise_model != "inverse_cdf":
             raise UsageError(f"--engine dask: needs --noise-model inverse_cdf (got {noise_model!r})")
         domain.network.resolve_assignment(dict(do or {}), "do")  # a bad --do fails here, not on a worker

@@ -61,7 +61,7 @@ def _load(value: TablesInput | None, what: str) -> tuple[dict[str, pd.DataFrame]
     path = Path(value)
     if path.is_dir():
         run = None
-        if (path / "records.parquet").is_file() and (path / "report.json").is_file():
+        if (path / "records.parquet").exists() and (path / "report.json").is_file():
             try:
                 run = json.loads((path / "report.json").read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
@@ -220,7 +220,7 @@ def write_run_report(folder: str | Path) -> Path:
         DataError: the folder is not an agent run folder (``records.parquet`` and ``report.json``).
     """
     path = Path(folder)
-    if not ((path / "records.parquet").is_file() and (path / "report.json").is_file()):
+    if not ((path / "records.parquet").exists() and (path / "report.json").is_file()):
         raise DataError(f"{path}: not an agent run folder (needs records.parquet and report.json)")
     tables, run = _load(path, "run folder")
     assert tables is not None and run is not None

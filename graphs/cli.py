@@ -23,6 +23,7 @@ from causalsynth.graphs.api import generate
 from causalsynth.graphs.assess_api import write_run_report
 from causalsynth.graphs.assess_cli import assess_cmd
 from causalsynth.graphs.corpus_cli import corpus_app
+from causalsynth.graphs.engine_cli import EngineOpt, SchedulerOpt, ShardsOpt, ThreadsOpt, WorkersOpt
 from causalsynth.graphs.fit_cli import fit_cmd
 from causalsynth.graphs.lexicon_cli import lexicon_app
 from causalsynth.graphs.plugins_cli import plugins_cmd
@@ -159,6 +160,11 @@ def run_cmd(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the interrupted run in this folder (same settings).")
     ] = None,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    shards: ShardsOpt = None,
+    workers: WorkersOpt = 2,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Generate records through the agent graph: sample, retrieve, realise, validate, verify, correct, assess, write."""
     if resume is not None and out is not None and out != resume:
@@ -170,7 +176,7 @@ def run_cmd(
         raise UsageError(f"--anchor-via must be auto, grammar, json-schema or prompt, got {anchor_via!r}")
     options = LLMOptions(
         realize=realize, concurrency=concurrency, model_path=model_path, base_url=base_url,  # type: ignore[arg-type]
-        anchor_via=anchor_via, timeout=timeout, retries=retries,  # type: ignore[arg-type]
+        anchor_via=anchor_via, timeout=timeout, retries=retries, threads=threads,  # type: ignore[arg-type]
     )  # fmt: skip
     retrieval = RetrievalOptions(
         enabled=not no_retrieval, collection=collection, chroma_path=chroma_path, top_k=top_k,
@@ -183,7 +189,7 @@ def run_cmd(
                 domain, n, seed=seed, llm=llm, realize=realize, mode=mode, max_rounds=max_rounds,  # type: ignore[arg-type]
                 retrieval=not no_retrieval, out=out, batch_size=batch_size, llm_options=options,
                 retrieval_options=retrieval, progress=progress, say=_say, trace=trace,  # type: ignore[arg-type]
-                resume=resume,
+                resume=resume, engine=engine, scheduler=scheduler, shards=shards, workers=workers,  # type: ignore[arg-type]
             )  # fmt: skip
     except KeyboardInterrupt:
         _say(interrupted_message(out))
@@ -243,6 +249,10 @@ def sample(
     ] = False,
     noise_model: NoiseOpt = "inverse_cdf",
     max_draws: MaxDrawsOpt = DEFAULT_MAX_DRAWS,
+    engine: EngineOpt = "local",
+    scheduler: SchedulerOpt = None,
+    shards: ShardsOpt = None,
+    workers: WorkersOpt = 2,
 ) -> None:
     """Sample records from the causal model, optionally under do(...) and given evidence."""
     table_format(out)
@@ -251,6 +261,7 @@ def sample(
         data = api.sample(
             domain, n, seed=seed, do=parse_assignments(do, "--do"), evidence=parse_assignments(evidence, "--evidence"),
             with_noise=with_noise, noise_model=noise_model, max_draws=max_draws, progress=progress,
+            engine=engine, scheduler=scheduler, shards=shards, workers=workers,  # type: ignore[arg-type]
         )  # fmt: skip
     write_table(data, out)
     err_console.print(f"wrote {len(data):,} records to {out}")

@@ -25,7 +25,7 @@ def table_format(path: Path) -> str:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a table; state columns come back as text (CSV cells are never parsed as numbers or NaN)."""
     fmt = table_format(path)
-    if not path.is_file():
+    if not (path.is_file() or (fmt == ".parquet" and path.is_dir())):  # a folder: a Parquet dataset (its files)
         raise DataError(f"{path}: file not found")
     try:
         if fmt == ".parquet":

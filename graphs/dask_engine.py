@@ -1,0 +1,600 @@
+"""Runs sharded over a Dask cluster (``--engine dask``): the same records as the single-process run, for any split.
+
+The requested record ids ``0 .. n`` are cut into contiguous shards. Each shard runs the ordinary run graph on a
+Dask worker, with a skeleton source that starts at the shard's first id (the sampler's streams skip ahead exactly,
+``Sampler.sample(start=)``) and a realiser whose every choice depends on ``(seed, record id, attempt)`` only, so a
+record comes out the same whichever shard, worker or host makes it, and however many there are.
+
+- **Cluster**: ``scheduler=None`` starts a ``LocalCluster`` of worker processes bound to 127.0.0.1 (no dashboard);
+  an address (``tcp://HOST:PORT``) joins an existing ``dask scheduler`` with its ``dask worker`` processes.
+- **Models per worker**: a worker process builds the realiser (for ``--llm local``: loads the GGUF) at its first
+  shard and keeps it for the next shards of the same run settings (:data:`_CACHE`). API models share one
+  concurrency limit across the cluster: every call holds a lease of one ``distributed.Semaphore``.
+- **Output**: a shard writes its batches in a private folder under ``DIR/.shards`` (a ``RunSink``), then moves its
+  files into the run folder's Parquet datasets, one file per shard: ``records.parquet/shard-00003.parquet``,
+  likewise ``rejects.parquet`` and ``failed.parquet``. The report is computed once over every shard's ledger of
+  codes (CI tests and selection bias over the whole output), and ``run.jsonl`` holds every shard's events.
+- **Faults**: a worker that dies mid-shard is replaced (the nanny restarts it) and the scheduler runs the shard
+  again; the dead attempt's private folder is discarded and a shard's files have fixed names, so nothing is lost
+  and nothing is written twice.
+
+Not sharded yet (refused with a message): specs with tables, retrieval, a custom graph, traces, ``--resume``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import pickle
+import shutil
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from causalsynth.agents.assessor import FAILED_IDS, run_report
+from causalsynth.agents.context import RunContext, RunSettings, SkeletonSource
+from causalsynth.graphs.builder import build_graph, compile_graph, recursion_limit
+from causalsynth.tools.errors import CausalSynthError, DataError, UsageError
+from causalsynth.tools.llm.factory import LLMOptions, make_realiser
+from causalsynth.tools.sinks.folder import EVENTS, REJECTS, REPORT
+from causalsynth.tools.sinks.run_folder import FAILED, RECORDS, RunSink
+from causalsynth.tools.spec import Domain
+from causalsynth.tools.tabular import write_text
+from causalsynth.tools.text.realisation import Realisation, RealisationRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from distributed import Client, LocalCluster
+    from langchain_core.language_models import BaseChatModel
+
+ENGINES = ("local", "dask")
+#: Where shards write while they run (one private folder per attempt); removed when the run ends.
+SHARDS = ".shards"
+#: The ledger kinds a shard hands back for the run's report.
+LEDGER_KINDS = ("skeleton", "accepted", "extracted", FAILED_IDS)
+DATASETS = (RECORDS, REJECTS, FAILED)
+MAX_SHARDS = 100_000
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where a run executes: ``local`` (this process) or ``dask`` (shards on a cluster).
+
+    ``scheduler``: address of a running Dask scheduler; None starts a LocalCluster of ``workers`` processes on
+    127.0.0.1. ``shards``: how many pieces the record ids are cut into (default: about four per worker, more for
+    large runs). A worker's llama.cpp threads are ``LLMOptions.threads`` (``--threads``), as in a local run.
+    """
+
+    engine: str = "local"
+    scheduler: str | None = None
+    workers: int = 2
+    shards: int | None = None
+
+
+def check_engine(options: EngineOptions) -> None:
+    """Reject engine options no run can honour, naming the flag.
+
+    Raises:
+        UsageError: an unknown engine, a bad worker or shard count, or dask options given to the local engine.
+    """
+    if options.engine not in ENGINES:
+        raise UsageError(f"--engine must be 'local' or 'dask', got {options.engine!r}")
+    if options.engine == "local" and (options.scheduler is not None or options.shards is not None):
+        raise UsageError("--scheduler and --shards apply to --engine dask")
+    if not 1 <= options.workers <= 256:
+        raise UsageError(f"--workers must be between 1 and 256, got {options.workers}")
+    if options.shards is not None and not 1 <= options.shards <= MAX_SHARDS:
+        raise UsageError(f"--shards must be between 1 and {MAX_SHARDS:,}, got {options.shards}")
+    if options.scheduler is not None and not _address_ok(options.scheduler):
+        raise UsageError(f"--scheduler {options.scheduler!r}: expected an address such as tcp://127.0.0.1:8786")
+
+
+def _address_ok(address: str) -> bool:
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        rest, scheme = address, "tcp"
+    host, _, port = rest.rpartition(":")
+    return scheme in ("tcp", "tls", "inproc", "ucx") and bool(host) and port.isdigit()
+
+
+def plan_shards(n: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous ``[first, stop)`` ranges covering ``0 .. n``, as equal as possible, none empty."""
+    k = max(1, min(shards, n))
+    bounds = [n * i // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def default_shards(n: int, workers: int) -> int:
+    """About four shards per worker (balance, and a lost shard costs little), and no shard over 250k records."""
+    return max(1, min(n, max(4 * workers, math.ceil(n / 250_000))))
+
+
+def local_cluster(workers: int) -> LocalCluster:
+    """A LocalCluster of ``workers`` single-threaded worker processes, every socket on 127.0.0.1.
+
+    No dashboard; the scheduler's own HTTP endpoints (health, metrics) take a free loopback port rather than 8787.
+    """
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR,
+    )  # fmt: skip
+
+
+@contextmanager
+def open_client(options: EngineOptions) -> Iterator[Client]:
+    """A Dask client: to ``options.scheduler``, or to a LocalCluster started (and always stopped) here.
+
+    Raises:
+        UsageError: the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise UsageError("--engine dask needs the 'distributed' package: pip install 'dask[distributed]'") from None
+    if options.scheduler is not None:
+        try:
+            client = Client(options.scheduler, timeout=20)
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(f"--scheduler {options.scheduler}: cannot connect: {exc}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = local_cluster(options.workers)
+    try:
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+# -- on the workers ----------------------------------------------------------------------------------------------
+
+#: Per worker process: realisers (and the models inside them) and compiled graphs, kept across shards.
+_CACHE: dict[str, Any] = {}
+_CACHE_LOCK = threading.Lock()
+#: How many realisers this worker process has built (a test checks the model is loaded once per worker).
+BUILT: Counter[str] = Counter()
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What one shard needs; pickled to the worker."""
+
+    index: int
+    first: int
+    stop: int
+    domain: Domain
+    settings: RunSettings
+    llm: str
+    options: LLMOptions
+    out_dir: str
+    model_key: str
+    gate: tuple[str, int] | None = None  # (semaphore name, leases) for an API model
+
+
+@dataclass
+class ShardResult:
+    """What a shard hands back: its counters, its ledger of codes, and where it ran."""
+
+    index: int
+    first: int
+    stop: int
+    totals: dict[str, float]
+    ledger: dict[str, dict[str, np.ndarray]]
+    realiser: str
+    pid: int
+    built: bool  # this shard built the worker's realiser (False: reused one)
+    seconds: float
+
+
+def _cached(key: str, make: Callable[[], Any]) -> tuple[Any, bool]:
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key], False
+        value = _CACHE[key] = make()
+        return value, True
+
+
+def _build_realiser(job: ShardJob) -> Any:
+    realiser = make_realiser(job.llm, job.domain.lexicon, seed=job.settings.seed, options=job.options)
+    BUILT[job.model_key] += 1
+    if job.gate is not None and hasattr(realiser, "model"):
+        gate_model(realiser.model, *job.gate)
+    return realiser
+
+
+def run_shard(job: ShardJob) -> ShardResult:
+    """Run records ``job.first .. job.stop`` through the run graph on this worker; publish the shard's files."""
+    started = time.perf_counter()
+    realiser, built = _cached(job.model_key, lambda: _build_realiser(job))
+    graph, _ = _cached(f"graph:{job.model_key}", lambda: compile_graph(build_graph(job.domain)))
+    out = Path(job.out_dir)
+    folder = out / SHARDS / f"{job.index:05d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    s = job.settings
+    sink = RunSink(folder, job.domain.network.names)
+    ctx = RunContext(
+        domain=job.domain, realiser=realiser, settings=s, sink=sink, shard=job.index,
+        skeletons=SkeletonSource(job.domain, job.stop - job.first, s.seed, first=job.first),
+    )  # fmt: skip
+    limit = recursion_limit(job.stop - job.first, s.batch_size, s.max_rounds)
+    start = {"n_requested": job.stop, "next_id": job.first, "totals": {}, "report": None}
+    try:
+        final = graph.invoke(start, context=ctx, config={"recursion_limit": limit})
+    except BaseException as exc:
+        sink.abort(f"{type(exc).__name__}: {exc}")
+        raise
+    sink.close()
+    _publish_shard(folder, out, job.index)
+    return ShardResult(
+        index=job.index, first=job.first, stop=job.stop, totals=dict(final.get("totals") or {}),
+        ledger={kind: ctx.ledger.codes(kind) for kind in LEDGER_KINDS}, realiser=realiser.name, pid=os.getpid(),
+        built=built, seconds=time.perf_counter() - started,
+    )  # fmt: skip
+
+
+def shard_file(out: Path, dataset: str, index: int) -> Path:
+    """The file shard ``index`` holds in one of the run's datasets (``records.parquet/shard-00003.parquet``)."""
+    return out / dataset / f"shard-{index:05d}.parquet"
+
+
+def _publish_shard(folder: Path, out: Path, index: int) -> None:
+    """Move a finished shard's files into the run's datasets under fixed names (a re-run replaces, never adds)."""
+    for dataset in DATASETS:
+        src = folder / dataset
+        if src.is_file():
+            dest = shard_file(out, dataset, index)
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(src, dest)
+    events = folder / EVENTS
+    if events.is_file():
+        os.replace(events, out / SHARDS / f"events-{index:05d}.jsonl")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- API models: one concurrency limit across the cluster ------------------------------------------------------
+
+
+def gate_model(model: BaseChatModel, name: str, leases: int) -> None:
+    """Make every call of ``model`` hold a lease of the cluster-wide semaphore ``name`` (``leases`` at once).
+
+    The chat model's own ``_generate``/``_agenerate`` are wrapped on the instance, so every way the realiser calls
+    it (plain, bound, structured output) passes through the gate.
+    """
+    from distributed import Semaphore
+
+    semaphore = Semaphore(max_leases=leases, name=name)
+    plain, agen = model._generate, model._agenerate
+
+    def gated(*args: Any, **kwargs: Any) -> Any:
+        semaphore.acquire()
+        try:
+            return plain(*args, **kwargs)
+        finally:
+            semaphore.release()
+
+    async def agated(*args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
+        await asyncio.to_thread(semaphore.acquire)  # its sync form runs on the worker's own loop
+        try:
+            return await agen(*args, **kwargs)
+        finally:
+            await asyncio.to_thread(semaphore.release)
+
+    object.__setattr__(model, "_generate", gated)
+    object.__setattr__(model, "_agenerate", agated)
+
+
+# -- on the client ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Named:
+    """The report's view of the realiser the workers used (its name)."""
+
+    name: str
+
+    def realise(self, requests: Sequence[RealisationRequest]) -> list[Realisation]:  # pragma: no cover
+        """Not called: the driver realises nothing."""
+        raise NotImplementedError
+
+
+@dataclass
+class ShardedRun:
+    """A finished sharded run: the report and where each shard ran."""
+
+    report: dict[str, Any]
+    shards: list[ShardResult] = field(default_factory=list)
+
+
+def check_shardable(domain: Domain, llm: object, *, retrieval: bool, graph: Any, trace: str, resume: bool) -> None:
+    """Refuse what the dask engine does not run yet, naming it.
+
+    Raises:
+        UsageError: tables, a chat model or realiser object, retrieval, a custom graph, traces or resume.
+    """
+    if domain.schema is not None:
+        raise UsageError(
+            f"--engine dask: {domain.source} declares tables; relational runs are not sharded yet (use --engine local)"
+        )
+    if not isinstance(llm, str):
+        raise UsageError("--engine dask: llm must be named by a string ('local', 'template', 'PROVIDER:MODEL') so "
+                         "that every worker can build it")  # fmt: skip
+    if retrieval:
+        raise UsageError(f"--engine dask: {domain.source} retrieves reference passages, which is not sharded yet; "
+                         "run with --no-retrieval")  # fmt: skip
+    if graph is not None:
+        raise UsageError("--engine dask: a custom graph= is not sharded yet")
+    if trace != "off":
+        raise UsageError("--engine dask: --trace applies to --engine local")
+    if resume:
+        raise UsageError("--engine dask: --resume applies to --engine local (a lost shard is re-run instead)")
+
+
+def _model_key(domain: Domain, llm: str, options: LLMOptions, seed: int) -> str:
+    """Names a worker's cached realiser: same model, options, seed and lexicon, same realiser."""
+    digest = hashlib.sha256(repr((llm, options, seed, domain.source, domain.name)).encode())
+    try:
+        digest.update(pickle.dumps(domain.lexicon))
+    except Exception:  # noqa: BLE001 - an unpicklable lexicon: cache for this run only
+        digest.update(uuid.uuid4().bytes)
+    return digest.hexdigest()[:24]
+
+
+def _prepare_folder(out: Path) -> None:
+    """Remove a previous run's outputs (files or datasets) and shard folders; create the folder."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out}: exists and is not a folder")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (*DATASETS, REPORT, SHARDS, EVENTS, "report.html", ".checkpoints.sqlite"):
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        (out / SHARDS).mkdir()
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from None
+
+
+def run_sharded(
+    domain: Domain,
+    llm: str,
+    options: LLMOptions,
+    settings: RunSettings,
+    out: Path,
+    engine: EngineOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ShardedRun:
+    """Run ``settings.n`` records as shards on a Dask cluster; write the run folder ``out``; return the report.
+
+    Raises:
+        UsageError: bad engine options, or the scheduler cannot be reached.
+        DataError: the folder cannot be written.
+        CausalSynthError: a shard failed (its error, as the single-process run would raise it).
+    """
+    check_engine(engine)
+    started = time.perf_counter()
+    _prepare_folder(out)
+    events = (out / EVENTS).open("w", encoding="utf-8")
+    results: list[ShardResult] = []
+    try:
+        with open_client(engine) as client:
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            ranges = plan_shards(settings.n, engine.shards or default_shards(settings.n, workers))
+            key = _model_key(domain, llm, options, settings.seed)
+            gate = _gate(client, llm, options, key)
+            jobs = [
+                ShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
+                         out_dir=str(out), model_key=key, gate=gate)
+                for i, (a, b) in enumerate(ranges)
+            ]  # fmt: skip
+            _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
+                            "workers": workers, "shards": len(jobs)})  # fmt: skip
+            results = _gather(client, jobs, events, progress)
+    except BaseException as exc:
+        _abort(out, events, exc)
+        raise
+    report = merge_report(domain, settings, results, started)
+    report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
+                        "rerun": _abandoned(out)}  # fmt: skip
+    _collect_events(out, events, len(results))
+    _event(events, {"event": "finished", "n_accepted": report["n_accepted"], "n_rejected": report["n_rejected"]})
+    events.close()
+    for dataset in DATASETS[:2]:  # every run has records and rejects, even when no shard wrote one
+        (out / dataset).mkdir(exist_ok=True)
+    shutil.rmtree(out / SHARDS, ignore_errors=True)
+    write_text(json.dumps(report, indent=2, sort_keys=True, default=_plain) + "\n", out / REPORT)
+    return ShardedRun(report=report, shards=results)
+
+
+def _gate(client: Client, llm: str, options: LLMOptions, key: str) -> tuple[str, int] | None:
+    """For an API model, create the cluster-wide semaphore its calls share; None for local models."""
+    if llm in ("local", "template"):
+        return None
+    from distributed import Semaphore
+
+    name = f"causalsynth-llm-{key}"
+    Semaphore(max_leases=options.concurrency, name=name)  # registered on the scheduler before any worker asks
+    return name, options.concurrency
+
+
+def _gather(
+    client: Client, jobs: list[ShardJob], events: Any, progress: Callable[[int], None] | None
+) -> list[ShardResult]:
+    from distributed import as_completed
+
+    futures = [client.submit(run_shard, job, key=f"causalsynth-shard-{job.model_key}-{uuid.uuid4().hex[:6]}-"
+                             f"{job.index}", pure=False) for job in jobs]  # fmt: skip
+    done: dict[int, ShardResult] = {}
+    try:
+        for _, result in as_completed(futures, with_results=True):
+            done[result.index] = result
+            _event(events, {"event": "shard", "shard": result.index, "first_id": result.first,
+                            "stop_id": result.stop, "pid": result.pid, "seconds": round(result.seconds, 3),
+                            "model_built": result.built})  # fmt: skip
+            if progress is not None:
+                progress(result.stop - result.first)
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return [done[i] for i in range(len(jobs))]
+
+
+def merge_report(domain: Domain, settings: RunSettings, results: list[ShardResult], started: float) -> dict[str, Any]:
+    """The run's report over every shard: counters added, measures computed on the concatenated ledger."""
+    results = sorted(results, key=lambda r: r.first)
+    name = results[0].realiser if results else settings.llm
+    ctx = RunContext(domain=domain, realiser=_Named(name), settings=settings,
+                     skeletons=SkeletonSource(domain, settings.n, settings.seed))  # fmt: skip
+    ctx.started = started
+    totals: Counter[str] = Counter()
+    for r in results:
+        totals.update(r.totals)
+        for kind in LEDGER_KINDS:
+            codes = r.ledger.get(kind) or {}
+            if codes:
+                ctx.ledger.add_codes(kind, codes, len(next(iter(codes.values()))))
+    totals.setdefault("n_failed", 0)
+    return run_report(ctx, settings.n, totals)
+
+
+def _abandoned(out: Path) -> int:
+    """Attempts whose worker died before publishing (their private folders remain)."""
+    shards = out / SHARDS
+    return sum(1 for p in shards.iterdir() if p.is_dir()) if shards.is_dir() else 0
+
+
+def _collect_events(out: Path, events: Any, shards: int) -> None:
+    for i in range(shards):
+        path = out / SHARDS / f"events-{i:05d}.jsonl"
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    _event(events, {"shard": i} | json.loads(line))
+
+
+def _event(events: Any, event: Mapping[str, Any]) -> None:
+    events.write(json.dumps(event, default=str) + "\n")
+    events.flush()
+
+
+def _abort(out: Path, events: Any, exc: BaseException) -> None:
+    """No output looks complete after a failed run; ``run.jsonl`` says why."""
+    for name in (*DATASETS, SHARDS):
+        shutil.rmtree(out / name, ignore_errors=True)
+    if not events.closed:
+        _event(events, {"event": "aborted", "reason": f"{type(exc).__name__}: {exc}"})
+        events.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+# -- sample ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """One shard of ``causalsynth sample``."""
+
+    domain: Domain
+    first: int
+    stop: int
+    total: int
+    seed: int
+    do: dict[str, str]
+    with_noise: bool
+    decode: bool
+
+
+def sample_shard(job: SampleJob) -> pd.DataFrame:
+    """Records ``first .. stop`` of the seed's sample (decoded and with noise as asked), indexed by record id."""
+    from causalsynth.tools.causal.sampler import Sampler, noise_to_frame
+    from causalsynth.tools.privacy.columns import decode_frame
+
+    result = Sampler(job.domain.network).sample(
+        job.stop - job.first, seed=job.seed, do=job.do, with_noise=job.with_noise, start=job.first
+    )
+    data = result.data
+    if job.decode and job.domain.spec.columns:  # before re-indexing: decoded columns come with a 0-based index
+        data = decode_frame(data, job.domain.spec.columns, job.seed, first=job.first, total=job.total)
+    index = pd.RangeIndex(job.first, job.stop)
+    data = data.set_axis(index)
+    if result.noise is not None:
+        return pd.concat([data, noise_to_frame(result.noise, index)], axis=1)
+    return data
+
+
+def sample_sharded(
+    domain: Domain,
+    n: int,
+    *,
+    seed: int,
+    do: Mapping[str, str],
+    with_noise: bool,
+    decode: bool,
+    engine: EngineOptions,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """``n`` records sampled in shards on a Dask cluster: equal to the single-process sample with the seed.
+
+    Raises:
+        UsageError: bad engine options, or the scheduler cannot be reached.
+    """
+    check_engine(engine)
+    from distributed import as_completed
+
+    with open_client(engine) as client:
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        ranges = plan_shards(n, engine.shards or default_shards(n, workers))
+        jobs = [SampleJob(domain, a, b, n, seed, dict(do), with_noise, decode) for a, b in ranges]
+        futures = [client.submit(sample_shard, job, pure=False) for job in jobs]
+        parts: dict[int, pd.DataFrame] = {}
+        try:
+            for future, frame in as_completed(futures, with_results=True):
+                parts[futures.index(future)] = frame
+                if progress is not None:
+                    progress(len(frame))
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return pd.concat([parts[i] for i in range(len(jobs))]).reset_index(drop=True)
+
+
+__all__ = [
+    "ENGINES",
+    "CausalSynthError",
+    "EngineOptions",
+    "ShardResult",
+    "check_engine",
+    "check_shardable",
+    "plan_shards",
+    "run_sharded",
+    "sample_sharded",
+]
