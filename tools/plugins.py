@@ -218,6 +218,7 @@ class Outcome:
     value: Any = None
     error: str | None = None
     seconds: float = 0.0
+    timed_out: bool = False
 
 
 def bounded_call(fn: Callable[[], Any], seconds: float) -> Outcome:
@@ -240,7 +241,7 @@ def bounded_call(fn: Callable[[], Any], seconds: float) -> Outcome:
     thread.join(max(0.0, seconds))
     took = time.perf_counter() - start
     if thread.is_alive():
-        return Outcome(error=f"no answer within {seconds:g} s", seconds=took)
+        return Outcome(error=f"no answer within {seconds:g} s", seconds=took, timed_out=True)
     if "error" in box:
         return Outcome(error=str(box["error"]), seconds=took)
     return Outcome(value=box.get("value"), seconds=took)

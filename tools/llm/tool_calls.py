@@ -136,6 +136,9 @@ class ToolCaller:
         if seconds <= 0:
             return ToolCall(name, dict(args), 0.0, error="no time left in the tool budget")
         got = bounded_call(lambda: tool.invoke(dict(args)), seconds)
+        if got.timed_out:
+            budget = f"no answer within the record's tool budget of {self.limits.seconds:g} s"
+            return ToolCall(name, dict(args), got.seconds, error=budget)
         if got.error is not None:
             return ToolCall(name, dict(args), got.seconds, error=got.error)
         return ToolCall(name, dict(args), got.seconds, output=str(got.value)[:MAX_OUTPUT_CHARS])
