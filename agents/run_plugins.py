@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
@@ -48,8 +48,12 @@ class RunPlugins:
         self, requests: Sequence[RealisationRequest], emit: Callable[[Mapping[str, Any]], None],
         config: RunnableConfig | None = None,
     ) -> list[ToolRound]:  # fmt: skip
-        """Each request's tool round; every call is traced to ``run.jsonl``."""
+        """Each request's tool round; every call is traced to ``run.jsonl``.
+
+        ``config`` (default: the calling node's) makes the model's tool turns child spans of the node.
+        """
         assert self.caller is not None
+        config = config if config is not None else ensure_config()
         rounds = []
         for request in requests:
             done = self.caller.run(request, config)
