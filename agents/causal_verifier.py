@@ -7,6 +7,7 @@ violations as feedback) or ``rejected`` (budget spent; its violation history say
 from __future__ import annotations
 
 from collections import Counter
+from operator import itemgetter
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -15,20 +16,31 @@ from causalsynth.agents.context import RunContext
 from causalsynth.agents.run_plugins import run_plugins
 from causalsynth.agents.state import Attempt, Record, RunState
 from causalsynth.agents.triage import record_route
+from causalsynth.tools.text.batch_check import states_exactly
 from causalsynth.tools.text.consistency import check_facts
 from causalsynth.tools.text.extract import extract
 
 
 def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Check every record in flight and route it to accept, correct or reject."""
+    """Check every record in flight and route it to accept, correct or reject.
+
+    The batch is checked at once first (``states_exactly``); a record that states exactly its facts is accepted
+    as is, and the others are read one by one, so that their violations name what is wrong.
+    """
     ctx = runtime.context
     lexicon = ctx.domain.lexicon
     observed = lexicon.observed
+    records = state.get("records", [])
+    clean = states_exactly(lexicon, [r["skeleton"] for r in records], [r["text"] for r in records]).tolist()
+    facts_of = itemgetter(*observed) if len(observed) > 1 else (lambda sk: (sk[observed[0]],))
     routes: dict[str, list[Record]] = {"accept": [], "correct": [], "reject": [], "fail": []}
     kinds: Counter[str] = Counter()
     plugins = run_plugins(ctx)
     validators = plugins if plugins is not None and plugins.validators else None
-    for r in state.get("records", []):
+    for r, fast in zip(records, clean, strict=True):
+        if fast and not r["violations"] and validators is None:
+            routes["accept"].append({**r, "facts": dict(zip(observed, facts_of(r["skeleton"]), strict=True))})
+            continue
         got = extract(lexicon, r["text"])
         # A failed generator call has no text to check: its one violation says why, without an omission per fact.
         failed = any(v["kind"] in ("generation", "infrastructure") for v in r["violations"])

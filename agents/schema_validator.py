@@ -8,17 +8,20 @@ from langgraph.runtime import Runtime
 
 from causalsynth.agents.context import RunContext
 from causalsynth.agents.state import Record, RunState
-from causalsynth.tools.text.format_check import check_skeleton, check_text
+from causalsynth.tools.text.format_check import check_skeleton, check_text, skeletons_to_check
 
 
 def validate_schema(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Add schema violations to each record in flight (the verifier routes on all violations together)."""
     domain = runtime.context.domain
     rules = domain.lexicon.text
+    records = state.get("records", [])
+    first = [r for r in records if r["attempts"] == 1]  # a skeleton never changes: checked on its first attempt
+    suspects = {id(first[i]) for i in skeletons_to_check(domain.network, [r["skeleton"] for r in first])}
     out: list[Record] = []
     failing = 0
-    for r in state.get("records", []):
-        found = check_skeleton(domain.network, r["skeleton"]) if r["attempts"] == 1 else []  # it never changes
+    for r in records:
+        found = check_skeleton(domain.network, r["skeleton"]) if id(r) in suspects else []
         if r["text"] or not r["violations"]:  # a failed generation already says why the text is empty
             found += check_text(r["text"], rules)
         if found:

@@ -93,3 +93,40 @@ def run_main(run: Any) -> str:
     text = res.markdown + f"\n\n_Section runtime: {res.seconds:.1f} s._\n"
     print(text)
     return text
+
+
+def baseline_view(commit: str) -> Path:
+    """The package as it was at ``commit``, laid out as installed under ``build/baseline/<commit>``.
+
+    A child process with this folder first on ``PYTHONPATH`` imports that version of ``causalsynth`` instead of the
+    working tree's (``run_baseline``), so a benchmark can time the previous implementation in the same command.
+    """
+    import subprocess
+    import tarfile
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from lint_view import lay_out
+
+    sha = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()  # fmt: skip
+    view = ROOT / "build" / "baseline" / sha
+    if (view / "causalsynth" / "__init__.py").exists():
+        return view
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "src.tar"
+        subprocess.run(["git", "archive", "-o", str(archive), sha], cwd=ROOT, check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(Path(tmp) / "src", filter="data")
+        lay_out(Path(tmp) / "src", view)
+    return view
+
+
+def run_baseline(view: Path, script: str, *args: str) -> str:
+    """Run a bench script in a child process that imports ``causalsynth`` from ``view``; return its stdout."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(view), str(Path(script).parent)])}
+    done = subprocess.run([sys.executable, script, *args], env=env, check=True, capture_output=True, text=True)
+    return done.stdout

@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 VIEW = ROOT / "build" / "lint"
 
 
-def main() -> int:
-    """Rebuild the view and print its folder."""
-    mapping = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
-    shutil.rmtree(VIEW, ignore_errors=True)
+def lay_out(root: Path, view: Path) -> Path:
+    """Copy the Python files of the repo at ``root`` into the installed shape under ``view``; return ``view``."""
+    mapping = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    shutil.rmtree(view, ignore_errors=True)
     for package, folder in mapping.items():
-        target = VIEW.joinpath(*package.split("."))
-        source = ROOT / folder
+        target = view.joinpath(*package.split("."))
+        source = root / folder
         for path in source.rglob("*.py"):
             rel = path.relative_to(source)
             if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
@@ -32,7 +32,12 @@ def main() -> int:
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest)
-    print(VIEW)
+    return view
+
+
+def main() -> int:
+    """Rebuild the view and print its folder."""
+    print(lay_out(ROOT, VIEW))
     return 0
 
 

@@ -197,7 +197,7 @@ def g_tests_shared(
     """
     n = len(x)
     zi = _stratum_index(z, zcards, n)
-    present, cell_zx = np.unique(zi * rx + x, return_inverse=True)  # the (z, x) cells present, sorted by z
+    present, cell_zx = _present_cells(zi * rx + x)  # the (z, x) cells present, sorted by z
     strata = present // rx
     starts = np.flatnonzero(np.r_[True, strata[1:] != strata[:-1]])  # first cell of each stratum present
     n_zx = np.bincount(cell_zx, minlength=len(present)).astype(np.float64)
@@ -227,6 +227,18 @@ def g_tests_shared(
         p_values = np.where(dofs > 0, chi2.sf(stats, np.maximum(dofs, 1)), 1.0)
         out += map(GTestResult, stats.tolist(), dofs.tolist(), p_values.tolist())
     return out
+
+
+def _present_cells(cells: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """``np.unique(cells, return_inverse=True)``: by counting when the cells are few (no sort), else by sorting."""
+    if len(cells) == 0 or int(cells.max()) >= _DENSE_CELLS:
+        present, inverse = np.unique(cells, return_inverse=True)
+        return present, inverse.ravel()
+    seen = np.bincount(cells)
+    present = np.flatnonzero(seen)
+    slot = np.zeros(len(seen), dtype=np.intp)
+    slot[present] = np.arange(len(present))
+    return present, slot[cells]
 
 
 def _stratum_index(z: Sequence[NDArray[Any]], zcards: Sequence[int], n: int) -> NDArray[np.intp]:

@@ -68,7 +68,7 @@ _FORWARD = frozenset(
 )
 _BACKWARD = frozenset({"neg_after", "neg_both", "unc_after", "unc_both"})
 _BACK_STOP = frozenset({"term", "term_soft", "affirm", "neg_after", "neg_before", "neg_both", "unc_after", "unc_both"})
-_CACHE_LIMIT = 200_000
+CACHE_LIMIT = 200_000
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,8 @@ def extract(lexicon: Lexicon, text: str) -> Extraction:
     for sentence in sentences(text):
         found = cache.get(sentence)
         if found is None:
-            found = _read_sentence(lexicon, sentence)
-            if len(cache) < _CACHE_LIMIT:
+            found = read_sentence(lexicon, sentence)
+            if len(cache) < CACHE_LIMIT:
                 cache[sentence] = found
         mentions.extend(found)
     if not mentions:
@@ -166,7 +166,7 @@ def _add(into: dict[str, list[str]], var: str, state: str) -> None:
         got.append(state)
 
 
-def _read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
+def read_sentence(lexicon: Lexicon, sentence: str) -> tuple[Mention, ...]:
     """The mentions of one sentence (no sentence end inside), with their qualifiers."""
     tokens = [t for t in tokenize(sentence) if t != BREAK]
     table = lexicon.table

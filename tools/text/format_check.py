@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
 from causalsynth.tools.causal.network import Network
 from causalsynth.tools.text.lexicon import TextSpec
@@ -30,6 +31,27 @@ def check_skeleton(network: Network, skeleton: Mapping[str, str]) -> list[Violat
                 )
             )
     return out
+
+
+def skeletons_to_check(network: Network, skeletons: Sequence[Mapping[str, str]]) -> list[int]:
+    """Indices of the skeletons ``check_skeleton`` may fault (a variable missing or not one of its states).
+
+    One set per variable instead of a lookup per value; the others need no per-record check.
+    """
+    if not skeletons:
+        return []
+    names = network.names
+    try:
+        columns = list(zip(*map(itemgetter(*names), skeletons), strict=True)) if len(names) > 1 else [
+            tuple(sk[names[0]] for sk in skeletons)]  # fmt: skip
+    except KeyError:  # a variable is missing somewhere: check every record
+        return list(range(len(skeletons)))
+    suspects: set[int] = set()
+    for var, column in zip(names, columns, strict=True):
+        states = set(network.states(var))
+        if not states.issuperset(column):
+            suspects.update(i for i, value in enumerate(column) if value not in states)
+    return sorted(suspects)
 
 
 def check_text(text: str, rules: TextSpec) -> list[Violation]:

@@ -252,6 +252,8 @@ class Lexicon:
     table: Mapping[str, tuple[tuple[int, Mapping[tuple[str, ...], Entry]], ...]] = field(repr=False)
     #: Sentences already read, with their mentions (filled by ``tools.text.extract``).
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Per-lexicon state of the batch fact check (``tools.text.batch_check``).
+    index: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def patterns(self) -> Iterator[tuple[tuple[str, ...], Entry]]:
         """Every pattern (its words) with what it means, cue words included."""

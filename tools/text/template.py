@@ -10,6 +10,7 @@ template realisations pass verification by construction; the realiser is the fas
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,18 +48,80 @@ class TemplateRealiser:
         self.seed = seed
         observed = lexicon.observed
         self._plan = [(var, lexicon.phrases[var], lexicon.numeric.get(var)) for var in observed]
+        self._codes = {var: {state: i for i, state in enumerate(phrases)} for var, phrases, _ in self._plan}
         self._ranges = {
             var: {state: (low, high, i == len(rule.ranges) - 1) for i, (low, high, state) in enumerate(rule.ranges)}
             for var, rule in lexicon.numeric.items()
         }
 
     def realise(self, requests: Sequence[RealisationRequest]) -> list[Realisation]:
-        """One text per request."""
+        """One text per request: the same texts as ``text`` per record, chosen per variable and state at once."""
         if not requests:
             return []
-        u = uniforms(self.seed, [r.record_id for r in requests], [r.attempt for r in requests], 2 * len(self._plan) + 1)
-        rows = u.tolist()
-        return [Realisation(text=" ".join(self._parts(r.skeleton, row))) for r, row in zip(requests, rows, strict=True)]
+        return [Realisation(text=t) for t in self.texts([r.skeleton for r in requests],
+                                                        [r.record_id for r in requests],
+                                                        [r.attempt for r in requests])]  # fmt: skip
+
+    def texts(self, skeletons: Sequence[Mapping[str, str]], record_ids: Sequence[int],
+              attempts: Sequence[int]) -> list[str]:  # fmt: skip
+        """The realisations of many skeletons, vectorised: one column of phrases per variable, joined per record.
+
+        Equal to ``text(skeleton, record_id, attempt)`` for each record (the same uniforms pick the same phrases).
+        """
+        n = len(skeletons)
+        if n == 0:
+            return []
+        u = uniforms(self.seed, record_ids, attempts, 2 * len(self._plan) + 1)
+        columns: list[list[str]] = []
+        openings = self.lexicon.text.openings
+        if openings:
+            columns.append(np.asarray(openings, dtype=object)[(u[:, -1] * len(openings)).astype(np.int64)].tolist())
+        observed = [var for var, _, _ in self._plan]
+        by_var = list(zip(*map(itemgetter(*observed), skeletons), strict=True)) if len(observed) > 1 else [
+            tuple(sk[observed[0]] for sk in skeletons)]  # fmt: skip
+        for j, (var, phrases, rule) in enumerate(self._plan):
+            code_of = self._codes[var]
+            codes = np.fromiter(map(code_of.__getitem__, by_var[j]), np.int64, n)  # KeyError: a state without phrases
+            column = np.empty(n, dtype=object)
+            for state, code in code_of.items():
+                rows = np.flatnonzero(codes == code)
+                if rows.size == 0:
+                    continue
+                options = phrases[state]
+                pick = (u[rows, 2 * j] * len(options)).astype(np.int64)
+                column[rows] = np.asarray(options, dtype=object)[pick]
+                if rule is not None:
+                    self._fill(column, rows, pick, options, u[rows, 2 * j + 1], var, state, rule.decimals)
+            columns.append(column.tolist())
+        return [" ".join(parts) for parts in zip(*columns, strict=True)]
+
+    def _fill(self, column: NDArray[np.object_], rows: NDArray[np.intp], pick: NDArray[np.int64],
+              options: Sequence[str], u: NDArray[np.float64], var: str, state: str, decimals: int) -> None:  # fmt: skip
+        """Fill the drawn values of one measured variable's state into the chosen phrases that have a slot.
+
+        ``%.Nf`` formats as ``fill_value``'s f-string does (both round the double half-even to N decimals).
+        """
+        slotted = np.asarray([VALUE_SLOT in p for p in options])[pick]
+        if not slotted.any():
+            return
+        low, high, top = self._ranges[var][state]
+        step = 10.0**-decimals
+        hi = high if top else high - step  # [low, high): stay below the next range
+        values = np.minimum(np.maximum(low + u[slotted] * (hi - low), low), hi)
+        at = rows[slotted].tolist()
+        chosen = pick[slotted].tolist()
+        if decimals == 0 and low >= 0:  # whole numbers: rint rounds half-even exactly as the format does
+            ints = np.rint(values).astype(np.int64)
+            base = int(ints.min())
+            names = [str(k) for k in range(base, int(ints.max()) + 1)]
+            written = [names[k - base] for k in ints.tolist()]
+        else:
+            written = list(map(f"%.{decimals}f".__mod__, values.tolist()))
+        split = [p.split(VALUE_SLOT, 1) if VALUE_SLOT in p else None for p in options]
+        if all(part is None or VALUE_SLOT not in part[1] for part in split):  # one slot per phrase
+            column[at] = [split[k][0] + w + split[k][1] for k, w in zip(chosen, written, strict=True)]  # type: ignore[index]
+        else:
+            column[at] = [options[k].replace(VALUE_SLOT, w) for k, w in zip(chosen, written, strict=True)]
 
     def text(self, skeleton: Mapping[str, str], record_id: int, attempt: int = 0) -> str:
         """The realisation of one skeleton."""
