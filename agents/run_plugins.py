@@ -23,6 +23,9 @@ from causalsynth.agents.state import Record
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.tool_calls import ToolCaller, ToolRound, trace_event
 from causalsynth.tools.plugins import BUILTIN_TOOLS, bounded_call, check_tool, load
+from causalsynth.tools.relational.checks import TableViolation
+from causalsynth.tools.relational.sampling import ENTITY, var_column
+from causalsynth.tools.relational.tables import TableSchema
 from causalsynth.tools.retrieval.lookup import corpus_lookup_tool
 from causalsynth.tools.text.realisation import RealisationRequest, Violation
 
@@ -80,10 +83,47 @@ class RunPlugins:
                 out += as_violations(tool.name, got.value)
         return out
 
+    def validate_tables(self, schema: TableSchema, frames: Mapping[str, pd.DataFrame]) -> list[TableViolation]:
+        """The validator tools over a relational batch's realised texts (each row: its text, facts and key)."""
+        realised = schema.realised()
+        if realised is None or not self.validators:
+            return []
+        table, column = realised
+        frame = frames[table]
+        pk = schema.pk(table)
+        variables = schema.visible(table)
+        out: list[TableViolation] = []
+        for row in frame.to_dict("records"):
+            if not row[column]:
+                continue  # an empty text is a null violation already
+            record = Record(id=_plain(row[pk]), skeleton={v: str(row[var_column(v)]) for v in variables},
+                            text=str(row[column]), attempts=0, llm_calls=0, tokens=0, tokens_estimated=False,
+                            violations=[], history=[])  # fmt: skip
+            for v in self.validate(record):
+                out.append(TableViolation(
+                    kind=v["kind"], table=table, row=_plain(row[pk]), entity=int(row[ENTITY]), column=column,
+                    rule=None, value=v["found"], message=f"{table} row {pk}={_plain(row[pk])}: {v['message']}",
+                    fix="generate", targets=[],
+                ))  # fmt: skip
+        return out
+
     # -- metrics ----------------------------------------------------------------------------------------------
     def collect(self, accepted: Sequence[Record]) -> None:
         """Keep the accepted records' ids, texts and facts for the metrics."""
         self.rows += [{"record_id": r["id"], "text": r["text"], **r["skeleton"]} for r in accepted]
+
+    def collect_tables(self, schema: TableSchema, accepted: Sequence[Mapping[str, Mapping[str, list[Any]]]]) -> None:
+        """Keep the accepted rows of the realised table (its columns, ``text`` as the text) for the metrics."""
+        realised = schema.realised()
+        if realised is None:
+            return
+        table, column = realised
+        for tables in accepted:
+            cols = {c: v for c, v in tables.get(table, {}).items() if not c.startswith("_")}
+            keys = list(cols)
+            for values in zip(*(cols[k] for k in keys), strict=True):
+                row = dict(zip(keys, values, strict=True))
+                self.rows.append({**row, "text": row[column]})
 
     def metric_values(self) -> tuple[dict[str, float | None], dict[str, str]]:
         """Each metric over the run's accepted records (``name`` or ``name.key``), and the metrics that failed."""
@@ -163,10 +203,21 @@ def _make(ctx: FrameContext) -> RunPlugins | None:
                       caller=caller, metrics=dict(resolved.metrics))  # fmt: skip
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (keys go into JSON-like state)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def plugin_metrics(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
-    """Node: keep the batch's accepted records; when the report is made, add the metrics to it."""
+    """Node: keep the batch's accepted records; when the report is made, add the metrics to it.
+
+    In a relational run the report is made by the writer, after this node: the writer adds the metrics then.
+    """
     plugins = run_plugins(runtime.context)
     assert plugins is not None
+    if "tables" in state or "violations" in state:  # the relational topology
+        plugins.collect_tables(runtime.context.schema, state.get("accepted", []))
+        return {"info": {"batch": state.get("batch", 0), "kept": len(plugins.rows)}}
     plugins.collect(state.get("accepted", []))
     report = state.get("report")
     info: dict[str, Any] = {"batch": state.get("batch", 0), "kept": len(plugins.rows)}

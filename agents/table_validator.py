@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from langgraph.runtime import Runtime
 
+from causalsynth.agents.run_plugins import run_plugins
 from causalsynth.agents.table_context import TableRunContext, to_columns
 from causalsynth.agents.table_state import TableRunState, Tables
 from causalsynth.tools.relational.checks import TableViolation, check_tables, check_texts
@@ -26,6 +27,9 @@ def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> 
     frames = ctx.frames(state.get("tables", {}))
     violations = check_tables(schema, frames, ctx.seen, ctx.resamplable)
     violations += check_texts(schema, ctx.domain.lexicon, frames)
+    plugins = run_plugins(ctx)
+    if plugins is not None and plugins.validators:  # plugin validator tools on the texts, beside the built-in checks
+        violations += plugins.validate_tables(schema, frames)
     rnd = state.get("round", 0) + 1
     by_entity: dict[int, list[TableViolation]] = defaultdict(list)
     for v in violations:

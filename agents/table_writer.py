@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
+from causalsynth.agents.run_plugins import run_plugins
 from causalsynth.agents.table_context import TableRunContext
 from causalsynth.agents.table_state import TableRunState
 from causalsynth.tools.relational.report import table_report
@@ -32,6 +33,10 @@ def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dic
         totals = dict(state.get("totals", {}))
         report = table_report(ctx.domain.name, ctx.schema, totals, ctx.settings, time.perf_counter() - ctx.started)
         report["retrieval"] = ctx.retriever.summary() if ctx.retriever is not None else None
+        plugins = run_plugins(ctx)
+        if plugins is not None and plugins.metrics:  # over the accepted rows the plugin_metrics node kept
+            report["metrics"], failed = plugins.metric_values()
+            report |= {"metrics_failed": failed} if failed else {}
         ctx.finish(report)
     return {"accepted": Overwrite([]), "rejected": Overwrite([]), "report": report,
             "info": {"batch": state.get("batch", 0), "records": done, "finished": report is not None}}  # fmt: skip

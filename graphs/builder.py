@@ -106,9 +106,7 @@ def build_graph(domain: Domain | None = None, nodes: Sequence[GraphNode] = ()) -
     relational = domain is not None and domain.schema is not None
     plugins = domain.plugins if domain is not None else None
     extra = [*(plugins.nodes if plugins is not None else ()), *nodes]
-    if plugins is not None and plugins.metrics:
-        if relational:
-            raise UsageError("plugins.metrics apply to runs of single records; this spec declares tables")
+    if plugins is not None and plugins.metrics:  # keeps the accepted records the metrics are computed over
         extra.append(GraphNode(name=METRICS_NODE, node=plugin_metrics, at="before_writing"))
     return _table_graph(extra) if relational else _record_graph(extra)
 

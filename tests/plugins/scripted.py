@@ -20,7 +20,7 @@ def _hints(messages: list[BaseMessage]) -> str:
 class DrugNoteModel(GenericFakeChatModel):
     """Writes each fact's example sentence, then a drug and a record number.
 
-    The first attempt misspells the drug (``metfromin``); a correction prompt that names the formulary spelling
+    The first attempt misspells the drug (``salbutomol``); a correction prompt that names the formulary spelling
     gets it right. Every text carries an invented record number, which must never reach the output.
     """
 
@@ -30,8 +30,8 @@ class DrugNoteModel(GenericFakeChatModel):
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any):
         self.calls.append(list(messages))
         prompt = "\n".join(str(m.content) for m in messages)
-        drug = "metformin" if "did you mean 'metformin'" in prompt else "metfromin"
-        text = f"{_hints(messages)} Started on {drug}. Record MRN-482913 on file."
+        drug = "salbutamol" if "did you mean 'salbutamol'" in prompt else "salbutomol"
+        text = f"{_hints(messages)} Given {drug} nebulisers. Record MRN-482913 on file."
         return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
 
 

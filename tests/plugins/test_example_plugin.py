@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -17,13 +18,14 @@ import pytest
 from causalsynth.graphs.api import generate
 from causalsynth.graphs.assess_api import write_run_report
 from causalsynth.tools.llm.chat_realiser import ChatRealiser
+from causalsynth.tools.sinks.table_folder import DATABASE
 from causalsynth.tools.spec import load_domain
 from tests.conftest import ROOT, run_cli
 from tests.plugins.scripted import DrugNoteModel
 
 pytest.importorskip("hospital_plugin", reason="make setup installs examples/plugins")
 
-from hospital_plugin.formulary import misspelt_drugs  # noqa: E402
+from hospital_plugin.formulary import FORMULARY, misspelt_drugs  # noqa: E402
 from hospital_plugin.mrn import luhn_digit  # noqa: E402
 
 PLUGINS = """plugins:
@@ -64,9 +66,9 @@ def test_validator_node_and_metric_of_the_example_plugin_each_take_effect(tmp_pa
     assert report["n_accepted"] == 12 and report["n_rejected"] == 0
     assert report["rounds_histogram"] == {"1": 12} and report["violations"]["formulary"] == 12
     corrections = [c for c in model.calls if len(c) == 3]
-    assert corrections and all("did you mean 'metformin'" in str(c[2].content) for c in corrections)
+    assert corrections and all("did you mean 'salbutamol'" in str(c[2].content) for c in corrections)
     written = pd.read_parquet(out / "records.parquet")
-    assert all(not misspelt_drugs(t) and "metformin" in t for t in written["text"])
+    assert all(not misspelt_drugs(t) and "salbutamol" in t for t in written["text"])
     # ... the redaction node ran after generation: no record number reaches the file (or the rejects, or the model)
     assert not any(re.search(r"MRN-\d", t) for t in written["text"])
     assert all("MRN-" not in str(c[2].content) for c in corrections)  # the correction saw the redacted text
@@ -77,6 +79,47 @@ def test_validator_node_and_metric_of_the_example_plugin_each_take_effect(tmp_pa
     assert json.loads((out / "report.json").read_text())["metrics"]["drug_mentions.share"] == 1.0
     page = (out / "report.html").read_text()
     assert "Plugin metrics" in page and "drug_mentions.share" in page
+
+
+def hospital_with(tmp_path: Path, block: str) -> Path:
+    """The hospital example, its patients' MRNs drawn by the plugin's provider, and a plugins block."""
+    text = (ROOT / "examples" / "hospital.yaml").read_text()
+    text = text.replace(
+        "pattern: '^MRN-[0-9]{6}$', provider: code, args: {format: \"MRN-######\"}}",
+        "pattern: '^H[0-9]{7}$', provider: hospital_mrn}",
+    )
+    text = text.replace("\ntext:\n", f"\n{block}\ntext:\n", 1)
+    corpus = str(ROOT / "retrieval_corpus" / "hospital")
+    (tmp_path / "hospital.yaml").write_text(text.replace("../retrieval_corpus/hospital", corpus))
+    (tmp_path / "hospital.rules.lock.yaml").write_text((ROOT / "examples" / "hospital.rules.lock.yaml").read_text())
+    return tmp_path / "hospital.yaml"
+
+
+def test_one_spec_using_all_four_groups_of_the_example_plugin_in_a_tables_run(tmp_path):
+    # Setup: MRN provider, formulary validator, redaction node and metric, with notes from a scripted model
+    spec = load_domain(hospital_with(tmp_path, PLUGINS))
+    model = DrugNoteModel()
+    out = tmp_path / "run"
+    # Run
+    result = generate(spec, 12, seed=4, llm=ChatRealiser(model, spec.lexicon, realize="free"), retrieval=False,
+                      out=out, max_rounds=3)  # fmt: skip
+    # Assert: MRNs in the hospital's format, with a valid check digit, unique
+    mrns = result.tables["patients"]["mrn"].tolist()
+    assert mrns and all(re.fullmatch(r"H\d{7}", m) and int(m[-1]) == luhn_digit(m[1:7]) for m in mrns)
+    assert len(set(mrns)) == len(mrns)
+    # ... every note's misspelt drug caught by the validator tool and fixed by a correction
+    notes = result.tables["notes"]["text"].tolist()
+    assert notes and all("salbutamol" in t and not misspelt_drugs(t) for t in notes)
+    corrections = [c for c in model.calls if len(c) == 3]
+    assert corrections and all("did you mean 'salbutamol'" in str(c[2].content) for c in corrections)
+    # ... no record number reaches the tables or the database
+    assert not any(re.search(r"MRN-\d", t) for t in notes)
+    with sqlite3.connect(out / DATABASE) as database:
+        assert database.execute("select count(*) from notes where text like '%MRN-%'").fetchone()[0] == 0
+        assert database.execute("select count(*) from notes").fetchone()[0] == len(notes)
+    # ... and the metric over the accepted notes is in the report
+    per_note = sum(sum(drug in t.lower() for drug in FORMULARY) for t in notes) / len(notes)
+    assert result.report["metrics"] == {"drug_mentions.share": 1.0, "drug_mentions.per_note": pytest.approx(per_note)}
 
 
 def test_the_mrn_value_provider_fills_a_table_column_with_valid_numbers(tmp_path):

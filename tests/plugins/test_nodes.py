@@ -68,18 +68,3 @@ def test_a_plugin_node_named_by_the_spec_is_placed_at_its_point(tmp_path):
     default = load_domain(asia_with(tmp_path, "plugins: {nodes: [redact_identifiers]}\n"))
     drawn = compile_graph(build_graph(default)).get_graph().draw_mermaid()
     assert "generate --> redact_identifiers" in drawn and "redact_identifiers --> validate_schema" in drawn
-
-
-def test_metrics_are_refused_for_a_spec_with_tables(tmp_path):
-    pytest.importorskip("hospital_plugin", reason="make setup installs examples/plugins")
-    from tests.conftest import ROOT
-
-    text = (
-        (ROOT / "examples" / "hospital.yaml")
-        .read_text()
-        .replace("\ntext:\n", "\nplugins: {metrics: [drug_mentions]}\ntext:\n", 1)
-    )
-    (tmp_path / "hospital.yaml").write_text(text)
-    (tmp_path / "hospital.rules.lock.yaml").write_text((ROOT / "examples" / "hospital.rules.lock.yaml").read_text())
-    with pytest.raises(UsageError, match="plugins.metrics apply to runs of single records"):
-        build_graph(load_domain(tmp_path / "hospital.yaml"))
