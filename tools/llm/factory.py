@@ -108,7 +108,7 @@ def plugin_realiser(name: str, lexicon: Lexicon, seed: int) -> Realiser:
     realiser = factory(lexicon, seed)
     if not (isinstance(getattr(realiser, "name", None), str) and callable(getattr(realiser, "realise", None))):
         raise UsageError(f"--llm plugin:{name}: the plugin made {type(realiser).__name__}, not a realiser")
-    return realiser  # type: ignore[no-any-return]
+    return realiser
 
 
 def make_chat_model(llm: str, options: LLMOptions | None = None) -> BaseChatModel:

@@ -27,6 +27,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from causalsynth.tools.llm.prompts import facts_prompt
 from causalsynth.tools.plugins import ToolLimits, bounded_call
@@ -194,8 +195,7 @@ def call_schema(tools: Mapping[str, BaseTool], optional: bool) -> dict[str, Any]
 
 
 def _schema_of(tool: BaseTool) -> dict[str, Any]:
-    schema = tool.tool_call_schema
-    raw = schema if isinstance(schema, dict) else schema.model_json_schema()
+    raw: dict[str, Any] = convert_to_openai_tool(tool)["function"]["parameters"]
     props = {k: {kk: vv for kk, vv in v.items() if kk not in ("title", "description", "default")}
              for k, v in (raw.get("properties") or {}).items()}  # fmt: skip
     return {"type": "object", "properties": props, "required": list(raw.get("required") or list(props))}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hospital_plugin.formulary import FORMULARY
+from .formulary import FORMULARY
 
 
 def drug_mentions(records: Any) -> dict[str, float]:
