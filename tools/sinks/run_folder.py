@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +150,21 @@ class RunSink(RunFolder):
 
     def _columns(self, rows: Sequence[Mapping[str, Any]], rejects: bool) -> dict[str, list[Any]]:
         cols: dict[str, list[Any]] = {"record_id": [r["id"] for r in rows]}
-        for v in self.variables:
-            cols[v] = [r["skeleton"][v] for r in rows]
+        names = self.variables
+        if len(names) > 1 and rows:  # one C-level transposition instead of a lookup per value
+            cols |= dict(
+                zip(names, map(list, zip(*map(itemgetter(*names), (r["skeleton"] for r in rows)))), strict=True)
+            )
+        else:
+            cols |= {v: [r["skeleton"][v] for r in rows] for v in names}
         cols["text"] = [r["text"] for r in rows]
         cols["rounds"] = [max(r["attempts"] - 1, 0) for r in rows]
         cols["llm_calls"] = [r["llm_calls"] for r in rows]
         cols["tokens"] = [r["tokens"] for r in rows]
-        cols["history"] = [json.dumps(r["history"]) for r in rows]
-        cols["references"] = [json.dumps([p["id"] for p in r.get("references", [])]) for r in rows]
+        cols["history"] = [json.dumps(r["history"]) if r["history"] else "[]" for r in rows]
+        cols["references"] = [
+            json.dumps([p["id"] for p in refs]) if (refs := r.get("references")) else "[]" for r in rows
+        ]
         if rejects:
             cols["reason"] = ["; ".join(v["message"] for v in r["violations"]) for r in rows]
         return cols
