@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 
 from causalsynth.agents.context import RunContext
 from causalsynth.agents.state import Record, RunState
-from causalsynth.tools.text.format_check import check_skeleton, check_text, skeletons_to_check
+from causalsynth.tools.text.format_check import check_skeleton, check_text, skeletons_to_check, texts_to_check
 
 
 def validate_schema(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -18,11 +18,12 @@ def validate_schema(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
     records = state.get("records", [])
     first = [r for r in records if r["attempts"] == 1]  # a skeleton never changes: checked on its first attempt
     suspects = {id(first[i]) for i in skeletons_to_check(domain.network, [r["skeleton"] for r in first])}
+    texts = set(texts_to_check([r["text"] for r in records], rules))  # the others keep every format rule
     out: list[Record] = []
     failing = 0
-    for r in records:
+    for i, r in enumerate(records):
         found = check_skeleton(domain.network, r["skeleton"]) if id(r) in suspects else []
-        if r["text"] or not r["violations"]:  # a failed generation already says why the text is empty
+        if i in texts and (r["text"] or not r["violations"]):  # a failed generation already says why it is empty
             found += check_text(r["text"], rules)
         if found:
             failing += 1
