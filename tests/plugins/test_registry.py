@@ -150,3 +150,34 @@ def test_a_spec_naming_a_plugin_that_fails_to_load_says_which_and_why(tmp_path, 
     domain = load_domain(spec_with(tmp_path, "plugins: {validators: [needs_missing]}"))
     with pytest.raises(SpecError, match="needs_missing.*failed to load: ModuleNotFoundError"):
         _ = domain.plugins
+
+
+def test_a_value_provider_or_realiser_factory_that_raises_is_named_in_one_error_line(tmp_path, install_plugin, capsys):
+    # Setup
+    install_plugin(
+        "flaky-plugins",
+        {"value_providers": {"bad_names": "flaky:bad_names"}, "realisers": {"bad_writer": "flaky:bad_writer"}},
+        {"flaky": """
+            from causalsynth import ValueProvider
+
+            def _draw(rng, n, column):
+                raise RuntimeError("name service down")
+
+            bad_names = ValueProvider(draw=_draw, types=("string",))
+
+            def bad_writer(lexicon, seed):
+                raise RuntimeError("no licence")
+            """},
+    )  # fmt: skip
+    text = (ROOT / "examples" / "hospital.yaml").read_text().replace("provider: first_name", "provider: bad_names")
+    (tmp_path / "hospital.yaml").write_text(text)
+    (tmp_path / "hospital.rules.lock.yaml").write_text((ROOT / "examples" / "hospital.rules.lock.yaml").read_text())
+    # Run
+    code, _, err = run_cli(capsys, "run", str(tmp_path / "hospital.yaml"), "-n", "3", "--llm", "template",
+                           "--out", str(tmp_path / "o"))  # fmt: skip
+    code2, _, err2 = run_cli(capsys, "run", "asia", "-n", "3", "--llm", "plugin:bad_writer", "--no-retrieval",
+                             "--out", str(tmp_path / "o2"))  # fmt: skip
+    # Assert
+    assert code == 2 and "provider bad_names failed on patients.first_name: RuntimeError: name service down" in err
+    assert code2 == 2 and "plugin:bad_writer: the plugin's realiser factory failed: RuntimeError: no licence" in err2
+    assert "Traceback" not in err + err2

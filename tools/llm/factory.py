@@ -105,7 +105,12 @@ def plugin_realiser(name: str, lexicon: Lexicon, seed: int) -> Realiser:
         factory = load("realisers", name, check_callable)
     except PluginError as exc:
         raise UsageError(f"--llm plugin:{name}: {exc}") from None
-    realiser = factory(lexicon, seed)
+    try:
+        realiser = factory(lexicon, seed)
+    except Exception as exc:  # the plugin's own failure, named, instead of a traceback
+        raise UsageError(
+            f"--llm plugin:{name}: the plugin's realiser factory failed: {type(exc).__name__}: {exc}"
+        ) from None
     if not (isinstance(getattr(realiser, "name", None), str) and callable(getattr(realiser, "realise", None))):
         raise UsageError(f"--llm plugin:{name}: the plugin made {type(realiser).__name__}, not a realiser")
     return realiser

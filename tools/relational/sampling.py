@@ -165,8 +165,15 @@ class RelationalSampler:
             states = frame[var_column(cs.variable)].to_numpy()
             values = states if cs.map is None else _by_state(cs, cs.map, states, rng)
         elif cs.provider is not None:
-            draw = PROVIDERS[cs.provider][0] if cs.provider in PROVIDERS else provider(cs.provider)[0]  # a plugin's
-            values = np.asarray(draw(rng, m, cs), dtype=object if cs.provider not in PROVIDERS else None)
+            if cs.provider in PROVIDERS:
+                values = np.asarray(PROVIDERS[cs.provider][0](rng, m, cs))
+            else:  # a plugin's: its failure stops the run with the provider's name (no column is left half drawn)
+                try:
+                    values = np.asarray(provider(cs.provider)[0](rng, m, cs), dtype=object)
+                except Exception as exc:
+                    raise DataError(
+                        f"provider {cs.provider} failed on {table}.{column}: {type(exc).__name__}: {exc}"
+                    ) from None
             if values.shape != (m,):
                 raise DataError(f"provider {cs.provider} gave {values.shape} values for {m} rows of {table}.{column}")
         elif cs.offset is not None:
