@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -202,9 +203,11 @@ class Ledger:
     def add(self, kind: str, rows: Sequence[Mapping[str, str | None]], variables: Sequence[str]) -> None:
         """Encode ``rows`` (variable -> state, every value a state of its variable) and keep them under ``kind``."""
         part = {}
-        for var in variables:
+        columns = zip(*map(itemgetter(*variables), rows), strict=True) if len(variables) > 1 and rows else (
+            [r[v] for r in rows] for v in variables)  # fmt: skip
+        for var, column in zip(variables, columns, strict=True):
             index = {s: i for i, s in enumerate(self.network.states(var))}
-            part[var] = np.array([index[r[var]] for r in rows], dtype=np.int16)  # type: ignore[index]
+            part[var] = np.fromiter(map(index.__getitem__, column), np.int16, len(rows))  # type: ignore[arg-type]
         self.add_codes(kind, part, len(rows))
 
     def add_codes(self, kind: str, codes: Mapping[str, NDArray[Any]], n_rows: int) -> None:
