@@ -172,7 +172,7 @@ def open_client(options: EngineOptions) -> Iterator[Client]:
 #: Per worker process: realisers (and the models inside them) and compiled graphs, kept across shards.
 _CACHE: dict[str, Any] = {}
 _CACHE_LOCK = threading.Lock()
-#: How many realisers this worker process has built (a test checks the model is loaded once per worker).
+#: How many realisers this worker process has built, by ``LLM:KEY`` (the model is loaded once per worker).
 BUILT: Counter[str] = Counter()
 
 
@@ -217,7 +217,7 @@ def _cached(key: str, make: Callable[[], Any]) -> tuple[Any, bool]:
 
 def _build_realiser(job: ShardJob) -> Any:
     realiser = make_realiser(job.llm, job.domain.lexicon, seed=job.settings.seed, options=job.options)
-    BUILT[job.model_key] += 1
+    BUILT[f"{job.llm}:{job.model_key}"] += 1
     if job.gate is not None and hasattr(realiser, "model"):
         gate_model(realiser.model, *job.gate)
     return realiser
