@@ -146,7 +146,7 @@ def generate(
     if engine == "dask":
         return _generate_sharded(domain, llm, settings, out, where_run, llm_options, progress,
                                  retrieves=retrieves and llm_name != "template", graph=graph, trace=trace,
-                                 resume=resume is not None)  # fmt: skip
+                                 resume=resume is not None, config=config)  # fmt: skip
     realiser = realiser_of()
     retriever = open_retriever(domain, options, uses_model=llm_name != "template", seed=seed, say=say)
     written = out is not None  # else a temporary folder, read back into memory
@@ -171,7 +171,7 @@ def _generate_sharded(
     from causalsynth.graphs.dask_engine import check_shardable, run_sharded
 
     check_shardable(domain, llm, retrieval=unsupported["retrieves"], graph=unsupported["graph"],
-                    trace=unsupported["trace"], resume=unsupported["resume"])  # fmt: skip
+                    trace=unsupported["trace"], resume=unsupported["resume"], config=unsupported["config"])  # fmt: skip
     assert isinstance(llm, str)
     opts = llm_options or LLMOptions()
     if settings.realize != "template" and settings.realize != opts.realize:

@@ -49,7 +49,7 @@ from causalsynth.graphs.builder import build_graph, compile_graph, recursion_lim
 from causalsynth.tools.errors import CausalSynthError, DataError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
 from causalsynth.tools.sinks.folder import EVENTS, REJECTS, REPORT
-from causalsynth.tools.sinks.run_folder import FAILED, RECORDS, RunSink
+from causalsynth.tools.sinks.run_folder import FAILED, PARTS, RECORDS, RunSink
 from causalsynth.tools.spec import Domain
 from causalsynth.tools.tabular import write_text
 from causalsynth.tools.text.realisation import Realisation, RealisationRequest
@@ -327,11 +327,13 @@ class ShardedRun:
     shards: list[ShardResult] = field(default_factory=list)
 
 
-def check_shardable(domain: Domain, llm: object, *, retrieval: bool, graph: Any, trace: str, resume: bool) -> None:
+def check_shardable(
+    domain: Domain, llm: object, *, retrieval: bool, graph: Any, trace: str, resume: bool, config: Any = None
+) -> None:
     """Refuse what the dask engine does not run yet, naming it.
 
     Raises:
-        UsageError: tables, a chat model or realiser object, retrieval, a custom graph, traces or resume.
+        UsageError: tables, a chat model or realiser object, retrieval, a custom graph, traces, resume or config.
     """
     if domain.schema is not None:
         raise UsageError(
@@ -349,6 +351,8 @@ def check_shardable(domain: Domain, llm: object, *, retrieval: bool, graph: Any,
         raise UsageError("--engine dask: --trace applies to --engine local")
     if resume:
         raise UsageError("--engine dask: --resume applies to --engine local (a lost shard is re-run instead)")
+    if config:
+        raise UsageError("--engine dask: config= (callbacks, tags, metadata) applies to --engine local")
 
 
 def _model_key(domain: Domain, llm: str, options: LLMOptions, seed: int) -> str:
@@ -367,7 +371,7 @@ def _prepare_folder(out: Path) -> None:
         if out.exists() and not out.is_dir():
             raise DataError(f"{out}: exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
-        for name in (*DATASETS, REPORT, SHARDS, EVENTS, "report.html", ".checkpoints.sqlite"):
+        for name in (*DATASETS, REPORT, SHARDS, EVENTS, PARTS, "report.html", ".checkpoints.sqlite", "traces.jsonl"):
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -575,10 +579,11 @@ def sample_sharded(
         ranges = plan_shards(n, engine.shards or default_shards(n, workers))
         jobs = [SampleJob(domain, a, b, n, seed, dict(do), with_noise, decode) for a, b in ranges]
         futures = [client.submit(sample_shard, job, pure=False) for job in jobs]
+        index = {future.key: i for i, future in enumerate(futures)}
         parts: dict[int, pd.DataFrame] = {}
         try:
             for future, frame in as_completed(futures, with_results=True):
-                parts[futures.index(future)] = frame
+                parts[index[future.key]] = frame
                 if progress is not None:
                     progress(len(frame))
         except BaseException:

@@ -17,6 +17,7 @@ from distributed import Client
 import causalsynth
 from causalsynth.agents.context import RunSettings
 from causalsynth.graphs.dask_engine import SHARDS, EngineOptions, gate_model, local_cluster, plan_shards, run_sharded
+from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions
 from causalsynth.tools.spec import load_domain
 from tests.conftest import run_cli
@@ -248,3 +249,23 @@ def test_cli_run_on_its_own_local_cluster_writes_the_run_folder(
         + len(pd.read_parquet(tmp_path / "o" / "rejects.parquet"))
         == 30
     )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spec": "asia", "llm": "template", "config": {"tags": ["mine"]}}, "config="),
+        ({"spec": "clinic", "llm": "local"}, "run with --no-retrieval"),
+        ({"spec": "asia", "llm": "template", "resume": "somewhere"}, "--resume applies to --engine local"),
+        ({"spec": "asia", "llm": "template", "trace": "jsonl", "out": "o"}, "--trace applies to --engine local"),
+    ],
+)
+def test_api_refuses_what_is_not_sharded_before_starting_a_cluster(
+    kwargs: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    # Setup
+    if "out" in kwargs:
+        kwargs["out"] = tmp_path / kwargs["out"]
+    # Run / Assert
+    with pytest.raises(UsageError, match=message):
+        causalsynth.generate(n=5, engine="dask", **kwargs)
