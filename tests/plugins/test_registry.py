@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from causalsynth.graphs.api import sample
+from causalsynth.graphs.api import build_graph, generate, sample
+from causalsynth.graphs.builder import compile_graph
 from causalsynth.tools import plugins
 from causalsynth.tools.errors import SpecError, UsageError
 from causalsynth.tools.spec import load_domain
@@ -181,3 +182,44 @@ def test_a_value_provider_or_realiser_factory_that_raises_is_named_in_one_error_
     assert code == 2 and "provider bad_names failed on patients.first_name: RuntimeError: name service down" in err
     assert code2 == 2 and "plugin:bad_writer: the plugin's realiser factory failed: RuntimeError: no licence" in err2
     assert "Traceback" not in err + err2
+
+
+def test_a_run_is_unaffected_by_broken_plugins_it_does_not_name(tmp_path, install_plugin):
+    install_plugin(
+        "broken-plugins",
+        {
+            "tools": {
+                "shout_check": "good_tools:shout_check",
+                "needs_missing": "bad_import:thing",
+                "not_a_tool": "wrong_type:NUMBER",
+            }
+        },  # fmt: skip
+        {
+            "good_tools": GOOD_TOOL,
+            "bad_import": "import no_such_package_xyz\nthing = 1\n",
+            "wrong_type": "NUMBER = 1\n",
+        },
+    )
+    result = generate(spec_with(tmp_path, "plugins: {validators: [shout_check]}"), 30, llm="template")
+    assert result.report["n_accepted"] == 30 and result.report["violations"] == {}
+
+
+def test_a_graph_node_plugin_brings_its_own_routing(tmp_path, install_plugin):
+    install_plugin("routing-plugin", {"nodes": {"triage_desk": "desk:triage_desk"}}, {"desk": """
+        from causalsynth import GraphNode
+
+        def _look(state, runtime):
+            return {}
+
+        def _route(state) -> str:
+            return "next"
+
+        triage_desk = GraphNode("triage_desk", _look, at="after_generation", router=_route,
+                                targets={"rewrite": "generate", "next": "next"})
+        """})  # fmt: skip
+    domain = load_domain(spec_with(tmp_path, "plugins: {nodes: [triage_desk]}"))
+    drawn = compile_graph(build_graph(domain)).get_graph().draw_mermaid()
+    assert "generate --> triage_desk" in drawn
+    assert "triage_desk -. &nbsp;rewrite&nbsp; .-> generate" in drawn
+    assert "triage_desk -. &nbsp;next&nbsp; .-> validate_schema" in drawn
+    assert generate(domain, 10, llm="template").report["n_accepted"] == 10
