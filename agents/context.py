@@ -66,8 +66,9 @@ class SkeletonSource:
     def take(self, start: int, stop: int) -> list[dict[str, str]]:
         """Skeletons of record ids ``start`` to ``stop`` (exclusive) as variable -> state dicts."""
         start, stop = start - self.first, stop - self.first
-        cols = [(v, states, codes[start:stop].tolist()) for v, states, codes in self._columns]
-        return [{v: states[c[i]] for v, states, c in cols} for i in range(stop - start)]
+        names = [v for v, _, _ in self._columns]
+        values = [np.asarray(states, dtype=object)[codes[start:stop]].tolist() for _, states, codes in self._columns]
+        return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 class Sink(Protocol):

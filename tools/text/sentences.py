@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import chain
 
 #: A period after these does not end a sentence ("Temp. 38.5", "approx. 110", "45 y.o. man").
 _ABBREVIATIONS = frozenset({"approx", "temp", "resp", "vs", "dr", "mr", "mrs", "ms", "e", "i", "y", "o", "eg", "ie"})
@@ -47,25 +48,30 @@ _END_DOT = re.compile(r"\.(?!(?<=\d\.)\d)")
 def sentences_of(texts: Sequence[str]) -> list[list[str]]:
     """``[sentences(t) for t in texts]``, with the splitting done over the whole batch in C.
 
-    Texts with an abbreviation, a non-ASCII character (``isdigit`` knows more digits than the regex) or a NUL take
-    the per-text path.
+    Every period splits, except a decimal point; then the distinct pieces that end in a word an abbreviation ends
+    in ("approx", "e") are looked at, and only the texts holding one are split again the per-text way (which
+    joins "approx." to what follows when the text really has the abbreviation). Texts with a non-ASCII character
+    (``isdigit`` knows more digits than the regex) or a NUL are split the per-text way.
     """
     if not texts:
         return []
     joined = "\x00".join(texts)
-    if not joined.isascii() or joined.count("\x00") != len(texts) - 1 or _has_abbreviation(joined):
-        return [sentences(t) if _needs_slow(t) else _split_fast(t) for t in texts]
-    return [piece.split("\x01") for piece in _END_DOT.sub("\x01", joined).translate(_OTHER_ENDS).split("\x00")]
+    if not joined.isascii() or joined.count("\x00") != len(texts) - 1:
+        return [_split_fast(t) if t.isascii() and "\x00" not in t else sentences(t) for t in texts]
+    out = [piece.split("\x01") for piece in _END_DOT.sub("\x01", joined).translate(_OTHER_ENDS).split("\x00")]
+    suspects = {p for p in set(chain.from_iterable(out)) if _ends_like_abbreviation(p)}
+    if suspects:
+        out = [
+            sentences(t) if not suspects.isdisjoint(pieces) else pieces for t, pieces in zip(texts, out, strict=True)
+        ]
+    return out
 
 
-def _has_abbreviation(text: str) -> bool:
-    lowered = text.lower()
-    return any(a in lowered for a in _DOTTED)
-
-
-def _needs_slow(text: str) -> bool:
-    return not text.isascii() or "\x00" in text or _has_abbreviation(text)
+def _ends_like_abbreviation(piece: str) -> bool:
+    return piece[-1:].isalpha() and piece.rsplit(None, 1)[-1].lower() in _ABBREVIATIONS
 
 
 def _split_fast(text: str) -> list[str]:
-    return _END_DOT.sub("\x01", text).translate(_OTHER_ENDS).split("\x01")
+    """One text split at every period but a decimal point, and at ; ! ? and line breaks (ASCII, no NUL)."""
+    pieces = _END_DOT.sub("\x01", text).translate(_OTHER_ENDS).split("\x01")
+    return sentences(text) if any(map(_ends_like_abbreviation, pieces)) else pieces
