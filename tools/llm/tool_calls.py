@@ -84,7 +84,7 @@ class ToolCaller:
         self.limits = limits
         self.seed = seed
         self.grammar_calls = bool(getattr(model, "accepts_grammar", False))
-        self._bound: Any = None
+        self._bound: dict[bool, Any] = {}
 
     def system(self) -> str:
         """The tool turn's instructions, with each tool's name, arguments and description."""
@@ -150,10 +150,10 @@ class ToolCaller:
         """One model turn: the reply and its calls as ``(id, tool, args)``."""
         if self.grammar_calls:
             return self._grammar_turn(messages, request, optional, config)
-        if self._bound is None or optional != self._bound[0]:
+        if optional not in self._bound:  # bound once per tool choice: optional, or a call required
             choice = None if optional else "any"
-            self._bound = (optional, self.model.bind_tools(list(self.tools.values()), tool_choice=choice))
-        reply = self._bound[1].invoke(messages, config)
+            self._bound[optional] = self.model.bind_tools(list(self.tools.values()), tool_choice=choice)
+        reply = self._bound[optional].invoke(messages, config)
         assert isinstance(reply, AIMessage)
         calls = [(str(c.get("id") or f"call_{i}"), c["name"], dict(c.get("args") or {}))
                  for i, c in enumerate(reply.tool_calls)]  # fmt: skip
