@@ -12,6 +12,7 @@ from itertools import chain
 
 #: A period after these does not end a sentence ("Temp. 38.5", "approx. 110", "45 y.o. man").
 _ABBREVIATIONS = frozenset({"approx", "temp", "resp", "vs", "dr", "mr", "mrs", "ms", "e", "i", "y", "o", "eg", "ie"})
+_TAIL = 1 + max(map(len, _ABBREVIATIONS))
 _DOTTED = ("approx.", "temp.", "resp.", "vs.", "dr.", "mr.", "mrs.", "ms.", "e.g.", "i.e.", "y.o.", "eg.", "ie.")
 _OTHER_ENDS = str.maketrans(";!?\n", "\x01\x01\x01\x01")
 
@@ -59,7 +60,12 @@ def sentences_of(texts: Sequence[str]) -> list[list[str]]:
     if not joined.isascii() or joined.count("\x00") != len(texts) - 1:
         return [_split_fast(t) if t.isascii() and "\x00" not in t else sentences(t) for t in texts]
     out = [piece.split("\x01") for piece in _END_DOT.sub("\x01", joined).translate(_OTHER_ENDS).split("\x00")]
-    suspects = {p for p in set(chain.from_iterable(out)) if _ends_like_abbreviation(p)}
+    # The last _TAIL characters hold a whole abbreviation with the space before it, or are too long to be one.
+    suspects = {
+        p
+        for p in set(chain.from_iterable(out))
+        if p[-1:].isalpha() and p[-_TAIL:].rsplit(None, 1)[-1].lower() in _ABBREVIATIONS
+    }
     if suspects:
         out = [
             sentences(t) if not suspects.isdisjoint(pieces) else pieces for t, pieces in zip(texts, out, strict=True)
