@@ -72,10 +72,11 @@ class RunPlugins:
     def validate(self, record: Record) -> list[Violation]:
         """Every validator tool's violations for one record (a tool that raises or hangs gives a ``tool_error``)."""
         out: list[Violation] = []
+        config = ensure_config()  # the node's: each tool run is a child span of it
         for tool in self.validators:
             given = {"text": record["text"], "facts": dict(record["skeleton"]), "record_id": record["id"]}
             args = {k: v for k, v in given.items() if k in tool.args}
-            got = bounded_call(lambda t=tool, a=args: t.invoke(a), self.validator_seconds)  # type: ignore[misc]
+            got = bounded_call(lambda t=tool, a=args: t.invoke(a, config), self.validator_seconds)  # type: ignore[misc]
             if got.error is not None:
                 out.append(Violation(kind=TOOL_ERROR, variable=tool.name, expected=None, found=None,
                                      message=f"validator tool {tool.name} failed: {got.error}"))  # fmt: skip

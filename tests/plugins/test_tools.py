@@ -151,3 +151,14 @@ def test_generator_tools_need_a_model_and_corpus_lookup_needs_retrieval(tmp_path
     code, _, err = run_cli(capsys, "run", str(spec), "-n", "2", "--llm", "template", "--out", str(tmp_path / "o"))
     last = err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: ") and "needs a chat model" in last and "Traceback" not in err
+
+
+def test_tool_runs_and_tool_turns_are_spans_of_the_run_trace(tmp_path, lab_tools):
+    domain = load_domain(asia_with(tmp_path, "plugins: {generator_tools: [glossary], validators: [raising_check]}\n"))
+    realiser = ChatRealiser(ToolCallingModel(), domain.lexicon, realize="free")
+    generate(domain, 2, llm=realiser, retrieval=False, out=tmp_path / "run", trace="jsonl", max_rounds=0)
+    spans = [json.loads(x) for x in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
+    names = [s.get("name") for s in spans]
+    assert names.count("glossary") == 2 and names.count("raising_check") == 2
+    assert names.count("ToolCallingModel") == 2 * 2  # per record: the turn that calls and the turn that stops
+    assert sum(str(n).startswith("realise record") for n in names) == 2

@@ -122,7 +122,7 @@ class ToolCaller:
             messages.append(ai)
             for call_id, name, args in calls[: self.limits.calls - len(out.calls)]:
                 left = deadline - time.perf_counter()
-                call = self._call(name, args, left)
+                call = self._call(name, args, left, config)
                 out.calls.append(call)
                 messages.append(ToolMessage(call.output if call.error is None else f"error: {call.error}",
                                             tool_call_id=call_id, name=name))  # fmt: skip
@@ -130,13 +130,15 @@ class ToolCaller:
             out.stopped = f"limit of {self.limits.calls} tool call(s) reached"
         return out
 
-    def _call(self, name: str, args: Mapping[str, Any], seconds: float) -> ToolCall:
+    def _call(
+        self, name: str, args: Mapping[str, Any], seconds: float, config: RunnableConfig | None = None
+    ) -> ToolCall:
         tool = self.tools.get(name)
         if tool is None:
             return ToolCall(name, dict(args), 0.0, error=f"no tool named {name!r}")
         if seconds <= 0:
             return ToolCall(name, dict(args), 0.0, error="no time left in the tool budget")
-        got = bounded_call(lambda: tool.invoke(dict(args)), seconds)
+        got = bounded_call(lambda: tool.invoke(dict(args), config), seconds)  # a child span of the node
         if got.timed_out:
             budget = f"no answer within the record's tool budget of {self.limits.seconds:g} s"
             return ToolCall(name, dict(args), got.seconds, error=budget)
