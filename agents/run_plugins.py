@@ -9,6 +9,7 @@ metric that raises is reported as failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,7 @@ class RunPlugins:
     validators: list[BaseTool] = field(default_factory=list)
     validator_seconds: float = 10.0
     caller: ToolCaller | None = None
+    concurrency: int = 1  # records whose tool loops run at once (the realiser's own concurrency)
     metrics: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
@@ -55,11 +57,16 @@ class RunPlugins:
 
         ``config`` (default: the calling node's) makes the model's tool turns child spans of the node.
         """
-        assert self.caller is not None
-        config = config if config is not None else ensure_config()
+        caller = self.caller
+        assert caller is not None
+        parent = config if config is not None else ensure_config()
+        if self.concurrency > 1 and len(requests) > 1:  # records' loops side by side, as the realiser's calls are
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="causalsynth-tools") as pool:
+                done_all = list(pool.map(lambda q: caller.run(q, parent), requests))
+        else:
+            done_all = [caller.run(q, parent) for q in requests]
         rounds = []
-        for request in requests:
-            done = self.caller.run(request, config)
+        for request, done in zip(requests, done_all, strict=True):  # traced in record order
             for call in done.calls:
                 emit(trace_event(request.record_id, request.attempt, call))
             if done.stopped is not None:
@@ -200,8 +207,9 @@ def _make(ctx: FrameContext) -> RunPlugins | None:
             else:
                 tools.append(load("tools", name, check_tool))
         caller = ToolCaller(model, tools, ctx.domain.lexicon, resolved.limits, seed=ctx.settings.seed)
+    concurrency = max(1, int(getattr(ctx.realiser, "concurrency", 1)))
     return RunPlugins(validators=list(resolved.validators), validator_seconds=resolved.validator_seconds,
-                      caller=caller, metrics=dict(resolved.metrics))  # fmt: skip
+                      caller=caller, concurrency=concurrency, metrics=dict(resolved.metrics))  # fmt: skip
 
 
 def _plain(value: Any) -> Any:
