@@ -2,7 +2,9 @@
 
 Run by ``loop.py`` twice per round: with the working tree's ``causalsynth`` and with a baseline commit's (laid out
 by ``_common.baseline_view`` and put first on ``PYTHONPATH``), so both arms time the same records in one command.
-Usage: ``throughput_child.py SPEC N BATCH``.
+Usage: ``throughput_child.py SPEC N BATCH [WARM]``: with WARM, a first run of the same size (another seed) warms the
+process's caches (implied CIs, exact marginals, sentences read) and the second is timed: the steady state of a
+long-lived process; without it, the first run of a fresh process is timed.
 """
 
 from __future__ import annotations
@@ -25,12 +27,17 @@ def main() -> None:
     from causalsynth.tools.text.template import TemplateRealiser
 
     spec, n, batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    warm = len(sys.argv) > 4 and sys.argv[4] == "warm"
     domain = load_domain(spec)
     with tempfile.TemporaryDirectory() as tmp:
+        if warm:
+            run(domain, TemplateRealiser(domain.lexicon, seed=1), RunSettings(n=n, batch_size=batch, seed=1),
+                Path(tmp) / "warm-up")  # fmt: skip
         wall, cpu = time.perf_counter(), time.process_time()
-        report = run(domain, TemplateRealiser(domain.lexicon, seed=0), RunSettings(n=n, batch_size=batch), Path(tmp))
+        report = run(domain, TemplateRealiser(domain.lexicon, seed=0), RunSettings(n=n, batch_size=batch),
+                     Path(tmp) / "run")  # fmt: skip
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        records = (Path(tmp) / "records.parquet").read_bytes()
+        records = (Path(tmp) / "run" / "records.parquet").read_bytes()
     print(json.dumps({"package": str(Path(causalsynth.__file__).parent), "n": n, "wall": wall, "cpu": cpu,
                       "realizability": report["realizability"], "records_bytes": len(records)}))  # fmt: skip
 
