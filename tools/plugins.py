@@ -346,11 +346,30 @@ def resolve(spec: PluginsSpec) -> ResolvedPlugins:
     for ref in spec.node_refs():
         obj = load("nodes", ref.name, check_node)
         node = obj if isinstance(obj, GraphNode) else GraphNode(name=ref.name, node=obj)
-        nodes.append(GraphNode(name=ref.name, node=node.node, at=ref.at or node.at, router=node.router,
-                               targets=node.targets))  # fmt: skip
+        nodes.append(GraphNode(name=ref.name, node=_guarded(ref.name, node.node), at=ref.at or node.at,
+                               router=node.router, targets=node.targets))  # fmt: skip
     metrics = {name: load("metrics", name, check_callable) for name in spec.metrics}
     return ResolvedPlugins(validators, list(spec.generator_tools), spec.tool_calls, spec.validator_seconds, nodes,
                            metrics)  # fmt: skip
+
+
+def _guarded(name: str, node: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A plugin node whose failure stops the run as a :class:`PluginError` naming it (one error line, no traceback).
+
+    A failed node is not skipped: passing a batch on without, say, its redaction would be worse than stopping.
+    """
+    from langgraph.errors import GraphBubbleUp
+
+    def run(state: Any, runtime: Any) -> dict[str, Any]:
+        try:
+            return node(state, runtime)
+        except (CausalSynthError, GraphBubbleUp):  # already a user-facing error, or LangGraph's own control flow
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin node {name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+    run.__doc__ = node.__doc__
+    return run
 
 
 def _required_args(tool: Any) -> list[str]:

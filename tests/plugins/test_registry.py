@@ -223,3 +223,12 @@ def test_a_graph_node_plugin_brings_its_own_routing(tmp_path, install_plugin):
     assert "triage_desk -. &nbsp;rewrite&nbsp; .-> generate" in drawn
     assert "triage_desk -. &nbsp;next&nbsp; .-> validate_schema" in drawn
     assert generate(domain, 10, llm="template").report["n_accepted"] == 10
+
+
+def test_a_plugin_node_that_raises_stops_the_run_with_one_error_line_naming_it(tmp_path, install_plugin, capsys):
+    install_plugin("crashy-plugin", {"nodes": {"crashy": "crashy:crashy"}},
+                   {"crashy": "def crashy(state, runtime):\n    raise KeyError('ward')\n"})  # fmt: skip
+    spec = spec_with(tmp_path, "plugins: {nodes: [crashy]}")
+    code, _, err = run_cli(capsys, "run", str(spec), "-n", "5", "--llm", "template", "--out", str(tmp_path / "o"))
+    assert code == 2 and "plugin node 'crashy' failed: KeyError: 'ward'" in err.strip().splitlines()[-1]
+    assert "Traceback" not in err and not (tmp_path / "o" / "records.parquet").exists()
