@@ -233,5 +233,6 @@ def plugin_metrics(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
     if report is None:
         return {"info": info}
     values, failed = plugins.metric_values()
-    report = {**report, "metrics": values} | ({"metrics_failed": failed} if failed else {})
+    report = {**report, "metrics": values, "metrics_records": len(plugins.rows)}
+    report |= {"metrics_failed": failed} if failed else {}
     return {"report": report, "info": info | {"metrics": values}}

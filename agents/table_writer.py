@@ -36,6 +36,7 @@ def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dic
         plugins = run_plugins(ctx)
         if plugins is not None and plugins.metrics:  # over the accepted rows the plugin_metrics node kept
             report["metrics"], failed = plugins.metric_values()
+            report["metrics_records"] = len(plugins.rows)  # what they cover (a resumed run: its own batches)
             report |= {"metrics_failed": failed} if failed else {}
         ctx.finish(report)
     return {"accepted": Overwrite([]), "rejected": Overwrite([]), "report": report,

@@ -78,6 +78,7 @@ def test_validator_node_and_metric_of_the_example_plugin_each_take_effect(tmp_pa
     # ... and the metric is in the report and on the page
     assert report["metrics"] == {"drug_mentions.share": 1.0, "drug_mentions.per_note": 1.0}
     assert json.loads((out / "report.json").read_text())["metrics"]["drug_mentions.share"] == 1.0
+    assert report["metrics_records"] == 12
     page = (out / "report.html").read_text()
     assert "Plugin metrics" in page and "drug_mentions.share" in page
 
