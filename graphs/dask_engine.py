@@ -33,7 +33,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -169,8 +169,10 @@ def open_client(options: EngineOptions) -> Iterator[Client]:
 
 # -- on the workers ----------------------------------------------------------------------------------------------
 
-#: Per worker process: realisers (and the models inside them) and compiled graphs, kept across shards.
-_CACHE: dict[str, Any] = {}
+#: Per worker process: realisers (and the models inside them) and compiled graphs, kept across shards; only the
+#: most recent few, so that a long-lived worker serving runs with other settings does not hold every model.
+_CACHE: OrderedDict[str, Any] = OrderedDict()
+_CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
 #: How many realisers this worker process has built, by ``LLM:KEY`` (the model is loaded once per worker).
 BUILT: Counter[str] = Counter()
@@ -210,8 +212,11 @@ class ShardResult:
 def _cached(key: str, make: Callable[[], Any]) -> tuple[Any, bool]:
     with _CACHE_LOCK:
         if key in _CACHE:
+            _CACHE.move_to_end(key)
             return _CACHE[key], False
         value = _CACHE[key] = make()
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
         return value, True
 
 
@@ -339,6 +344,10 @@ def check_shardable(
         raise UsageError(
             f"--engine dask: {domain.source} declares tables; relational runs are not sharded yet (use --engine local)"
         )
+    plugins = domain.plugins
+    if plugins is not None and plugins.metrics:
+        raise UsageError(f"--engine dask: {domain.source} names plugin metrics, which are not merged across shards "
+                         "yet (use --engine local)")  # fmt: skip
     if not isinstance(llm, str):
         raise UsageError("--engine dask: llm must be named by a string ('local', 'template', 'PROVIDER:MODEL') so "
                          "that every worker can build it")  # fmt: skip
