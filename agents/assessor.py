@@ -13,23 +13,39 @@ from typing import Any
 
 import numpy as np
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 
 from causalsynth.agents.context import RunContext
-from causalsynth.agents.state import RunState
+from causalsynth.agents.state import Attempt, RunState
+from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.quality.guard import MAX_RESAMPLES, PERCENTILE
 from causalsynth.tools.quality.run_quality import ci_summary, drift_summary, tvd_summary
+from causalsynth.tools.text.realisation import Violation
 
 #: The ledger's record of which records failed for infrastructure reasons (their ids, as one column).
 FAILED_IDS = "failed_ids"
 
 
 def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Count the batch's outcomes; when it is the run's last batch, compute the run report."""
+    """Count the batch's outcomes; when it is the run's last batch, compute the run report.
+
+    With a privacy guard, accepted records closer to a training row than the holdout's yardstick go back to the
+    Generator with a fresh skeleton first (``MAX_RESAMPLES`` times at most, then they are rejected); the batch is
+    counted once none is left to resample.
+    """
     ctx = runtime.context
+    if ctx.guard is not None:
+        resampled = _guard(state, ctx)
+        if resampled is not None:
+            return resampled
     accepted = state.get("accepted", [])
     rejected = state.get("rejected", [])
     failed = state.get("failed", [])
     observed = ctx.domain.lexicon.observed
-    ctx.ledger.add_codes("accepted", ctx.skeletons.codes([r["id"] for r in accepted]), len(accepted))
+    if ctx.guard is None:
+        ctx.ledger.add_codes("accepted", ctx.skeletons.codes([r["id"] for r in accepted]), len(accepted))
+    else:  # skeletons may have been resampled: encode the ones accepted
+        ctx.ledger.add("accepted", [r["skeleton"] for r in accepted], ctx.domain.network.names)
     ctx.ledger.add("extracted", [r.get("facts", {}) for r in accepted], observed)
 
     batch: Counter[str] = Counter(n_accepted=len(accepted), n_rejected=len(rejected))
@@ -56,6 +72,38 @@ def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         else:  # one shard of a sharded run: the engine reports over all shards' ledgers
             update["report"] = {"shard": ctx.shard, "totals": dict(totals)}
     return update
+
+
+def _guard(state: RunState, ctx: RunContext) -> dict[str, Any] | None:
+    """Send the accepted records too close to a training row back with fresh skeletons; None if there are none."""
+    assert ctx.guard is not None
+    accepted = state.get("accepted", [])
+    close = ctx.guard.too_close([r["skeleton"] for r in accepted]).tolist() if accepted else []
+    if not any(close):
+        return None
+    kept = [r for r, c in zip(accepted, close, strict=True) if not c]
+    redo, given_up = [], []
+    for r in (r for r, c in zip(accepted, close, strict=True) if c):
+        count = r.get("resamples", 0)
+        why = Violation(kind="privacy", variable="skeleton", expected=None, found=None,
+                        message=f"the record is closer to a training row than {100 - PERCENTILE:g}% of the holdout "
+                                f"rows are (threshold {ctx.guard.threshold:.4g})")  # fmt: skip
+        history = [*r["history"], Attempt(attempt=r["attempts"], text=r["text"], violations=[why])]
+        if count >= MAX_RESAMPLES:
+            given_up.append({**r, "violations": [why], "history": history})
+            continue
+        redo.append({**r, "skeleton": _fresh_skeleton(ctx, r["id"], count + 1), "text": "", "attempts": 0,
+                     "violations": [], "history": history, "resamples": count + 1})  # fmt: skip
+    counts = {"privacy_resampled": len(redo), "privacy_rejected": len(given_up)}
+    return {"accepted": Overwrite(kept), "records": redo, "rejected": given_up, "totals": counts,
+            "info": {"batch": state.get("batch", 0)} | counts}  # fmt: skip
+
+
+def _fresh_skeleton(ctx: RunContext, record_id: int, resample: int) -> dict[str, str]:
+    """Record ``record_id``'s skeleton in the ``resample``-th alternative stream of the run's seed (batch-invariant)."""
+    seed = int(np.random.SeedSequence([ctx.settings.seed, resample, 0x9E37]).generate_state(1)[0])
+    data = Sampler(ctx.domain.network).sample(1, seed=seed, start=record_id).data
+    return {v: str(data[v].iloc[0]) for v in ctx.domain.network.names}
 
 
 def _judged(ctx: RunContext, n_requested: int) -> tuple[dict[str, Any], int]:
@@ -126,4 +174,16 @@ def run_report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[
         "records_per_second": n_requested / seconds if seconds > 0 else None,
         "accepted_per_second": n_acc / seconds if seconds > 0 else None,
         "retrieval": ctx.retriever.summary() if ctx.retriever is not None else None,
+        **({"privacy_guard": _guard_report(ctx, totals)} if ctx.guard is not None else {}),
     }
+
+
+def _guard_report(ctx: RunContext, totals: Counter[str]) -> dict[str, Any]:
+    """The privacy guard's yardstick and what it did; whether a DP guarantee survived it."""
+    assert ctx.guard is not None
+    out = ctx.guard.describe() | {"resampled": int(totals["privacy_resampled"]),
+                                  "rejected": int(totals["privacy_rejected"])}  # fmt: skip
+    if ctx.dp_void:
+        out["dp_guarantee"] = ("void: the spec was fitted with differential privacy, but this run filtered its "
+                               "records against the real rows, which no DP guarantee covers")  # fmt: skip
+    return out

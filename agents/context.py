@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from causalsynth.tools.causal.sampler import Sampler
+from causalsynth.tools.quality.guard import PrivacyGuard
 from causalsynth.tools.quality.run_quality import Ledger
 from causalsynth.tools.retrieval.retriever import Retriever
 from causalsynth.tools.sinks.run_folder import RunSink
@@ -130,6 +131,10 @@ class RunContext(FrameContext):
     #: Index of this shard in a sharded run (``graphs.dask_engine``): its last batch ends with the shard's
     #: counters instead of a report; the engine computes the run's report over every shard's ledger.
     shard: int | None = None
+    #: ``run --privacy-reference``: accepted records too close to a training row are resampled (``agents.assessor``).
+    guard: PrivacyGuard | None = None
+    #: The guard runs on a DP-fitted spec (the user accepted it): the report says the guarantee no longer holds.
+    dp_void: bool = False
 
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.domain.network)

@@ -41,6 +41,7 @@ class Record(TypedDict):
     history: list[Attempt]  # every failed attempt, oldest first
     facts: NotRequired[dict[str, str | None]]  # what the extractor read from the current text
     references: NotRequired[list[Passage]]  # retrieved once, before the first attempt (kept for corrections)
+    resamples: NotRequired[int]  # fresh skeletons drawn because the last was too close to a training row
 
 
 def add_counts(left: dict[str, float], right: dict[str, float]) -> dict[str, float]:

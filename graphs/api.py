@@ -33,6 +33,7 @@ from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
 from causalsynth.tools.plugins import GraphNode, PluginError
 from causalsynth.tools.privacy.columns import decode_frame, states_frame
+from causalsynth.tools.quality.guard import PrivacyGuard, check_dp
 from causalsynth.tools.sinks.folder import REJECTS
 from causalsynth.tools.sinks.run_folder import FAILED
 from causalsynth.tools.sinks.table_folder import DATABASE
@@ -104,6 +105,9 @@ def generate(
     scheduler: str | None = None,
     shards: int | None = None,
     workers: int = 2,
+    privacy_reference: str | Path | None = None,
+    privacy_holdout: str | Path | None = None,
+    privacy_filter_breaks_dp: bool = False,
 ) -> GenerationResult:
     """Generate ``n`` records of ``spec`` through the agent graph; the defaults are the CLI's ``run``.
 
@@ -119,6 +123,11 @@ def generate(
     ``scheduler`` (``tcp://HOST:PORT``), else a LocalCluster of ``workers`` processes on 127.0.0.1. The records are
     those of the single-process run with the same seed; ``records.parquet`` and the others are then Parquet
     datasets, one file per shard (see ``causalsynth.graphs.dask_engine``).
+
+    ``privacy_reference`` (a CSV or Parquet of the real training rows) turns on the privacy guard: accepted records
+    closer to a training row than the holdout rows (``privacy_holdout``, else a held-out fifth of the reference)
+    are resampled, with counts in the report (``tools.quality.guard``). A DP-fitted spec refuses it unless
+    ``privacy_filter_breaks_dp``, and the report then says the DP guarantee no longer holds.
 
     Raises:
         UsageError: a bad parameter, named.
@@ -143,6 +152,9 @@ def generate(
     options = retrieval_options or RetrievalOptions()
     options = RetrievalOptions(**{**options.__dict__, "enabled": retrieval and options.enabled})
     retrieves = retrieval_settings(domain, options) is not None  # values checked before anything is loaded
+    guard, dp_void = _privacy_guard(domain, privacy_reference, privacy_holdout, privacy_filter_breaks_dp, seed)
+    if guard is not None and engine == "dask":
+        raise UsageError("--privacy-reference: the guard runs with --engine local only")
     if engine == "dask":
         return _generate_sharded(domain, llm, settings, out, where_run, llm_options, progress,
                                  retrieves=retrieves and llm_name != "template", graph=graph, trace=trace,
@@ -153,8 +165,22 @@ def generate(
     with nullcontext(str(out)) if written else tempfile.TemporaryDirectory(prefix="causalsynth-") as where:
         folder = Path(where)
         report = _run(domain, realiser, settings, folder, progress=progress, retriever=retriever, config=config,
-                      graph=graph, trace=trace, durable=written, resume=resume is not None)  # fmt: skip
+                      graph=graph, trace=trace, durable=written, resume=resume is not None, guard=guard,
+                      dp_void=dp_void)  # fmt: skip
         return _result(domain, folder, report, written=written)
+
+
+def _privacy_guard(
+    domain: Domain, reference: str | Path | None, holdout: str | Path | None, breaks_dp: bool, seed: int
+) -> tuple[PrivacyGuard | None, bool]:
+    """The run's privacy guard (None without a reference), and whether it voids the spec's DP guarantee."""
+    if reference is None:
+        if holdout is not None:
+            raise UsageError("--privacy-holdout needs --privacy-reference")
+        return None, False
+    dp_void = check_dp(domain, breaks_dp)  # before the real rows are read
+    guard = PrivacyGuard.from_files(domain, Path(reference), Path(holdout) if holdout is not None else None, seed=seed)
+    return guard, dp_void
 
 
 def _generate_sharded(

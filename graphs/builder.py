@@ -48,7 +48,7 @@ from causalsynth.agents.table_state import TableRunState
 from causalsynth.agents.table_validator import validate_tables
 from causalsynth.agents.table_writer import write_tables
 from causalsynth.agents.writer import write
-from causalsynth.graphs.routing import after_repair, after_validate_tables, after_verify, after_write
+from causalsynth.graphs.routing import after_assess, after_repair, after_validate_tables, after_verify, after_write
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.plugins import POINTS, GraphNode
 from causalsynth.tools.spec import Domain
@@ -132,8 +132,9 @@ def _record_graph(extra: Sequence[GraphNode] = ()) -> StateGraph[RunState, RunCo
         nodes=[("sample", sample), ("retrieve", retrieve), ("generate", generate), ("validate_schema", validate_schema),
                ("verify_causal", verify_causal), ("assess", assess), ("write", write)],
         edges=[(START, "sample"), ("sample", "retrieve"), ("retrieve", "generate"), ("generate", "validate_schema"),
-               ("validate_schema", "verify_causal"), ("assess", "write")],
-        routes=[("verify_causal", after_verify, None), ("write", after_write, {"sample": "sample", "__end__": END})],
+               ("validate_schema", "verify_causal")],
+        routes=[("verify_causal", after_verify, None), ("assess", after_assess, None),
+                ("write", after_write, {"sample": "sample", "__end__": END})],
         extra=extra, points=_POINTS["records"],
     )  # fmt: skip
 
@@ -218,7 +219,11 @@ def _labels(router: Callable[[Any], str]) -> list[str]:
     return [str(a) for a in typing.get_args(hints["return"])]
 
 
-def recursion_limit(n: int, batch_size: int, max_rounds: int) -> int:
-    """Super-steps a run needs (either topology): per batch, 4 steps plus 3 per round, and a margin."""
+def recursion_limit(n: int, batch_size: int, max_rounds: int, resamples: int = 0) -> int:
+    """Super-steps a run needs (either topology): per batch, 4 steps plus 3 per round, and a margin.
+
+    ``resamples``: times the privacy guard may send a batch's records back to the Generator (each a new series
+    of rounds).
+    """
     batches = max(1, -(-n // batch_size))
-    return batches * (4 + 3 * (max_rounds + 1)) + 10
+    return batches * (4 + 3 * (max_rounds + 1)) * (1 + resamples) + 10

@@ -165,6 +165,28 @@ def run_cmd(
     shards: ShardsOpt = None,
     workers: WorkersOpt = 2,
     threads: ThreadsOpt = None,
+    privacy_reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--privacy-reference",
+            help="Real training rows (CSV/Parquet): resample records closer to one than the holdout rows are.",
+        ),
+    ] = None,
+    privacy_holdout: Annotated[
+        Path | None,
+        typer.Option(
+            "--privacy-holdout",
+            help="Real rows the spec never saw, the guard's yardstick (default: a "
+            "held-out fifth of --privacy-reference).",
+        ),
+    ] = None,
+    privacy_filter_breaks_dp: Annotated[
+        bool,
+        typer.Option(
+            "--privacy-filter-breaks-dp",
+            help="Allow the guard on a DP-fitted spec; the report then says the DP guarantee no longer holds.",
+        ),
+    ] = False,
 ) -> None:
     """Generate records through the agent graph: sample, retrieve, realise, validate, verify, correct, assess, write."""
     if resume is not None and out is not None and out != resume:
@@ -190,6 +212,8 @@ def run_cmd(
                 retrieval=not no_retrieval, out=out, batch_size=batch_size, llm_options=options,
                 retrieval_options=retrieval, progress=progress, say=_say, trace=trace,  # type: ignore[arg-type]
                 resume=resume, engine=engine, scheduler=scheduler, shards=shards, workers=workers,  # type: ignore[arg-type]
+                privacy_reference=privacy_reference, privacy_holdout=privacy_holdout,
+                privacy_filter_breaks_dp=privacy_filter_breaks_dp,
             )  # fmt: skip
     except KeyboardInterrupt:
         _say(interrupted_message(out))
@@ -228,6 +252,12 @@ def _print_run_report(report: dict[str, object], out: Path) -> None:
     table.add_row("rounds_histogram", json.dumps(report.get("rounds_histogram")))
     for key, value in retrieval_rows(report.get("retrieval")):  # type: ignore[arg-type]
         table.add_row(key, value)
+    guard = report.get("privacy_guard")
+    if isinstance(guard, dict):
+        table.add_row("privacy guard: threshold", _fmt(guard["threshold"], 4))
+        table.add_row("privacy guard: resampled / rejected", f"{guard['resampled']} / {guard['rejected']}")
+        if "dp_guarantee" in guard:
+            table.add_row("DP guarantee", "void (records filtered against the real rows)")
     out_console.print(table)
     records = pd.read_parquet(out / "records.parquet", columns=["record_id", "text"])
     if len(records):

@@ -13,6 +13,11 @@ def after_verify(state: RunState) -> Literal["generate", "assess"]:
     return "generate" if state.get("records") else "assess"
 
 
+def after_assess(state: RunState) -> Literal["generate", "write"]:
+    """Back to the Generator with the records the privacy guard resampled; else write the batch."""
+    return "generate" if state.get("records") else "write"
+
+
 def after_write(state: RunFrame) -> Literal["sample", "__end__"]:
     """Next batch while records (root rows) remain to be requested; else the run ends (both topologies)."""
     return "sample" if state.get("next_id", 0) < state.get("n_requested", 0) else "__end__"

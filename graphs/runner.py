@@ -19,6 +19,7 @@ from causalsynth.graphs.durable import check_resumable, open_saver, settings_rec
 from causalsynth.graphs.durable import finish as durable_finish
 from causalsynth.graphs.tracing import RunTracing, check_trace
 from causalsynth.tools.errors import UsageError
+from causalsynth.tools.quality.guard import MAX_RESAMPLES, PrivacyGuard
 from causalsynth.tools.retrieval.retriever import Retriever
 from causalsynth.tools.sinks.run_folder import RunSink
 from causalsynth.tools.sinks.table_folder import TableSink
@@ -59,6 +60,8 @@ def run(
     trace: str | None = None,
     durable: bool = False,
     resume: bool = False,
+    guard: PrivacyGuard | None = None,
+    dp_void: bool = False,
 ) -> dict[str, Any]:
     """Generate ``settings.n`` records; write them to ``out_dir`` (if given); return the report.
 
@@ -67,13 +70,16 @@ def run(
     run_name); ``graph`` replaces the compiled graph (e.g. ``build_graph(domain)`` with a node added). ``trace``
     is ``off`` or ``jsonl`` (spans to ``traces.jsonl`` in ``out_dir``); LangSmith follows its environment variables.
     ``durable`` checkpoints the run in ``out_dir`` at every batch boundary (``graphs.durable``); ``resume``
-    continues the interrupted run there instead of starting anew.
+    continues the interrupted run there instead of starting anew. ``guard`` resamples accepted records too close
+    to a training row (``tools.quality.guard``); ``dp_void`` makes the report say a DP guarantee no longer holds.
 
     Raises:
         UsageError: bad settings.
         DataError: the output folder cannot be written, or SQLite refused a row.
     """
     check_settings(settings)
+    if guard is not None and domain.schema is not None:
+        raise UsageError("--privacy-reference: the guard checks specs of single records; this spec has tables")
     check_trace(trace, out_dir)
     relational = domain.schema is not None
     durable = (durable or resume) and out_dir is not None
@@ -107,10 +113,11 @@ def run(
             domain=domain, realiser=realiser, settings=settings, retriever=retriever, progress=progress,
             skeletons=SkeletonSource(domain, settings.n, settings.seed),
             sink=RunSink(out_dir, domain.network.names, keep_parts=durable, resume=resume)
-            if out_dir is not None else None,
+            if out_dir is not None else None, guard=guard, dp_void=dp_void,
         )  # fmt: skip
     tracing = RunTracing(trace, out_dir, append=resume)  # after the sink: the folder exists, with no stale outputs
-    limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds)
+    limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds,
+                            MAX_RESAMPLES if guard is not None else 0)  # fmt: skip
     if not durable:
         compiled = graph if graph is not None else compile_graph(build_graph(domain), relational)
         return invoke_run(compiled, context, limit, config, tracing=tracing)

@@ -47,7 +47,8 @@ def test_graph_edges_are_the_designed_loop():
         ("validate_schema", "verify_causal", False),
         ("verify_causal", "generate", True),
         ("verify_causal", "assess", True),
-        ("assess", "write", False),
+        ("assess", "write", True),
+        ("assess", "generate", True),  # records the privacy guard resampled
         ("write", "sample", True),
         ("write", "__end__", True),
     }
