@@ -219,11 +219,25 @@ def _labels(router: Callable[[Any], str]) -> list[str]:
     return [str(a) for a in typing.get_args(hints["return"])]
 
 
-def recursion_limit(n: int, batch_size: int, max_rounds: int, resamples: int = 0) -> int:
+def recursion_limit(n: int, batch_size: int, max_rounds: int, resamples: int = 0, extra_nodes: int = 0) -> int:
     """Super-steps a run needs (either topology): per batch, 4 steps plus 3 per round, and a margin.
 
     ``resamples``: times the privacy guard may send a batch's records back to the Generator (each a new series
-    of rounds).
+    of rounds). ``extra_nodes``: nodes added to the topology's own (:func:`extra_nodes`); each is counted once
+    per round and once more per batch, which bounds both points (a node that routes in a loop of its own needs
+    ``recursion_limit`` in the run's config).
     """
     batches = max(1, -(-n // batch_size))
-    return batches * (4 + 3 * (max_rounds + 1)) * (1 + resamples) + 10
+    per_batch = 4 + extra_nodes + (3 + extra_nodes) * (max_rounds + 1)
+    return batches * per_batch * (1 + resamples) + 10
+
+
+#: The nodes of each topology as built, before extra ones are added.
+_OWN_NODES = frozenset({"sample", "retrieve", "generate", "validate_schema", "verify_causal", "assess", "write",
+                        "sample_tables", "generate_text", "validate_tables", "repair", "write_tables"})  # fmt: skip
+
+
+def extra_nodes(graph: Any) -> int:
+    """How many nodes a run graph (a ``StateGraph`` or its compiled form) has beyond its topology's own."""
+    builder = getattr(graph, "builder", graph)
+    return len(set(getattr(builder, "nodes", {})) - _OWN_NODES)

@@ -45,7 +45,7 @@ import pandas as pd
 
 from causalsynth.agents.assessor import FAILED_IDS, run_report
 from causalsynth.agents.context import RunContext, RunSettings, SkeletonSource
-from causalsynth.graphs.builder import build_graph, compile_graph, recursion_limit
+from causalsynth.graphs.builder import build_graph, compile_graph, extra_nodes, recursion_limit
 from causalsynth.tools.errors import CausalSynthError, DataError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
 from causalsynth.tools.sinks.folder import EVENTS, REJECTS, REPORT
@@ -241,7 +241,7 @@ def run_shard(job: ShardJob) -> ShardResult:
         domain=job.domain, realiser=realiser, settings=s, sink=sink, shard=job.index,
         skeletons=SkeletonSource(job.domain, job.stop - job.first, s.seed, first=job.first),
     )  # fmt: skip
-    limit = recursion_limit(job.stop - job.first, s.batch_size, s.max_rounds)
+    limit = recursion_limit(job.stop - job.first, s.batch_size, s.max_rounds, extra_nodes=extra_nodes(graph))
     start = {"n_requested": job.stop, "next_id": job.first, "totals": {}, "report": None}
     try:
         final = graph.invoke(start, context=ctx, config={"recursion_limit": limit})

@@ -14,7 +14,7 @@ from langchain_core.runnables import RunnableConfig
 from causalsynth.agents.context import FrameContext, RunContext, RunSettings, SkeletonSource
 from causalsynth.agents.resume import restore_ledger
 from causalsynth.agents.table_context import TableRunContext, to_columns
-from causalsynth.graphs.builder import build_graph, compile_graph, recursion_limit
+from causalsynth.graphs.builder import build_graph, compile_graph, extra_nodes, recursion_limit
 from causalsynth.graphs.durable import check_resumable, open_saver, settings_record, start_fresh, thread_config
 from causalsynth.graphs.durable import finish as durable_finish
 from causalsynth.graphs.tracing import RunTracing, check_trace
@@ -117,7 +117,8 @@ def run(
         )  # fmt: skip
     tracing = RunTracing(trace, out_dir, append=resume)  # after the sink: the folder exists, with no stale outputs
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds,
-                            MAX_RESAMPLES if guard is not None else 0)  # fmt: skip
+                            MAX_RESAMPLES if guard is not None else 0,
+                            extra_nodes(graph if graph is not None else build_graph(domain)))  # fmt: skip
     if not durable:
         compiled = graph if graph is not None else compile_graph(build_graph(domain), relational)
         return invoke_run(compiled, context, limit, config, tracing=tracing)

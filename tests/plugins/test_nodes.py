@@ -69,3 +69,16 @@ def test_a_plugin_node_named_by_the_spec_is_placed_at_its_point(tmp_path):
     default = load_domain(asia_with(tmp_path, "plugins: {nodes: [redact_identifiers]}\n"))
     drawn = compile_graph(build_graph(default)).get_graph().draw_mermaid()
     assert "generate --> redact_identifiers" in drawn and "redact_identifiers --> validate_schema" in drawn
+
+
+def test_extra_nodes_fit_in_the_step_budget_of_a_run_that_uses_every_round(asia):
+    # Setup: a node that empties every text, so each record of each batch uses all its rounds, and one more node
+    def blank(state, runtime):
+        return {"records": [{**r, "text": ""} for r in state["records"]]}
+
+    nodes = [GraphNode("blank", blank), GraphNode("look", lambda s, r: {}, at="before_writing")]
+    graph = compile_graph(build_graph(asia, nodes=nodes))
+    # Run
+    result = generate(asia, 50, llm="template", graph=graph, batch_size=5, max_rounds=3)
+    # Assert: ten batches of four rounds each finish, every record rejected with its reasons
+    assert result.report["n_rejected"] == 50 and result.report["generator_calls"] == 200
