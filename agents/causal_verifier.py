@@ -36,17 +36,17 @@ def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
     routes: dict[str, list[Record]] = {"accept": [], "correct": [], "reject": [], "fail": []}
     kinds: Counter[str] = Counter()
     plugins = run_plugins(ctx)
-    validators = plugins if plugins is not None and plugins.validators else None
-    for r, fast in zip(records, clean, strict=True):
-        if fast and not r["violations"] and validators is None:
+    tools = plugins.validate(records) if plugins is not None and plugins.validators else None  # the batch at once
+    for i, (r, fast) in enumerate(zip(records, clean, strict=True)):
+        if fast and not r["violations"] and (tools is None or not tools[i]):
             routes["accept"].append({**r, "facts": dict(zip(observed, facts_of(r["skeleton"]), strict=True))})
             continue
         got = extract(lexicon, r["text"])
         # A failed generator call has no text to check: its one violation says why, without an omission per fact.
         failed = any(v["kind"] in ("generation", "infrastructure") for v in r["violations"])
         violations = r["violations"] if failed else r["violations"] + check_facts(lexicon, r["skeleton"], got)
-        if validators is not None and not failed:  # plugin validator tools, beside the built-in checks
-            violations = violations + validators.validate(r)
+        if tools is not None and not failed:  # plugin validator tools, beside the built-in checks
+            violations = violations + tools[i]
         kinds.update(v["kind"] for v in violations)
         history = r["history"]
         if violations:

@@ -23,7 +23,7 @@ from causalsynth.agents.context import FrameContext
 from causalsynth.agents.state import Record
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.tool_calls import ToolCaller, ToolRound, trace_event
-from causalsynth.tools.plugins import BUILTIN_TOOLS, bounded_call, check_tool, load
+from causalsynth.tools.plugins import BUILTIN_TOOLS, bounded_calls, check_tool, load
 from causalsynth.tools.relational.checks import TableViolation
 from causalsynth.tools.relational.sampling import ENTITY, var_column
 from causalsynth.tools.relational.tables import TableSchema
@@ -76,19 +76,30 @@ class RunPlugins:
         return rounds
 
     # -- validator tools ------------------------------------------------------------------------------------------
-    def validate(self, record: Record) -> list[Violation]:
-        """Every validator tool's violations for one record (a tool that raises or hangs gives a ``tool_error``)."""
-        out: list[Violation] = []
+    def validate(self, records: Sequence[Record]) -> list[list[Violation]]:
+        """Every validator tool's violations for each record (a tool that raises or hangs gives a ``tool_error``).
+
+        The calls of a batch run one after another on one thread, each within ``validator_seconds``.
+        """
         config = ensure_config()  # the node's: each tool run is a child span of it
-        for tool in self.validators:
-            given = {"text": record["text"], "facts": dict(record["skeleton"]), "record_id": record["id"]}
-            args = {k: v for k, v in given.items() if k in tool.args}
-            got = bounded_call(lambda t=tool, a=args: t.invoke(a, config), self.validator_seconds)  # type: ignore[misc]
-            if got.error is not None:
-                out.append(Violation(kind=TOOL_ERROR, variable=tool.name, expected=None, found=None,
-                                     message=f"validator tool {tool.name} failed: {got.error}"))  # fmt: skip
-            else:
-                out += as_violations(tool.name, got.value)
+        calls = []
+        for r in records:
+            given = {"text": r["text"], "facts": dict(r["skeleton"]), "record_id": r["id"]}
+            for tool in self.validators:
+                args = {k: v for k, v in given.items() if k in tool.args}
+                calls.append((tool, args))
+        outcomes = iter(bounded_calls([lambda t=t, a=a: t.invoke(a, config) for t, a in calls], self.validator_seconds))
+        out: list[list[Violation]] = []
+        for _ in records:
+            found: list[Violation] = []
+            for tool in self.validators:
+                got = next(outcomes)
+                if got.error is not None:
+                    found.append(Violation(kind=TOOL_ERROR, variable=tool.name, expected=None, found=None,
+                                           message=f"validator tool {tool.name} failed: {got.error}"))  # fmt: skip
+                else:
+                    found += as_violations(tool.name, got.value)
+            out.append(found)
         return out
 
     def validate_tables(self, schema: TableSchema, frames: Mapping[str, pd.DataFrame]) -> list[TableViolation]:
@@ -101,13 +112,12 @@ class RunPlugins:
         pk = schema.pk(table)
         variables = schema.visible(table)
         out: list[TableViolation] = []
-        for row in frame.to_dict("records"):
-            if not row[column]:
-                continue  # an empty text is a null violation already
-            record = Record(id=_plain(row[pk]), skeleton={v: str(row[var_column(v)]) for v in variables},
-                            text=str(row[column]), attempts=0, llm_calls=0, tokens=0, tokens_estimated=False,
-                            violations=[], history=[])  # fmt: skip
-            for v in self.validate(record):
+        rows = [row for row in frame.to_dict("records") if row[column]]  # an empty text is a null violation already
+        records = [Record(id=_plain(row[pk]), skeleton={v: str(row[var_column(v)]) for v in variables},
+                          text=str(row[column]), attempts=0, llm_calls=0, tokens=0, tokens_estimated=False,
+                          violations=[], history=[]) for row in rows]  # fmt: skip
+        for row, found in zip(rows, self.validate(records), strict=True):
+            for v in found:
                 out.append(TableViolation(
                     kind=v["kind"], table=table, row=_plain(row[pk]), entity=int(row[ENTITY]), column=column,
                     rule=None, value=v["found"], message=f"{table} row {pk}={_plain(row[pk])}: {v['message']}",

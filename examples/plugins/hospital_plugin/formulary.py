@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from functools import lru_cache
 
 from langchain_core.tools import tool
 
@@ -18,15 +19,22 @@ FORMULARY = (
 _WORD = re.compile(r"[a-z][a-z-]{4,}")
 
 
+@lru_cache(maxsize=100_000)
+def _closest(word: str) -> str | None:
+    """The formulary drug ``word`` misspells, if any (notes repeat their words: each is compared once)."""
+    if word in FORMULARY:
+        return None
+    close = difflib.get_close_matches(word, FORMULARY, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 def misspelt_drugs(text: str) -> list[tuple[str, str]]:
     """``(word, formulary spelling)`` for each word of ``text`` that is close to a formulary drug but not one."""
     found = []
     for word in sorted(set(_WORD.findall(text.lower()))):
-        if word in FORMULARY:
-            continue
-        close = difflib.get_close_matches(word, FORMULARY, n=1, cutoff=0.8)
-        if close:
-            found.append((word, close[0]))
+        drug = _closest(word)
+        if drug is not None:
+            found.append((word, drug))
     return found
 
 
