@@ -23,7 +23,7 @@ from causalsynth.agents.context import FrameContext
 from causalsynth.agents.state import Record
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.tool_calls import ToolCaller, ToolRound, trace_event
-from causalsynth.tools.plugins import BUILTIN_TOOLS, bounded_calls, check_tool, load
+from causalsynth.tools.plugins import BUILTIN_TOOLS, Outcome, bounded_calls, check_tool, load
 from causalsynth.tools.relational.checks import TableViolation
 from causalsynth.tools.relational.sampling import ENTITY, var_column
 from causalsynth.tools.relational.tables import TableSchema
@@ -33,6 +33,8 @@ from causalsynth.tools.text.realisation import RealisationRequest, Violation
 _KEY = "_causalsynth_run_plugins"
 #: The violation kind of a plugin tool that raised or hung.
 TOOL_ERROR = "tool_error"
+#: Timeouts in a row after which a validator tool is not called again in the run.
+GIVE_UP_AFTER = 3
 #: The node the builder adds before the writer when the spec names metrics.
 METRICS_NODE = "plugin_metrics"
 
@@ -47,6 +49,7 @@ class RunPlugins:
     concurrency: int = 1  # records whose tool loops run at once (the realiser's own concurrency)
     metrics: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    down: dict[str, str] = field(default_factory=dict)  # validator tools given up on in this run, and why
 
     # -- Generator tools ------------------------------------------------------------------------------------------
     def call_tools(
@@ -79,27 +82,31 @@ class RunPlugins:
     def validate(self, records: Sequence[Record]) -> list[list[Violation]]:
         """Every validator tool's violations for each record (a tool that raises or hangs gives a ``tool_error``).
 
-        The calls of a batch run one after another on one thread, each within ``validator_seconds``.
+        A tool's calls for a batch run one after another on one thread, each within ``validator_seconds``. A tool
+        that gives no answer :data:`GIVE_UP_AFTER` times in a row is not called again in this run: its records get
+        the ``tool_error`` at once, so a dead service costs seconds, not a timeout per record.
         """
         config = ensure_config()  # the node's: each tool run is a child span of it
-        calls = []
-        for r in records:
-            given = {"text": r["text"], "facts": dict(r["skeleton"]), "record_id": r["id"]}
-            for tool in self.validators:
+        out: list[list[Violation]] = [[] for _ in records]
+        for tool in self.validators:
+            fns = []
+            for r in records:
+                given = {"text": r["text"], "facts": dict(r["skeleton"]), "record_id": r["id"]}
                 args = {k: v for k, v in given.items() if k in tool.args}
-                calls.append((tool, args))
-        outcomes = iter(bounded_calls([lambda t=t, a=a: t.invoke(a, config) for t, a in calls], self.validator_seconds))
-        out: list[list[Violation]] = []
-        for _ in records:
-            found: list[Violation] = []
-            for tool in self.validators:
-                got = next(outcomes)
+                fns.append(lambda t=tool, a=args: t.invoke(a, config))
+            if tool.name in self.down:
+                outcomes = [Outcome(error=self.down[tool.name], timed_out=True)] * len(fns)
+            else:
+                outcomes = bounded_calls(fns, self.validator_seconds, give_up_after=GIVE_UP_AFTER)
+                if len(outcomes) >= GIVE_UP_AFTER and all(o.timed_out for o in outcomes[-GIVE_UP_AFTER:]):
+                    self.down[tool.name] = (f"not called: it gave no answer within {self.validator_seconds:g} s "
+                                            f"{GIVE_UP_AFTER} times in a row earlier in this run")  # fmt: skip
+            for found, got in zip(out, outcomes, strict=True):
                 if got.error is not None:
                     found.append(Violation(kind=TOOL_ERROR, variable=tool.name, expected=None, found=None,
                                            message=f"validator tool {tool.name} failed: {got.error}"))  # fmt: skip
                 else:
                     found += as_violations(tool.name, got.value)
-            out.append(found)
         return out
 
     def validate_tables(self, schema: TableSchema, frames: Mapping[str, pd.DataFrame]) -> list[TableViolation]:

@@ -247,14 +247,19 @@ def bounded_call(fn: Callable[[], Any], seconds: float) -> Outcome:
     return Outcome(value=box.get("value"), seconds=took)
 
 
-def bounded_calls(fns: Sequence[Callable[[], Any]], seconds: float) -> list[Outcome]:
+def bounded_calls(fns: Sequence[Callable[[], Any]], seconds: float, give_up_after: int = 0) -> list[Outcome]:
     """:func:`bounded_call` for many calls, each within ``seconds``, run one after another on one daemon thread.
 
     Starting a thread per call costs more than a cheap check (milliseconds on a loaded machine), so the calls share
-    a lane; when one overruns, the lane is abandoned to it and the calls after it continue on a new lane.
+    a lane; when one overruns, the lane is abandoned to it and the calls after it continue on a new lane. After
+    ``give_up_after`` timeouts in a row (0: never) the remaining calls are not made: each gets an error saying so.
     """
     out: list[Outcome] = []
     while len(out) < len(fns):
+        if give_up_after and len(out) >= give_up_after and all(o.timed_out for o in out[-give_up_after:]):
+            skipped = f"not called: the {give_up_after} calls before it gave no answer within {seconds:g} s"
+            out += [Outcome(error=skipped, timed_out=True)] * (len(fns) - len(out))
+            break
         first = len(out)
         done = [threading.Event() for _ in range(first, len(fns))]
         box: list[Outcome | None] = [None] * (len(fns) - first)

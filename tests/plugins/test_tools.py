@@ -41,9 +41,12 @@ def raising_check(text: str) -> list[str]:
     '''A validator that fails.'''
     raise ValueError("formulary database unreachable")
 
+STUCK_CALLS = []
+
 @tool
 def stuck_check(text: str, facts: dict) -> list[str]:
     '''A validator that never answers.'''
+    STUCK_CALLS.append(text)
     time.sleep(30)
     return []
 
@@ -120,6 +123,8 @@ def test_a_generator_tool_that_raises_or_hangs_becomes_a_violation_and_loses_no_
     reasons = " ".join(str(v) for v in result.rejects.astype(str).to_numpy().ravel())
     assert reason in reasons
     assert sum(1 for e in events if e.get("event") == "tool_call" and e.get("error")) == 6
+    if tool == "stuck":  # three timeouts in a row: the dead tool is not called again in this run
+        assert "not called: it gave no answer 3 times in a row earlier in this run" in reasons
 
 
 @pytest.mark.parametrize(
@@ -162,3 +167,17 @@ def test_tool_runs_and_tool_turns_are_spans_of_the_run_trace(tmp_path, lab_tools
     assert names.count("glossary") == 2 and names.count("raising_check") == 2
     assert names.count("ToolCallingModel") == 2 * 2  # per record: the turn that calls and the turn that stops
     assert sum(str(n).startswith("realise record") for n in names) == 2
+
+
+def test_a_validator_tool_that_keeps_hanging_is_given_up_on_after_three_timeouts(tmp_path, lab_tools):
+    # Setup
+    import sys
+
+    block = "plugins: {validators: [stuck_check], validator_seconds: 0.2}\n"
+    # Run
+    result = generate(asia_with(tmp_path, block), 40, llm="template", max_rounds=1, out=tmp_path / "run")
+    # Assert: every record is rejected with a reason, and the dead tool was called three times, not eighty
+    assert result.report["n_rejected"] == 40 and result.report["violations"]["tool_error"] == 80
+    assert len(sys.modules["lab_tools"].STUCK_CALLS) == 3
+    reasons = " ".join(pd.read_parquet(tmp_path / "run" / "rejects.parquet").astype(str).to_numpy().ravel())
+    assert "not called: it gave no answer within 0.2 s 3 times in a row" in reasons

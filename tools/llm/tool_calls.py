@@ -39,6 +39,8 @@ MAX_OUTPUT_CHARS = 1200
 #: Longest string argument the grammar lets the local model write.
 MAX_ARG_CHARS = 60
 DONE = "done"
+#: Timeouts in a row after which a tool is not called again in the run.
+GIVE_UP_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class ToolCaller:
         self.limits = limits
         self.seed = seed
         self.grammar_calls = bool(getattr(model, "accepts_grammar", False))
+        self.timeouts: dict[str, int] = {}  # per tool: calls in a row that gave no answer in time
+        self.down: dict[str, str] = {}  # tools given up on for the rest of the run, and why
         self._bound: dict[bool, Any] = {}
 
     def system(self) -> str:
@@ -136,9 +140,14 @@ class ToolCaller:
         tool = self.tools.get(name)
         if tool is None:
             return ToolCall(name, dict(args), 0.0, error=f"no tool named {name!r}")
+        if name in self.down:
+            return ToolCall(name, dict(args), 0.0, error=self.down[name])
         if seconds <= 0:
             return ToolCall(name, dict(args), 0.0, error="no time left in the tool budget")
         got = bounded_call(lambda: tool.invoke(dict(args), config), seconds)  # a child span of the node
+        self.timeouts[name] = self.timeouts.get(name, 0) + 1 if got.timed_out else 0
+        if self.timeouts[name] >= GIVE_UP_AFTER:  # a dead service: not called again in this run
+            self.down[name] = f"not called: it gave no answer {GIVE_UP_AFTER} times in a row earlier in this run"
         if got.timed_out:
             budget = f"no answer within the record's tool budget of {self.limits.seconds:g} s"
             return ToolCall(name, dict(args), got.seconds, error=budget)
