@@ -28,7 +28,9 @@ def mixed_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted() -> tuple[pd.DataFrame, cs.FitOutput]:
-    table = mixed_table()
+    # OpenDP's noise is not seedable: each run is a fresh fit. 12,000 rows keep the assertions below true in 400 of
+    # 400 fits (3,000 rows missed the 10% null rate by more than 0.03 in 6 of 400).
+    table = mixed_table(12_000)
     return table, cs.fit(table, epsilon=1.0, delta=1e-6, target="sick", name="mixed")
 
 
@@ -68,7 +70,7 @@ def test_fitted_spec_records_provenance_and_budget_split(fitted: tuple[pd.DataFr
     assert fit is not None and fit.dp and fit.epsilon == 1.0 and fit.delta == 1e-6
     assert {s.step for s in fit.budget} == {"rows", "domain", "bins", "marginals", "select", "cpts"}
     assert sum(s.rho for s in fit.budget) == pytest.approx(fit.rho)
-    assert fit.rows == pytest.approx(3000, abs=400)
+    assert fit.rows == pytest.approx(12_000, abs=400)  # the noisy row count
     assert len(fit.data_sha256) == 64 and "opendp" in fit.libraries
 
 
