@@ -205,7 +205,15 @@ def part_c(tmp: Path) -> tuple[list[str], list[Check]]:
     loopback = bool(sockets) and all(s.startswith("127.0.0.1:") for s in sockets)
     md = [
         "## (c) Across hosts: `dask scheduler` and two `dask worker` processes from the command line", "",
-        "Started here on 127.0.0.1 (each command as one would type it on its own host, with that host's address):", "",
+        "On several machines: run `dask scheduler --host ADDR` on one, `dask worker tcp://ADDR:8786 --host "
+        "WORKER_ADDR --nthreads 1` on each of the others (one task thread per worker process; llama.cpp has its own "
+        "threads, `--threads`), and `causalsynth run ... --engine dask --scheduler tcp://ADDR:8786` wherever the "
+        "client is. What must be shared: the same causalsynth version on every host (llama-cpp-python built on, or "
+        "portably for, each host's CPU); the model file at the same path on every worker (`--model-path`, or the "
+        "default cache `~/.cache/causalsynth/models`); the run folder (`--out`) on a file system that the client and "
+        "every worker see at the same path, since workers write their shard files there directly; API keys in the "
+        "workers' environment. The spec itself travels pickled with each shard. What was checked here, with every "
+        "process on 127.0.0.1:", "",
         "```", f"dask scheduler --host 127.0.0.1 --port {port} --no-dashboard",
         f"dask worker {address} --host 127.0.0.1 --nthreads 1 --no-dashboard --dashboard-address 127.0.0.1:0  # x2",
         f"causalsynth run asia -n 500 --llm template --seed 9 --out DIR --engine dask --scheduler {address} --shards 5",
