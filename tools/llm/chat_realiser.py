@@ -136,6 +136,8 @@ class ChatRealiser:
         self.seed = seed
         self.seeded_calls = seeded_calls
         self.concurrency = concurrency
+        if getattr(model, "batched", False) is True:  # it decodes whatever is in flight together: send the batch
+            self.concurrency = max(concurrency, int(getattr(model, "max_batch", concurrency)))
         self.timeout = timeout
         self.retries = retries
         self.name = name or f"chat:{type(model).__name__}"

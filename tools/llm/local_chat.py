@@ -11,13 +11,24 @@ memory-mapped weights, each with ``threads`` CPU threads; a call borrows one. La
 ``_generate`` in a worker thread for ``ainvoke``, so the realiser's concurrency cap turns into parallel contexts.
 Each context keeps the key/value cache of its last prompt, and llama.cpp reuses the longest common prefix, so
 the system prompt shared by every call is evaluated once per context (prompt caching).
+
+Batched decoding (``batched=True``, the default): anchored requests do not run one by one. Calls that arrive
+together (the realiser sends a whole batch of records at once) are collected for a moment and decoded together by
+:class:`causalsynth.tools.llm.batch_decode.BatchDecoder`: one llama.cpp context per ``contexts``, each decoding
+many records per call, with the shared prompt prefix and reference passages evaluated once. Records sharing
+references go to the same context. Each record's text depends only on its own prompt and seed, not on the
+grouping. Other calls (free text, a caller's GBNF grammar) take the one-call-at-a-time path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +40,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
 from causalsynth.tools.errors import UsageError
+from causalsynth.tools.llm.batch_decode import BatchDecoder, Gap, Outcome, Program, split_prompt
 from causalsynth.tools.llm.chat_realiser import join_content
 from causalsynth.tools.text.anchoring import Anchor
 
@@ -49,6 +61,12 @@ class LocalChatModel(BaseChatModel):
     #: How an anchored call is generated: ``segmented`` (the model writes only the gaps; the fact phrases are
     #: appended and evaluated as a batch, as prompt tokens) or ``grammar`` (one call under the whole GBNF).
     anchored_generation: str = "segmented"
+    #: Decode anchored (segmented) requests that arrive together as one batch (see the module docstring).
+    batched: bool = True
+    #: Records in flight at once on the batched path (the realiser's concurrency is raised to this).
+    max_batch: int = 64
+    #: How long the batcher waits for more requests after the last one arrived, in seconds.
+    batch_window: float = 0.03
 
     #: Callers may pass ``grammar=`` (GBNF text) per call (the rule compiler does).
     accepts_grammar: ClassVar[bool] = True
@@ -56,6 +74,8 @@ class LocalChatModel(BaseChatModel):
     _pool: queue.Queue[Any] = PrivateAttr(default_factory=queue.Queue)
     _loaded: int = PrivateAttr(default=0)
     _formatter_cache: Any = PrivateAttr(default=None)
+    _batcher: _Batcher | None = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     def model_post_init(self, context: Any, /) -> None:
         """Check the file and load the first context now, so that a bad model fails at start-up."""
@@ -119,6 +139,9 @@ class LocalChatModel(BaseChatModel):
         """
         anchor: Anchor | None = kwargs.get("anchor")
         grammar = kwargs.get("grammar")
+        if self._batches(anchor, grammar):
+            assert anchor is not None
+            return self._result(self._submit(messages, anchor, kwargs).result())
         if anchor is not None and self.anchored_generation == "grammar":
             grammar, anchor = anchor.gbnf(), None
         chat = [{"role": _ROLES.get(m.type, "user"), "content": join_content(m.content)} for m in messages]
@@ -145,16 +168,68 @@ class LocalChatModel(BaseChatModel):
                     int(usage.get("prompt_tokens", 0)),
                     int(usage.get("completion_tokens", 0)),
                 )
+        return self._result(Outcome(text, prompt_tokens, completion_tokens, finish))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """Async form: a batched request waits on the batcher (no worker thread per call); others run in a thread."""
+        anchor: Anchor | None = kwargs.get("anchor")
+        if self._batches(anchor, kwargs.get("grammar")):
+            assert anchor is not None
+            return self._result(await asyncio.wrap_future(self._submit(messages, anchor, kwargs)))
+        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+    def _batches(self, anchor: Anchor | None, grammar: Any) -> bool:
+        return self.batched and anchor is not None and not grammar and self.anchored_generation == "segmented"
+
+    def _result(self, out: Outcome) -> ChatResult:
         message = AIMessage(
-            content=text,
+            content=out.text,
             usage_metadata={
-                "input_tokens": prompt_tokens,
-                "output_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
+                "input_tokens": out.prompt_tokens,
+                "output_tokens": out.completion_tokens,
+                "total_tokens": out.prompt_tokens + out.completion_tokens,
             },
-            response_metadata={"finish_reason": finish, "model": Path(self.model_path).name},
+            response_metadata={"finish_reason": out.finish, "model": Path(self.model_path).name},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def program(self, messages: list[BaseMessage], anchor: Anchor, kwargs: dict[str, Any]) -> Program:
+        """The batched decoder's program for one anchored request: its prompt in parts and its reply's steps."""
+        chat = [{"role": _ROLES.get(m.type, "user"), "content": join_content(m.content)} for m in messages]
+        with self._context() as llm:
+            formatted = self._formatter(llm)(messages=chat)
+        prefix, blocks, tail = split_prompt(formatted.prompt)
+        seed = int(kwargs.get("seed", self.seed))
+        steps: list[str | Gap] = []
+        for i, phrase in enumerate(anchor.phrases):
+            steps.append((" " if i else "") + phrase)
+            if i in anchor.slots and anchor.free_chars >= 2:  # the same slots, budgets and seeds as _segmented
+                steps.append(Gap(max_chars=anchor.free_chars, max_tokens=anchor.free_chars // 3 + 4, seed=seed + i))
+        return Program(prefix, blocks, tail, tuple(steps), budget=int(kwargs.get("max_tokens", self.max_tokens)))
+
+    def _submit(self, messages: list[BaseMessage], anchor: Anchor, kwargs: dict[str, Any]) -> Future[Outcome]:
+        program = self.program(messages, anchor, kwargs)
+        if self._batcher is None:
+            with self._lock:
+                if self._batcher is None:
+                    self._batcher = _Batcher(self)
+        return self._batcher.submit(program)
+
+    def decoders(self) -> list[BatchDecoder]:
+        """The batched decoders: one per context, sharing the loaded weights (made on first use)."""
+        with self._context() as llm:
+            model = llm._model
+        threads = self.threads or max(1, (os.cpu_count() or 1) // self.contexts)
+        return [
+            BatchDecoder(model, threads=threads, temperature=self.temperature, top_p=self.top_p)
+            for _ in range(self.contexts)
+        ]
 
     def _segmented(
         self, llm: Any, chat: list[dict[str, str]], anchor: Anchor, options: dict[str, Any]
@@ -212,3 +287,69 @@ class LocalChatModel(BaseChatModel):
             formatter = llama_chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._formatter_cache = formatter
         return formatter
+
+
+class _Batcher:
+    """Collects the requests that arrive together and decodes them as batches, on worker threads.
+
+    A request waits in the queue until no new one has come for ``batch_window`` seconds (or ``max_batch`` are
+    waiting); the collected programs are sorted so that records sharing a prompt prefix and references sit
+    together, split into one contiguous share per context, and each share decoded by its context's
+    :class:`BatchDecoder` on its own thread (llama.cpp releases the GIL).
+    """
+
+    def __init__(self, model: LocalChatModel):
+        self.model = model
+        self.decoders = model.decoders()
+        self._waiting: list[tuple[Program, Future[Outcome]]] = []
+        self._cond = threading.Condition()
+        self._last = 0.0
+        threading.Thread(target=self._serve, name="causalsynth-batch", daemon=True).start()
+
+    def submit(self, program: Program) -> Future[Outcome]:
+        """Queue one program; its future gets the outcome."""
+        fut: Future[Outcome] = Future()
+        with self._cond:
+            self._waiting.append((program, fut))
+            self._last = time.monotonic()
+            self._cond.notify()
+        return fut
+
+    def _take(self) -> list[tuple[Program, Future[Outcome]]]:
+        with self._cond:
+            while not self._waiting:
+                self._cond.wait()
+            while len(self._waiting) < self.model.max_batch:
+                quiet = self.model.batch_window - (time.monotonic() - self._last)
+                if quiet <= 0:
+                    break
+                self._cond.wait(quiet)
+            taken, self._waiting = self._waiting[: self.model.max_batch], self._waiting[self.model.max_batch :]
+            return taken
+
+    def _serve(self) -> None:
+        while True:
+            taken = self._take()
+            order = sorted(range(len(taken)), key=lambda i: (taken[i][0].prefix, taken[i][0].blocks))
+            k = len(self.decoders)
+            shares = [order[j * len(order) // k : (j + 1) * len(order) // k] for j in range(k)]
+            threads = []
+            for decoder, share in zip(self.decoders, shares, strict=True):
+                if share:
+                    work = [taken[i] for i in share]
+                    t = threading.Thread(target=self._run, args=(decoder, work), daemon=True)
+                    t.start()
+                    threads.append(t)
+            for t in threads:
+                t.join()
+
+    @staticmethod
+    def _run(decoder: BatchDecoder, work: list[tuple[Program, Future[Outcome]]]) -> None:
+        try:
+            outs = decoder.run([p for p, _ in work])
+        except Exception as exc:  # every request of the share fails with the reason; the batcher goes on
+            for _, fut in work:
+                fut.set_exception(exc)
+            return
+        for (_, fut), out in zip(work, outs, strict=True):
+            fut.set_result(out)
