@@ -145,7 +145,7 @@ def _codes(domain: Domain, table: pd.DataFrame, source: str) -> dict[str, NDArra
         if bad:
             raise DataError(f"{source}: column {var} holds {', '.join(map(repr, bad[:3]))}, not states of {var} "
                             f"(states: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''})")  # fmt: skip
-        out[var] = values.map(index).to_numpy(dtype=np.int64)
+        out[var] = np.asarray(values.map(index).to_numpy(), dtype=np.int64)
     return out
 
 

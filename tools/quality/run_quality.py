@@ -207,7 +207,7 @@ class Ledger:
             [r[v] for r in rows] for v in variables)  # fmt: skip
         for var, column in zip(variables, columns, strict=True):
             index = {s: i for i, s in enumerate(self.network.states(var))}
-            part[var] = np.fromiter(map(index.__getitem__, column), np.int16, len(rows))  # type: ignore[arg-type]
+            part[var] = np.fromiter(map(index.__getitem__, column), np.int16, len(rows))
         self.add_codes(kind, part, len(rows))
 
     def add_codes(self, kind: str, codes: Mapping[str, NDArray[Any]], n_rows: int) -> None:

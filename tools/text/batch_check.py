@@ -146,7 +146,7 @@ def states_exactly(lexicon: Lexicon, skeletons: Sequence[Mapping[str, str]], tex
     ids = found.astype(np.int64)
     plain, offsets, pair_var, pair_state, pair_kind = index.as_arrays()
     text_of = np.repeat(np.arange(n), lengths)
-    ok = (expected >= 0).all(axis=1)
+    ok: NDArray[np.bool_] = np.asarray((expected >= 0).all(axis=1), dtype=bool)
     unknown = ids < 0
     ok[text_of[unknown]] = False
     ids = np.where(unknown, 0, ids)
@@ -157,10 +157,10 @@ def states_exactly(lexicon: Lexicon, skeletons: Sequence[Mapping[str, str]], tex
     starts = np.repeat(offsets[ids] - (np.cumsum(counts) - counts), counts)
     pairs = starts + np.arange(total)
     pair_text = np.repeat(text_of, counts)
-    var, state, kind = pair_var[pairs], pair_state[pairs], pair_kind[pairs]
+    pvar, state, kind = pair_var[pairs], pair_state[pairs], pair_kind[pairs]
     column_of = np.full(len(lexicon.order), -1, dtype=np.int64)
     column_of[[index.var_code[v] for v in observed]] = np.arange(len(observed))
-    col = column_of[var]
+    col = column_of[pvar]
     latent = col < 0
     ok[pair_text[latent]] = False  # a latent variable mentioned
     t, c, st, k = pair_text[~latent], col[~latent], state[~latent], kind[~latent]
@@ -169,5 +169,5 @@ def states_exactly(lexicon: Lexicon, skeletons: Sequence[Mapping[str, str]], tex
     ok[t[(k == 1) & (st == want)]] = False  # the skeleton's state denied
     covered = np.zeros((n, len(observed)), dtype=bool)
     covered[t[k == 0], c[k == 0]] = True
-    ok &= covered.all(axis=1)  # an observed fact not stated: an omission
+    ok &= np.asarray(covered.all(axis=1), dtype=bool)  # an observed fact not stated: an omission
     return ok

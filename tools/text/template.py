@@ -119,7 +119,7 @@ class TemplateRealiser:
             written = list(map(f"%.{decimals}f".__mod__, values.tolist()))
         split = [p.split(VALUE_SLOT, 1) if VALUE_SLOT in p else None for p in options]
         if all(part is None or VALUE_SLOT not in part[1] for part in split):  # one slot per phrase
-            column[at] = [split[k][0] + w + split[k][1] for k, w in zip(chosen, written, strict=True)]  # type: ignore[index]
+            column[at] = [split[k][0] + w + split[k][1] for k, w in zip(chosen, written, strict=True)]
         else:
             column[at] = [options[k].replace(VALUE_SLOT, w) for k, w in zip(chosen, written, strict=True)]
 
