@@ -2,6 +2,7 @@
 
 Run: ``.venv/bin/python bench/llm.py`` (writes ``bench/results/llm.md``; about an hour on 2 cores).
 ``--quick`` runs 1/5 of the records (a smoke run; results are not written).
+``--batched`` runs only part (c) and replaces that section of ``bench/results/llm.md``.
 
 (a) What helps speed: anchored realisation of the same ASIA records with each configuration, in this process,
     in interleaved order (the machine is shared and noisy, so compare ratios within the table): quantisation
@@ -11,6 +12,11 @@ Run: ``.venv/bin/python bench/llm.py`` (writes ``bench/results/llm.md``; about a
     prompting, and anchored + iterative; the same budget of 1 + max_rounds generator calls per record.
     Realizability, rounds, LLM calls and tokens per accepted record, accepted records/s, selection-bias TVD and
     drift, free sentences dropped; three texts per mode and one corrected record before and after.
+(c) Batched decoding (issue 19) against the previous implementation (one record per llama.cpp call, prefix
+    caching per context), both in this process on the same records (same seeds, so the same skeletons and
+    references), arms alternating old/new/new/old so that the shared machine's load falls on both: the default
+    ``run`` path (anchored, iterative, 2 contexts x 1 thread) on ASIA with retrieval on and off and on clinic with
+    retrieval on. The load average is printed beside each run.
 """
 
 from __future__ import annotations
@@ -154,6 +160,66 @@ def modes(best: tuple[str, int]) -> tuple[list[str], list[Check], list[dict[str,
     return md, checks, runs
 
 
+BATCHED_CASES = (  # (domain, retrieval, n, target accepted/s)
+    ("asia", True, 60 // SCALE, 4.0),
+    ("asia", False, 60 // SCALE, 8.0),
+    ("clinic", True, 40 // SCALE, 3.0),
+)
+
+
+def batched() -> tuple[list[str], list[Check]]:
+    """(c): accepted records/s end to end, previous implementation vs batched decoding, alternating arms."""
+    import os
+
+    from causalsynth.graphs.api import generate
+    from causalsynth.tools.llm.local_chat import LocalChatModel
+    from causalsynth.tools.llm.local_model import default_model
+
+    path = str(default_model())
+    arms = {  # the CLI's default local model: 2 contexts x 1 thread
+        "previous": LocalChatModel(model_path=path, contexts=2, threads=1, batched=False),
+        "batched": LocalChatModel(model_path=path, contexts=2, threads=1, batched=True),
+    }
+    rows: list[list[Any]] = []
+    checks: list[Check] = []
+    for name, retrieval, n, target in BATCHED_CASES:
+        rates: dict[str, list[float]] = {"previous": [], "batched": []}
+        real: dict[str, list[float]] = {"previous": [], "batched": []}
+        loads: list[float] = []
+        for arm in ("previous", "batched", "batched", "previous"):
+            load = os.getloadavg()[0]
+            print(f"{name} retrieval={retrieval} {arm} n={n} load {load:.1f} ...", file=sys.stderr, flush=True)
+            res = generate(_spec(name), n, seed=11, llm=arms[arm], retrieval=retrieval, max_rounds=2)
+            rates[arm].append(res.report["accepted_per_second"] or 0.0)
+            real[arm].append(res.report["realizability"])
+            loads += [load, os.getloadavg()[0]]
+        old, new = (sum(rates[a]) / len(rates[a]) for a in ("previous", "batched"))
+        label = f"{name}, retrieval {'on' if retrieval else 'off'}, n = {n}"
+        rows.append([label, " / ".join(f"{r:.2f}" for r in rates["previous"]), old,
+                     " / ".join(f"{r:.2f}" for r in rates["batched"]), new, new / old if old else float("nan"),
+                     f"{min(real['batched']):.3f}", f"{min(loads):.1f}-{max(loads):.1f}"])  # fmt: skip
+        checks.append(Check("batched", f"{label}: accepted records/s, batched", f">= {target:g} (idle 2 cores)",
+                            f"{new:.2f} (previous {old:.2f}, x{new / old if old else float('nan'):.2f})",
+                            new >= target))  # fmt: skip
+        checks.append(Check("batched", f"{label}: realizability, batched", ">= 0.99", f"{min(real['batched']):.3f}",
+                            min(real["batched"]) >= 0.99))  # fmt: skip
+    header = ["case", "previous: accepted/s per run", "previous mean", "batched: accepted/s per run",
+              "batched mean", "batched / previous", "realizability (batched, worst run)", "load average"]  # fmt: skip
+    md = [
+        "## (c) Batched decoding against the previous implementation (issue 19)",
+        "",
+        "Same process, same records (seed 11: the same skeletons and references in both arms), the default `run`",
+        "path (anchored, iterative, max_rounds = 2, SmolLM2 Q4_0, 2 contexts x 1 thread), arms run in the order",
+        "previous, batched, batched, previous. Command: `.venv/bin/python bench/llm.py --batched`. The machine is",
+        "shared: the load average (1 minute, at the start and end of each run) says how much of its 2 cores the",
+        "runs got; compare the ratio column, not the absolute rates, across tables.",
+        "",
+        table(header, rows),
+        "",
+    ]
+    return md, checks
+
+
 def _wilson(k: int, n: int, z: float = 1.96) -> str:
     """``k/n = p [lo, hi]`` with the Wilson 95% interval."""
     p = k / n
@@ -209,7 +275,29 @@ def run() -> Result:
     return finish(md, checks + mode_checks, t0)
 
 
-if __name__ == "__main__":
+def _batched_only() -> Result:
+    t0 = time.perf_counter()
+    md, checks = batched()
+    return finish(md, checks, t0)
+
+
+def _replace_section(text: str, section: str) -> str:
+    """``text`` (llm.md) with its part (c) replaced by ``section`` (or ``section`` added before the portable part)."""
+    start = text.find("## (c) Batched decoding")
+    if start >= 0:
+        end = text.find("\n## ", start + 5)
+        end = text.find("\n## Portable", start) if end < 0 else end
+        return text[:start] + section.rstrip() + "\n" + (text[end:] if end >= 0 else "")
+    at = text.find("## Portable")
+    return text[:at] + section.rstrip() + "\n\n" + text[at:] if at >= 0 else text + "\n" + section
+
+
+if __name__ == "__main__" and "--batched" in sys.argv:
+    text = run_main(_batched_only)
+    if not QUICK:
+        OUT.write_text(_replace_section(OUT.read_text(), text))
+        print(f"wrote {OUT}")
+elif __name__ == "__main__":
     text = run_main(run)
     if not QUICK:
         OUT.write_text(text)
