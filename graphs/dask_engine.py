@@ -152,6 +152,10 @@ def open_client(options: EngineOptions) -> Iterator[Client]:
         except (OSError, TimeoutError) as exc:
             raise UsageError(f"--scheduler {options.scheduler}: cannot connect: {exc}") from None
         try:
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise UsageError(f"--scheduler {options.scheduler}: no worker joined within 60 s") from None
             yield client
         finally:
             client.close()
