@@ -33,7 +33,7 @@ from causalsynth.graphs.retrieval import (
     retrieval_rows,
 )
 from causalsynth.graphs.table_cli import compile_rules, print_table_report
-from causalsynth.graphs.trace_cli import interrupted_message, trace_app
+from causalsynth.graphs.trace_cli import interrupted_message, trace_app, use_trace_endpoint
 from causalsynth.tools.causal.conformance import VerificationReport, verify
 from causalsynth.tools.causal.noise import NOISE_MODELS
 from causalsynth.tools.causal.sampler import CF_SUFFIX, DEFAULT_MAX_DRAWS
@@ -155,8 +155,19 @@ def run_cmd(
         int | None, typer.Option("--leak-ngram", help="Report texts that copy this many corpus tokens in a row.")
     ] = None,
     trace: Annotated[
-        str, typer.Option("--trace", help="off, or jsonl (spans to traces.jsonl in --out; see 'trace show').")
+        str,
+        typer.Option(
+            "--trace",
+            help="off, jsonl (spans to traces.jsonl in --out; see 'trace show'), or phoenix (see 'trace serve').",
+        ),
     ] = "off",
+    trace_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--trace-endpoint",
+            help="Phoenix for --trace phoenix (default: $PHOENIX_COLLECTOR_ENDPOINT, else http://127.0.0.1:6006).",
+        ),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the interrupted run in this folder (same settings).")
     ] = None,
@@ -192,6 +203,7 @@ def run_cmd(
     if resume is not None and out is not None and out != resume:
         raise UsageError(f"--resume {resume} continues the run in that folder; --out {out} names another")
     out = out if out is not None else resume
+    use_trace_endpoint(trace, trace_endpoint)
     if out is None or str(out) in ("", "."):  # typer reads --out "" as "."
         raise UsageError("--out needs a folder name (the run writes records.parquet, rejects.parquet, ... into it)")
     if anchor_via not in ("auto", "grammar", "json-schema", "prompt"):

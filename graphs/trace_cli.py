@@ -1,5 +1,7 @@
 """``causalsynth trace show DIR [--record ID]``: a run's spans (``traces.jsonl``) as a tree in the terminal.
 
+``causalsynth trace serve``: a self-hosted Arize Phoenix on 127.0.0.1 for ``run --trace phoenix`` (``graphs.phoenix``).
+
 Without ``--record``: the run, batch by batch, each node execution with its summary. With ``--record ID``: that
 record's whole journey: each attempt's prompt and text, the violations found, the correction asked for, the outcome.
 Texts of attempts that made no LLM call (the template realiser) come from the run's ``records.parquet`` and
@@ -9,6 +11,7 @@ Texts of attempts that made no LLM call (the template realiser) come from the ru
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,10 @@ from rich.tree import Tree
 from causalsynth.graphs.tracing import TRACES
 from causalsynth.tools.errors import DataError, UsageError
 
-trace_app = typer.Typer(help="Read a run's traces (written with run --trace jsonl).", no_args_is_help=True)
+trace_app = typer.Typer(
+    help="Read a run's traces (written with run --trace jsonl), or serve Phoenix for --trace phoenix.",
+    no_args_is_help=True,
+)
 PROMPT_CHARS = 600
 ROUTES = {
     "correct": "sent back for correction",
@@ -229,6 +235,38 @@ def show_cmd(
     """Print a run's trace as a tree, or one record's journey (attempts, violations, corrections, outcome)."""
     console = Console()
     console.print(record_tree(folder, record) if record is not None else run_tree(folder))
+
+
+@trace_app.command("serve")
+def serve_cmd(
+    port: Annotated[int, typer.Option("--port", help="HTTP port: the UI, the REST API and OTLP/HTTP.")] = 6006,
+    grpc_port: Annotated[
+        int | None, typer.Option("--grpc-port", help="Phoenix's OTLP/gRPC port (default: --port + 1).")
+    ] = None,
+    folder: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where Phoenix keeps its database (default: $XDG_DATA_HOME/causalsynth/phoenix)."),
+    ] = None,
+) -> None:
+    """Start a self-hosted Arize Phoenix on 127.0.0.1 (no telemetry, no external resources) for --trace phoenix."""
+    from causalsynth.graphs.phoenix import default_dir, serve
+
+    serve(port, grpc_port, folder if folder is not None else default_dir(), say=lambda line: typer.echo(line, err=True))
+
+
+def use_trace_endpoint(mode: str, url: str | None) -> None:
+    """``run --trace-endpoint URL``: this process's Phoenix collector (``PHOENIX_COLLECTOR_ENDPOINT``).
+
+    Raises:
+        UsageError: a URL without ``--trace phoenix``, or a malformed one.
+    """
+    if url is None:
+        return
+    if mode != "phoenix":
+        raise UsageError(f"--trace-endpoint applies to --trace phoenix, not --trace {mode}")
+    from causalsynth.graphs.phoenix import check_endpoint
+
+    os.environ["PHOENIX_COLLECTOR_ENDPOINT"] = check_endpoint(url)
 
 
 def interrupted_message(folder: Path) -> str:

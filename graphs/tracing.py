@@ -8,6 +8,8 @@ A node's input and output are the run's state (a whole batch, with every record'
   client.
 - ``--trace jsonl``: :class:`JsonlTracer` writes the same spans, one JSON object per line, to ``traces.jsonl`` in
   the run folder (no server). ``causalsynth trace show`` reads it back (``graphs.trace_cli``).
+- ``--trace phoenix``: OpenInference spans to a self-hosted Arize Phoenix (``graphs.phoenix``; ``causalsynth trace
+  serve`` starts one), at ``PHOENIX_COLLECTOR_ENDPOINT`` (default ``http://127.0.0.1:6006``).
 
 LLM calls carry ``record_id``, ``attempt``, ``batch`` and the violations they were asked to fix as metadata (set
 by ``tools.llm.chat_realiser``); tags and metadata of the caller's ``RunnableConfig`` are kept.
@@ -19,7 +21,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
@@ -30,8 +32,11 @@ from langchain_core.tracers.schemas import Run
 
 from causalsynth.tools.errors import DataError, UsageError
 
+if TYPE_CHECKING:
+    from causalsynth.graphs.phoenix import PhoenixExport
+
 TRACES = "traces.jsonl"
-TRACE_MODES = ("off", "jsonl")
+TRACE_MODES = ("off", "jsonl", "phoenix")
 #: Tag LangGraph puts on its internal runnables (channel writes); viewers hide them, and so does the JSONL file.
 HIDDEN = "langsmith:hidden"
 
@@ -262,12 +267,17 @@ def check_trace(mode: str | None, out_dir: Path | None) -> None:
     """Reject a trace mode no run can honour, naming it.
 
     Raises:
-        UsageError: an unknown mode, or ``jsonl`` without an output folder.
+        UsageError: an unknown mode, ``jsonl`` without an output folder, or ``phoenix`` with a malformed endpoint
+            or no server there.
     """
     if (mode or "off") not in TRACE_MODES:
         raise UsageError(f"--trace must be one of {', '.join(TRACE_MODES)}, got {mode!r}")
     if mode == "jsonl" and out_dir is None:
         raise UsageError("--trace jsonl writes traces.jsonl into the run folder: give an output folder (--out)")
+    if mode == "phoenix":
+        from causalsynth.graphs.phoenix import check_server
+
+        check_server()  # a malformed endpoint, or no server there, is named before a model loads
 
 
 class RunTracing:
@@ -279,9 +289,15 @@ class RunTracing:
         self.handlers: list[BaseCallbackHandler] = []
         self.jsonl: JsonlTracer | None = None
         self.langsmith: SummaryLangSmithTracer | None = None
+        self.phoenix: PhoenixExport | None = None
         if mode == "jsonl" and out_dir is not None:
             self.jsonl = JsonlTracer(out_dir / TRACES, append=append)
             self.handlers.append(self.jsonl)
+        if mode == "phoenix":
+            from causalsynth.graphs.phoenix import PhoenixExport
+
+            self.phoenix = PhoenixExport(summarise, HIDDEN)  # raises UsageError when no server listens
+            self.handlers.append(self.phoenix.handler)
         if langsmith_enabled():
             from langsmith import Client
 
@@ -311,12 +327,14 @@ class RunTracing:
         return merged  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Send what LangSmith still holds and close the JSONL file."""
+        """Send what LangSmith and Phoenix still hold and close the JSONL file."""
         if self.langsmith is not None:
             self.langsmith.wait_for_futures()
             self.langsmith.client.flush()
         if self.jsonl is not None:
             self.jsonl.close()
+        if self.phoenix is not None:
+            self.phoenix.close()
 
 
 def _has_langsmith(handlers: Sequence[Any]) -> bool:
