@@ -97,19 +97,23 @@ def _tracer_class(summarise: Callable[[Any], Any], hidden: str) -> type:
     """
     from langchain_core.tracers.schemas import Run
     from openinference.instrumentation.langchain._tracer import OpenInferenceTracer, _as_utc_nano
+    from openinference.semconv.trace import SpanAttributes
     from opentelemetry import context as context_api
     from opentelemetry import trace as trace_api
 
     class PhoenixTracer(OpenInferenceTracer):
         """OpenInference spans of one run: chain inputs and outputs summarised, hidden steps left out.
 
-        A hidden step's children hang under its nearest visible ancestor; a run with no parent span starts a
-        trace of its own (not the caller's OpenTelemetry context).
+        Tags (the caller's and ours) go in ``tag.tags``. A hidden step's children hang under its nearest visible
+        ancestor; a run with no parent span starts a trace of its own (not the caller's OpenTelemetry context).
+        The run is its own Phoenix session (the root span's id), not the checkpointer's thread id that every
+        durable run shares, unless the caller's metadata names one (``session_id`` or ``conversation_id``).
         """
 
         def __init__(self, tracer: Any) -> None:
             super().__init__(tracer, True)
             self._hidden: dict[UUID, Any] = {}  # hidden run -> its nearest visible ancestor's span (or None)
+            self._session: str | None = None
 
         def _parent_span(self, parent_id: UUID | None) -> Any:
             if parent_id is None:
@@ -119,6 +123,8 @@ def _tracer_class(summarise: Callable[[Any], Any], hidden: str) -> type:
 
         def _start_trace(self, run: Run) -> None:  # type: ignore[override]
             self.run_map[str(run.id)] = run
+            if run.parent_run_id is None and self._session is None:
+                self._session = str(run.id)
             with self._lock:
                 parent = self._parent_span(run.parent_run_id)
                 if hidden in (run.tags or []):
@@ -142,6 +148,12 @@ def _tracer_class(summarise: Callable[[Any], Any], hidden: str) -> type:
             if run.run_type not in ("llm", "chat_model"):
                 run.inputs = summarise(run.inputs)
                 run.outputs = summarise(run.outputs or {})
+            meta = dict((run.extra or {}).get("metadata") or {})
+            if self._session is not None and not (meta.get("session_id") or meta.get("conversation_id")):
+                run.extra = {**(run.extra or {}), "metadata": {**meta, "session_id": self._session}}
+            span = self._spans_by_run.get(run.id)
+            if span is not None and run.tags:  # OpenInference's LangChain tracer leaves tags out
+                span.set_attribute(SpanAttributes.TAG_TAGS, [str(t) for t in run.tags])
             super()._end_trace(run)
 
     return PhoenixTracer

@@ -23,9 +23,12 @@ from typing import Any
 
 import pytest
 
+import causalsynth as cs
 from causalsynth.graphs import phoenix
 from causalsynth.tools.errors import UsageError
 from tests.conftest import ROOT, run_cli
+from tests.fakes import ScriptedChatModel
+from tests.tracing.test_langsmith import backdoor
 
 CLI = [sys.executable, "-c", "from causalsynth.graphs.cli import main; main()"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -110,6 +113,7 @@ def phoenix_server(tmp_path_factory) -> Iterator[str]:
 def _spans(url: str, project: str, timeout: float = 60) -> list[dict[str, Any]]:
     """Every span of ``project`` once the run's root span has arrived (Phoenix inserts spans in batches)."""
     deadline = time.monotonic() + timeout
+    seen = -1
     while True:
         spans: list[dict[str, Any]] = []
         cursor = None
@@ -123,8 +127,9 @@ def _spans(url: str, project: str, timeout: float = 60) -> list[dict[str, Any]]:
                     break
         except OSError:
             spans = []
-        if any(s["parent_id"] is None for s in spans) or time.monotonic() > deadline:
+        if (any(s["parent_id"] is None for s in spans) and len(spans) == seen) or time.monotonic() > deadline:
             return spans
+        seen = len(spans)  # once the root is there, until a second look finds no more
         time.sleep(1)
 
 
@@ -205,6 +210,33 @@ def test_a_local_model_run_shows_in_phoenix_with_node_and_llm_spans(phoenix_serv
     assert float(pixels.std()) > 0.05, "the screenshot is blank"
     if os.environ.get("CAUSALSYNTH_PHOENIX_SHOT"):
         shutil.copyfile(shot, os.environ["CAUSALSYNTH_PHOENIX_SHOT"])
+
+
+def test_a_record_sent_back_for_correction_shows_its_story_in_phoenix(phoenix_server, monkeypatch):
+    # Setup: a model that writes non-smokers as smokers on a first attempt, in a project of its own
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", phoenix_server)
+    monkeypatch.setenv("PHOENIX_PROJECT_NAME", "corrections")
+    model = ScriptedChatModel(first=backdoor)
+    # Run
+    result = cs.generate(
+        ROOT / "examples" / "asia.yaml", 6, llm=model, realize="free", retrieval=False, batch_size=3, seed=1,
+        trace="phoenix", config={"tags": ["nightly"], "metadata": {"team": "causal"}},
+    )  # fmt: skip
+    spans = _spans(phoenix_server, "corrections")
+    # Assert: each LLM call carries its record, attempt and batch; a correction the violations it was asked to fix
+    root = next(s for s in spans if s["parent_id"] is None)
+    assert root["name"] == "asia" and _metadata(root)["team"] == "causal" and "nightly" in str(root["attributes"])
+    assert _attribute(root, "session.id") == _attribute(spans[0], "session.id") != "causalsynth-run"  # its own
+    calls = [s for s in spans if s["span_kind"] == "LLM"]
+    assert len(calls) == result.report["llm_calls"]
+    meta = [_metadata(c) for c in calls]
+    assert {(m["record_id"], m["attempt"]) for m in meta} >= {(i, 0) for i in range(6)}
+    assert all(m["batch"] == m["record_id"] // 3 and m["team"] == "causal" for m in meta)
+    corrections = [(c, m) for c, m in zip(calls, meta, strict=True) if m["attempt"] > 0]
+    assert corrections, "the backdoor must have sent some record back for correction"
+    for call, m in corrections:
+        assert m["violations"] and any("smoke" in v for v in m["violations"])
+        assert "smoke" in str(_attribute(call, "llm.input_messages") or call["attributes"]).lower()
 
 
 # Malformed input: one readable line and exit code 2, before any model loads
