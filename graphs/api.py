@@ -99,7 +99,7 @@ def generate(
     graph: Any = None,
     progress: Callable[[int], None] | None = None,
     say: Callable[[str], None] | None = None,
-    trace: Literal["off", "jsonl"] = "off",
+    trace: Literal["off", "jsonl", "phoenix"] = "off",
     resume: str | Path | None = None,
     engine: Literal["local", "dask"] = "local",
     scheduler: str | None = None,
