@@ -16,13 +16,13 @@ def validate_schema(state: RunState, runtime: Runtime[RunContext]) -> dict[str, 
     domain = runtime.context.domain
     rules = domain.lexicon.text
     records = state.get("records", [])
-    first = [r for r in records if r["attempts"] == 1]  # a skeleton never changes: checked on its first attempt
-    suspects = {id(first[i]) for i in skeletons_to_check(domain.network, [r["skeleton"] for r in first])}
+    first = [i for i, r in enumerate(records) if r["attempts"] == 1]  # a skeleton is checked on its first attempt
+    suspects = {first[j] for j in skeletons_to_check(domain.network, [records[i]["skeleton"] for i in first])}
     texts = set(texts_to_check([r["text"] for r in records], rules))  # the others keep every format rule
     out: list[Record] = []
     failing = 0
     for i, r in enumerate(records):
-        found = check_skeleton(domain.network, r["skeleton"]) if id(r) in suspects else []
+        found = check_skeleton(domain.network, r["skeleton"]) if i in suspects else []
         if i in texts and (r["text"] or not r["violations"]):  # a failed generation already says why it is empty
             found += check_text(r["text"], rules)
         if found:

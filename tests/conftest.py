@@ -5,6 +5,9 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -20,6 +23,25 @@ ROOT = Path(__file__).resolve().parent.parent
 for _var, _prefix in (("CAUSALSYNTH_CACHE", "causalsynth-cache-"), ("CAUSALSYNTH_CHROMA_PATH", "causalsynth-chroma-")):
     os.environ[_var] = tempfile.mkdtemp(prefix=_prefix)
     atexit.register(shutil.rmtree, os.environ[_var], ignore_errors=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stop_group(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Stop a server started with its own process group: SIGTERM, then SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

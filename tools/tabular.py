@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from causalsynth.tools.errors import DataError, UsageError
 
 FORMATS = (".parquet", ".csv", ".jsonl")
+
+
+def columns_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The values of ``names`` in ``rows``, one tuple per name: a C-level transposition, not a lookup per value.
+
+    Raises:
+        KeyError: a row lacks one of the names.
+    """
+    if not names:
+        return []
+    if len(names) == 1:
+        return [tuple(r[names[0]] for r in rows)]
+    if not rows:
+        return [() for _ in names]
+    return list(zip(*map(itemgetter(*names), rows), strict=True))
 
 
 def table_format(path: Path) -> str:

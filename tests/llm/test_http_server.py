@@ -4,7 +4,6 @@ langchain-openai by ``--llm openai:NAME --base-url``; the same GGUF as the local
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,12 @@ from causalsynth.tools.llm.local_model import ensure_model
 from causalsynth.tools.spec import load_domain
 from causalsynth.tools.text.consistency import check_facts
 from causalsynth.tools.text.extract import extract
-from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import ROOT, free_port
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(ensure_model()), "--host", "127.0.0.1",
            "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"]  # fmt: skip
@@ -78,7 +71,7 @@ def test_run_through_the_openai_compatible_server(server, tmp_path):
 
 
 def test_an_unknown_server_is_a_clear_error(tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     args = ["run", "asia", "-n", "2", "--llm", "openai:x", "--base-url", f"http://127.0.0.1:{port}/v1",
             "--retries", "0", "--timeout", "5", "--out", str(tmp_path / "o")]  # fmt: skip
     result = CliRunner().invoke(app, args)

@@ -23,6 +23,7 @@ from causalsynth.tools.sinks.table_folder import DATABASE
 from causalsynth.tools.spec import load_domain
 from tests.conftest import ROOT, run_cli
 from tests.plugins.scripted import DrugNoteModel
+from tests.plugins.test_tools import asia_with
 
 pytest.importorskip("hospital_plugin", reason="make setup installs examples/plugins")
 
@@ -34,14 +35,6 @@ PLUGINS = """plugins:
   nodes: [redact_identifiers]
   metrics: [drug_mentions]
 """
-
-
-def asia_with(tmp_path: Path, block: str) -> Path:
-    text = (ROOT / "examples" / "asia.yaml").read_text()
-    text = text.replace("  bnlearn: asia\n", "  bnlearn: asia\n" + block, 1)
-    path = tmp_path / "asia_hospital.yaml"
-    path.write_text(text.replace("../retrieval_corpus/asia", str(ROOT / "retrieval_corpus" / "asia")))
-    return path
 
 
 def test_the_plugins_command_lists_what_the_example_package_registers(capsys):

@@ -8,7 +8,6 @@ talks to it with the LangGraph SDK over HTTP, as Studio does, and stops it whate
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -21,8 +20,8 @@ from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import SyncLangGraphClient
 
 import causalsynth as cs
+from tests.conftest import ROOT, free_port, stop_group
 
-ROOT = Path(__file__).resolve().parents[2]
 LANGGRAPH = ROOT / "build" / "langgraph-venv" / "bin" / "langgraph"
 GRAPH = "causalsynth"
 TIMINGS = {"seconds", "records_per_second", "accepted_per_second"}
@@ -37,12 +36,6 @@ class Server:
     client: SyncLangGraphClient
     process: subprocess.Popen[bytes]
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def refuses(port: int) -> bool:
@@ -62,18 +55,6 @@ def wait_until_up(server: Server, timeout: float = 240.0) -> None:
         except Exception:  # not listening yet
             time.sleep(1.0)
     pytest.fail(f"langgraph dev did not answer within {timeout:.0f} s:\n{server.log.read_text()[-4000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop the server's process group: SIGTERM, then SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         wait_until_up(running)
         yield running
     finally:
-        stop(process)
+        stop_group(process)
     # Assert: stopped, and the port is free again
     assert process.poll() is not None and refuses(port)
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +24,7 @@ import pytest
 import causalsynth as cs
 from causalsynth.graphs import phoenix
 from causalsynth.tools.errors import UsageError
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, free_port, run_cli, stop_group
 from tests.fakes import ScriptedChatModel
 from tests.tracing.test_langsmith import backdoor
 
@@ -35,12 +33,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-extensions",
          "--disable-sync", "--no-first-run", "--hide-scrollbars", "--mute-audio"]  # fmt: skip
 NODES = {"sample", "generate", "verify_causal", "assess", "write"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> Any:
@@ -74,7 +66,7 @@ def phoenix_server(tmp_path_factory) -> Iterator[str]:
             pytest.fail(f"{exc} (make test runs 'make phoenix' first)")
         pytest.skip(str(exc))
     folder = tmp_path_factory.mktemp("phoenix")
-    port, grpc_port = _free_port(), _free_port()
+    port, grpc_port = free_port(), free_port()
     log = (folder / "serve.log").open("wb")
     cmd = [*CLI, "trace", "serve", "--port", str(port), "--grpc-port", str(grpc_port), "--dir", str(folder / "data")]
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -100,13 +92,7 @@ def phoenix_server(tmp_path_factory) -> Iterator[str]:
         )  # fmt: skip
         yield url
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=30)
+        stop_group(server, timeout=30)
         log.close()
 
 
@@ -263,7 +249,7 @@ def test_bad_trace_options_are_named(capsys, tmp_path, monkeypatch, args, messag
 
 def test_trace_phoenix_without_a_server_says_how_to_start_one(capsys, tmp_path, monkeypatch):
     # Setup: a loopback port nothing listens on
-    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("PHOENIX_COLLECTOR_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     # Run
     code, _, err = run_cli(capsys, "run", "asia", "-n", "2", "--llm", "template", "--out", str(tmp_path / "o"),
                            "--trace", "phoenix")  # fmt: skip

@@ -14,7 +14,6 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +23,7 @@ from causalsynth.tools.causal.citests import CISet, CIStatement, adjacencies, ci
 from causalsynth.tools.causal.inference import exact_marginals, exact_pairs, store_arrays
 from causalsynth.tools.causal.network import Network
 from causalsynth.tools.causal.sources import cache_dir
+from causalsynth.tools.tabular import columns_of
 
 Codes = Mapping[str, NDArray[Any]]
 PairSet = Literal["all", "adjacent"]
@@ -203,9 +203,7 @@ class Ledger:
     def add(self, kind: str, rows: Sequence[Mapping[str, str | None]], variables: Sequence[str]) -> None:
         """Encode ``rows`` (variable -> state, every value a state of its variable) and keep them under ``kind``."""
         part = {}
-        columns = zip(*map(itemgetter(*variables), rows), strict=True) if len(variables) > 1 and rows else (
-            [r[v] for r in rows] for v in variables)  # fmt: skip
-        for var, column in zip(variables, columns, strict=True):
+        for var, column in zip(variables, columns_of(rows, variables), strict=True):
             index = {s: i for i, s in enumerate(self.network.states(var))}
             part[var] = np.fromiter(map(index.__getitem__, column), np.int16, len(rows))
         self.add_codes(kind, part, len(rows))

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 
 from causalsynth.tools.errors import DataError
 from causalsynth.tools.sinks.folder import REJECTS, RunFolder
+from causalsynth.tools.tabular import columns_of
 
 RECORDS = "records.parquet"
 FAILED = "failed.parquet"
@@ -150,13 +150,8 @@ class RunSink(RunFolder):
 
     def _columns(self, rows: Sequence[Mapping[str, Any]], rejects: bool) -> dict[str, list[Any]]:
         cols: dict[str, list[Any]] = {"record_id": [r["id"] for r in rows]}
-        names = self.variables
-        if len(names) > 1 and rows:  # one C-level transposition instead of a lookup per value
-            cols |= dict(
-                zip(names, map(list, zip(*map(itemgetter(*names), (r["skeleton"] for r in rows)))), strict=True)
-            )
-        else:
-            cols |= {v: [r["skeleton"][v] for r in rows] for v in names}
+        values = columns_of([r["skeleton"] for r in rows], self.variables)
+        cols |= {v: list(column) for v, column in zip(self.variables, values, strict=True)}
         cols["text"] = [r["text"] for r in rows]
         cols["rounds"] = [max(r["attempts"] - 1, 0) for r in rows]
         cols["llm_calls"] = [r["llm_calls"] for r in rows]

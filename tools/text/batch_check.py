@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from causalsynth.tools.tabular import columns_of
 from causalsynth.tools.text.extract import CACHE_LIMIT, Mention, read_sentence
 from causalsynth.tools.text.lexicon import Lexicon
 from causalsynth.tools.text.sentences import sentences_of
@@ -131,9 +131,7 @@ def states_exactly(lexicon: Lexicon, skeletons: Sequence[Mapping[str, str]], tex
     observed = lexicon.observed
     # The skeleton's state codes of the observed variables; a value that is not a state is left to the exact path.
     expected = np.empty((n, len(observed)), dtype=np.int64)
-    columns = zip(*map(itemgetter(*observed), skeletons), strict=True) if len(observed) > 1 else [
-        tuple(sk[observed[0]] for sk in skeletons)]  # fmt: skip
-    for j, (var, column) in enumerate(zip(observed, columns, strict=True)):
+    for j, (var, column) in enumerate(zip(observed, columns_of(skeletons, observed), strict=True)):
         expected[:, j] = np.fromiter(map(index.state_code[var].__getitem__, column), np.int64, n)
     # Sentence ids, text by text.
     per_text = sentences_of(texts)

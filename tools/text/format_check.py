@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 
 import numpy as np
 
 from causalsynth.tools.causal.network import Network
+from causalsynth.tools.tabular import columns_of
 from causalsynth.tools.text.lexicon import TextSpec
 from causalsynth.tools.text.realisation import Violation
 
@@ -44,8 +44,7 @@ def skeletons_to_check(network: Network, skeletons: Sequence[Mapping[str, str]])
         return []
     names = network.names
     try:
-        columns = list(zip(*map(itemgetter(*names), skeletons), strict=True)) if len(names) > 1 else [
-            tuple(sk[names[0]] for sk in skeletons)]  # fmt: skip
+        columns = columns_of(skeletons, names)
     except KeyError:  # a variable is missing somewhere: check every record
         return list(range(len(skeletons)))
     suspects: set[int] = set()

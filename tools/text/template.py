@@ -10,11 +10,11 @@ template realisations pass verification by construction; the realiser is the fas
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
 
 import numpy as np
 from numpy.typing import NDArray
 
+from causalsynth.tools.tabular import columns_of
 from causalsynth.tools.text.lexicon import VALUE_SLOT, Lexicon, fill_value
 from causalsynth.tools.text.realisation import Realisation, RealisationRequest
 
@@ -77,8 +77,7 @@ class TemplateRealiser:
         if openings:
             columns.append(np.asarray(openings, dtype=object)[(u[:, -1] * len(openings)).astype(np.int64)].tolist())
         observed = [var for var, _, _ in self._plan]
-        by_var = list(zip(*map(itemgetter(*observed), skeletons), strict=True)) if len(observed) > 1 else [
-            tuple(sk[observed[0]] for sk in skeletons)]  # fmt: skip
+        by_var = columns_of(skeletons, observed)
         for j, (var, phrases, rule) in enumerate(self._plan):
             code_of = self._codes[var]
             codes = np.fromiter(map(code_of.__getitem__, by_var[j]), np.int64, n)  # KeyError: a state without phrases
