@@ -1,4 +1,4 @@
-"""``causalsynth lexicon draft|expand``: an LLM proposes a lexicon's words, the extractor keeps what reads back."""
+"""``causalsynth lexicon draft|expand|import``: a model or a person proposes words; what reads back is kept."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ from causalsynth.tools.text.phrasebook import (
     REGISTERS,
     Phrasebook,
     check_phrasebook,
+    merge_books,
     phrasebook_path,
     read_phrasebook,
+    screen_book,
     with_phrasebook,
     write_phrasebook,
 )
@@ -233,4 +235,64 @@ def _print_expand(result: ExpandResult, book: Phrasebook, llm: str, out: Path, s
     if result.short:
         short = ", ".join(f"{v}={s} ({k} short)" for v, s, k in result.short[:10])
         console.print(f"still short of --per-state: {short}", markup=False, highlight=False)
+    console.print(f"wrote {out}", markup=False)
+
+
+@lexicon_app.command("import")
+def import_cmd(
+    spec: SpecArg,
+    candidates: Annotated[
+        Path, typer.Argument(help="Candidate phrasings: phrasebook-shaped YAML written elsewhere.", show_default=False)
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Phrasebook file (default: SPEC's NAME.phrases.yaml beside it).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Who wrote the candidates (default: the file's `model:`).")
+    ] = None,
+) -> None:
+    """Keep the candidate phrasings (and openings) of CANDIDATES that read back as exactly their own fact.
+
+    For phrasings written outside causalsynth: by a person, or by a model you may only use through its own
+    interface (paste its answer into a file). CANDIDATES has the phrasebook's shape (``phrases: VAR: STATE:
+    [sentences]`` or one list per register; optional ``openings:``). Each candidate goes through the same round
+    trip as ``expand``'s proposals; what is kept is added to the phrasebook (existing phrasings are kept), and
+    every dropped candidate is listed with its reason.
+    """
+    where = resolve_spec(spec)
+    if out is None:
+        if isinstance(where, str):
+            raise UsageError(f"{spec} is a bnlearn name, not a file: give --out for the phrasebook")
+        out = phrasebook_path(where)
+    if out.exists() and out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name")
+    if not candidates.is_file():
+        raise UsageError(f"{candidates}: no such file")
+    if candidates.resolve() == out.resolve():
+        raise UsageError(f"{candidates} is the phrasebook itself; give the candidates in another file")
+    domain = load_domain(spec, phrasebook=False)
+    offered, problems = read_phrasebook(candidates)
+    if problems:
+        raise SpecError(str(candidates), problems)
+    book = Phrasebook()
+    if out.is_file():
+        book, problems = read_phrasebook(out)
+        problems += check_phrasebook(domain.lexicon, book, str(out))
+        if problems:
+            raise SpecError(str(out), problems)
+    kept, dropped = screen_book(domain.lexicon, offered)
+    added = merge_books(book, kept)
+    who = source or offered.model or f"imported from {candidates.name}"
+    book.model = "; ".join(dict.fromkeys(m for m in (*book.model.split("; "), who) if m))
+    write_phrasebook(out, book)
+    offered_n = offered.count() + len(offered.openings)
+    console.print(
+        f"kept {kept.count() + len(kept.openings)} of {offered_n} candidates ({added} new); dropped {len(dropped)}"
+        + (f" ({_reasons(dropped)})" if dropped else "") + f"; the phrasebook holds {book.count()} phrasings and "
+        f"{len(book.openings)} openings",
+        markup=False, highlight=False,
+    )  # fmt: skip
+    for d in dropped:
+        what = f"{d.variable}={d.state}" if d.variable else "opening"
+        console.print(f"  dropped {what}: {d.text!r} {d.reason}", markup=False, highlight=False)
     console.print(f"wrote {out}", markup=False)

@@ -204,3 +204,124 @@ def test_a_broken_phrasebook_stops_expand_before_any_model_call(capsys, tmp_path
     assert code == 2 and "a phrasebook is a mapping" in err
     assert scripted.prompts == []
     assert Path(phrasebook_path(spec)).read_text() == "phrases: [1, 2]\n"  # left as it was
+
+
+def test_import_keeps_candidates_that_read_back_and_drops_the_rest_with_their_reasons(capsys, tmp_path):
+    # Setup: candidates written elsewhere; some state another fact, two facts, or a latent variable
+    spec = tmp_path / "asia.yaml"
+    shutil.copy(ROOT / "examples" / "asia.yaml", spec)
+    candidates = tmp_path / "candidates.yaml"
+    candidates.write_text(
+        "model: a clinician\n"
+        "openings: ['Seen on the Tuesday list.', 'Smoker referred by the GP.']\n"
+        "phrases:\n"
+        "  smoke:\n"
+        "    'yes': ['Smokes twenty a day.', 'Never smoked.', 'Smokes and has tuberculosis.']\n"
+        "    'no': {terse: ['Lifelong non-smoker.'], narrative: ['Has never smoked at all.']}\n"
+        "  either:\n"
+        "    'yes': ['Either tuberculosis or lung cancer or both.']\n"
+        "  nope:\n"
+        "    'yes': ['Something.']\n"
+    )
+
+    # Run
+    code, out, err = run_cli(capsys, "lexicon", "import", str(spec), str(candidates))
+
+    # Assert
+    assert code == 0, err
+    book = yaml.safe_load(phrasebook_path(spec).read_text())
+    assert book["model"] == "a clinician"
+    assert book["openings"] == ["Seen on the Tuesday list."]
+    assert book["phrases"] == {
+        "smoke": {
+            "yes": {"any": ["Smokes twenty a day."]},
+            "no": {"terse": ["Lifelong non-smoker."], "narrative": ["Has never smoked at all."]},
+        }
+    }
+    assert "'Never smoked.' reads back as smoke=no, not smoke=yes" in out
+    assert "'Smokes and has tuberculosis.' states two facts" in out
+    assert "opening: 'Smoker referred by the GP.' mentions smoke" in out
+    assert "either is latent" in out and "unknown variable 'nope'" in out
+    # what was kept is used: the spec loads with it and the planner draws the imported opening and phrasings
+    domain = load_domain(spec)
+    assert "Seen on the Tuesday list." in domain.lexicon.text.openings
+    texts = [TemplateRealiser(domain.lexicon, seed=1).text(s, i) for i, s in enumerate(_asia_skeletons(domain, 400))]
+    assert any(t.startswith("Seen on the Tuesday list.") for t in texts)
+    assert any("Smokes twenty a day." in t for t in texts)
+
+
+def test_import_adds_to_an_existing_phrasebook_and_a_second_import_adds_nothing(capsys, tmp_path):
+    # Setup
+    spec = tmp_path / "asia.yaml"
+    shutil.copy(ROOT / "examples" / "asia.yaml", spec)
+    phrasebook_path(spec).write_text("model: local\nphrases:\n  dysp:\n    'no': {terse: ['Breathing comfortably now.']}\n")
+    candidates = tmp_path / "c.yaml"
+    candidates.write_text("phrases:\n  dysp:\n    'no': ['Walks two miles without shortness of breath.']\n")
+
+    # Run
+    first = run_cli(capsys, "lexicon", "import", str(spec), str(candidates), "--source", "Dr X")
+    second = run_cli(capsys, "lexicon", "import", str(spec), str(candidates), "--source", "Dr X")
+
+    # Assert
+    assert first[0] == 0 and "(1 new)" in first[1]
+    assert second[0] == 0 and "(0 new)" in second[1]
+    book = yaml.safe_load(phrasebook_path(spec).read_text())
+    assert book["model"] == "local; Dr X"
+    assert book["phrases"]["dysp"]["no"] == {
+        "terse": ["Breathing comfortably now."],
+        "any": ["Walks two miles without shortness of breath."],
+    }
+
+
+@pytest.mark.parametrize(
+    ("candidates", "args", "message"),
+    [
+        (None, [], "no such file"),
+        ("phrases: [1]\n", [], "a phrasebook is a mapping"),
+        ("phrases: {smoke: {'yes': [1, 2]}}\n", [], "expected a list of strings"),
+        ("openings: 'Hello.'\nphrases: {}\n", [], "openings"),
+        ("phrases: {}\nextra: 1\n", [], "unknown key(s): extra"),
+        ("phrases: {}\n", ["--out", "{tmp}"], "is a folder"),
+        ("phrases: {\n", [], "c.yaml"),
+    ],
+)
+def test_malformed_import_fails_with_one_error_line_and_leaves_the_phrasebook(capsys, tmp_path, candidates, args,
+                                                                               message):  # fmt: skip
+    # Setup
+    spec = tmp_path / "asia.yaml"
+    shutil.copy(ROOT / "examples" / "asia.yaml", spec)
+    before = "model: local\nphrases: {}\n"
+    phrasebook_path(spec).write_text(before)
+    path = tmp_path / "c.yaml"
+    if candidates is not None:
+        path.write_text(candidates)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+
+    # Run
+    code, _, err = run_cli(capsys, "lexicon", "import", str(spec), str(path), *argv)
+
+    # Assert
+    assert code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and message in err, err
+    assert "Traceback" not in err
+    assert phrasebook_path(spec).read_text() == before
+
+
+def test_an_opening_in_a_phrasebook_that_states_a_fact_stops_the_load(capsys, tmp_path):
+    # Setup
+    spec = tmp_path / "asia.yaml"
+    shutil.copy(ROOT / "examples" / "asia.yaml", spec)
+    phrasebook_path(spec).write_text("openings: ['Clinic visit.', 'Breathless patient seen.']\nphrases: {}\n")
+
+    # Run
+    code, _, err = run_cli(capsys, "sample", str(spec), "-n", "3", "--seed", "0", "--out", str(tmp_path / "s.csv"))
+
+    # Assert
+    assert code == 2 and "asia.phrases.yaml:1" in err and "mentions dysp" in err, err
+
+
+def _asia_skeletons(domain, n: int) -> list[dict[str, str]]:
+    from causalsynth.tools.causal.sampler import Sampler
+
+    data = Sampler(domain.network).sample(n, seed=0).data
+    return [{k: str(v) for k, v in row.items()} for row in data.to_dict("records")]

@@ -3,6 +3,7 @@
 ``asia.yaml`` keeps the phrasings ``causalsynth lexicon expand`` found in ``asia.phrases.yaml``::
 
     model: local:SmolLM2-135M-Instruct.Q4_0.gguf     # who proposed them (for the reader)
+    openings: ["Chest clinic follow-up."]              # optional: more first sentences (each states no fact)
     phrases:
       smoke:
         "yes":
@@ -11,9 +12,11 @@
           bulleted: ["Smoking: current smoker."]
 
 Loading the spec loads its phrasebook: every phrasing must read back as exactly its own fact with the spec's
-lexicon (the same round trip as the spec's own phrases; a problem names the phrasebook's file and line), and the
-template planner, hence anchored realisation, then draws from the spec's phrases and these alike. Nothing in the
-file is executed or trusted: it is read as text and checked.
+lexicon (the same round trip as the spec's own phrases; a problem names the phrasebook's file and line), every
+opening must read as no fact at all, and the template planner, hence anchored realisation, then draws from the
+spec's phrases and openings and these alike. Nothing in the file is executed or trusted: it is read as text and
+checked. :func:`screen_book` is the same check as a filter: it keeps what reads back and says why the rest went
+(``causalsynth lexicon import``, for phrasings written outside causalsynth).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import yaml
 
 from causalsynth.tools.errors import Problem, SpecError
 from causalsynth.tools.tabular import write_text
+from causalsynth.tools.text.extract import extract
 from causalsynth.tools.text.lexicon import Lexicon
-from causalsynth.tools.text.lexicon_check import phrase_reason
+from causalsynth.tools.text.lexicon_check import MAX_PHRASE_CHARS, Dropped, phrase_reason
+from causalsynth.tools.text.sentences import sentences
 from causalsynth.tools.yamlio import format_path, line_of, load_yaml, scalar_text
 
 SUFFIX = ".phrases.yaml"
@@ -50,7 +55,10 @@ class Phrasebook:
 
     model: str = ""
     phrases: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
-    #: Where each phrasing was read: ``(var, state, register, index) -> "file:line"`` (empty for a new book).
+    #: More first sentences for the texts (each states no fact).
+    openings: list[str] = field(default_factory=list)
+    #: Where each phrasing was read: ``(var, state, register, index) -> "file:line"`` (empty for a new book);
+    #: openings under ``("", "", "openings", index)``.
     origin: dict[tuple[str, str, str, int], str] = field(default_factory=dict, compare=False)
 
     def of(self, var: str, state: str) -> list[str]:
@@ -63,8 +71,13 @@ class Phrasebook:
         if phrase not in bucket:
             bucket.append(phrase)
 
+    def add_opening(self, opening: str) -> None:
+        """Add one opening (kept once)."""
+        if opening not in self.openings:
+            self.openings.append(opening)
+
     def count(self) -> int:
-        """How many phrasings in all."""
+        """How many phrasings in all (openings not counted)."""
         return sum(len(ps) for by_state in self.phrases.values() for regs in by_state.values() for ps in regs.values())
 
 
@@ -89,10 +102,19 @@ def read_phrasebook(path: Path) -> tuple[Phrasebook, list[Problem]]:
 
     if not isinstance(data, dict) or not isinstance(data.get("phrases", {}), dict):
         return book, [Problem(where(()), "a phrasebook is a mapping with a 'phrases' mapping")]
-    unknown = sorted(str(k) for k in data if k not in ("model", "phrases"))
+    unknown = sorted(str(k) for k in data if k not in ("model", "openings", "phrases"))
     if unknown:
-        problems.append(Problem(where((unknown[0],)), f"unknown key(s): {', '.join(unknown)} (valid: model, phrases)"))
+        problems.append(
+            Problem(where((unknown[0],)), f"unknown key(s): {', '.join(unknown)} (valid: model, openings, phrases)")
+        )
     book.model = str(data.get("model") or "")
+    openings = data.get("openings") or []
+    if not isinstance(openings, list) or not all(isinstance(o, str) for o in openings):
+        problems.append(Problem(where(("openings",)), "expected a list of strings"))
+    else:
+        for i, opening in enumerate(openings):
+            book.add_opening(opening)
+            book.origin[("", "", "openings", i)] = where(("openings", i))
     for var, by_state in (data.get("phrases") or {}).items():
         if not isinstance(by_state, dict):
             problems.append(Problem(where(("phrases", var)), "expected a mapping of states"))
@@ -115,9 +137,33 @@ def read_phrasebook(path: Path) -> tuple[Phrasebook, list[Problem]]:
     return book, problems
 
 
+def opening_reason(lexicon: Lexicon, opening: str) -> str | None:
+    """Why ``opening`` cannot open a text, or None when it is one sentence that says nothing about any variable."""
+    if not opening.strip(" ."):
+        return "empty"
+    if len(opening) > MAX_PHRASE_CHARS:
+        return f"longer than {MAX_PHRASE_CHARS} characters"
+    if "\n" in opening or len([s for s in sentences(opening) if s.strip()]) != 1:
+        return "not one sentence"
+    lowered = opening.lower()
+    for bad in lexicon.text.forbidden:
+        if bad.lower() in lowered:
+            return f"contains the forbidden phrase {bad!r}"
+    got = extract(lexicon, opening)
+    touched = sorted(v for v in lexicon.order if v in got.stated() or got.mentioned(v))
+    if touched:
+        return f"mentions {', '.join(touched)}: an opening must state no fact"
+    return None
+
+
 def check_phrasebook(lexicon: Lexicon, book: Phrasebook, source: str = "") -> list[Problem]:
-    """Every phrasing must be of an observed variable's state and read back as exactly that fact."""
+    """Every phrasing must read back as exactly its observed variable's state; every opening as no fact at all."""
     problems: list[Problem] = []
+    for i, opening in enumerate(book.openings):
+        reason = opening_reason(lexicon, opening)
+        if reason is not None:
+            here = book.origin.get(("", "", "openings", i), f"{source} openings[{i}]".strip())
+            problems.append(Problem(here, f"opening {opening!r} {reason}; fix it or delete it"))
     for var, by_state in book.phrases.items():
         at = f"{source} phrases.{var}" if source else f"phrases.{var}"
         if var not in lexicon.roles:
@@ -140,12 +186,61 @@ def check_phrasebook(lexicon: Lexicon, book: Phrasebook, source: str = "") -> li
     return problems
 
 
+def screen_book(lexicon: Lexicon, candidates: Phrasebook) -> tuple[Phrasebook, list[Dropped]]:
+    """The candidates that read back as exactly their own fact (openings: as no fact), and the others with why.
+
+    Unknown variables, latent variables and unknown states are dropped with their reason too, so a candidate file
+    written elsewhere (by a person, or by a model outside causalsynth) is screened whole, never refused whole.
+    """
+    kept = Phrasebook(model=candidates.model)
+    dropped: list[Dropped] = []
+    for opening in candidates.openings:
+        reason = opening_reason(lexicon, opening)
+        if reason is None:
+            kept.add_opening(opening)
+        else:
+            dropped.append(Dropped("", "", "opening", opening, reason))
+    for var, by_state in candidates.phrases.items():
+        for state, regs in by_state.items():
+            for register, phrases in regs.items():
+                for phrase in phrases:
+                    if var not in lexicon.roles:
+                        reason: str | None = f"unknown variable {var!r}"
+                    elif lexicon.roles[var] != "observed":
+                        reason = f"{var} is latent: a text must never state it"
+                    elif state not in lexicon.states[var]:
+                        reason = f"{var} has no state {state!r} (valid: {', '.join(lexicon.states[var])})"
+                    else:
+                        reason = phrase_reason(lexicon, var, state, phrase)
+                    if reason is None:
+                        kept.add(var, state, register, phrase)
+                    else:
+                        dropped.append(Dropped(var, state, "phrase", phrase, reason))
+    return kept, dropped
+
+
+def merge_books(book: Phrasebook, more: Phrasebook) -> int:
+    """Add ``more``'s phrasings and openings to ``book``; return how many were new."""
+    before = book.count() + len(book.openings)
+    for opening in more.openings:
+        book.add_opening(opening)
+    for var, by_state in more.phrases.items():
+        for state, regs in by_state.items():
+            for register, phrases in regs.items():
+                for phrase in phrases:
+                    book.add(var, state, register, phrase)
+    return book.count() + len(book.openings) - before
+
+
 def with_phrasebook(lexicon: Lexicon, book: Phrasebook) -> Lexicon:
-    """The lexicon whose phrases also hold the phrasebook's (after the spec's own; each once)."""
+    """The lexicon whose phrases and openings also hold the phrasebook's (after the spec's own; each once)."""
     merged: dict[str, Mapping[str, tuple[str, ...]]] = {}
     for var, by_state in lexicon.phrases.items():
         merged[var] = {state: tuple(dict.fromkeys([*own, *book.of(var, state)])) for state, own in by_state.items()}
-    return dataclasses.replace(lexicon, phrases=merged, cache={})
+    text = lexicon.text
+    if book.openings:
+        text = text.model_copy(update={"openings": list(dict.fromkeys([*text.openings, *book.openings]))})
+    return dataclasses.replace(lexicon, phrases=merged, text=text, cache={}, index={})
 
 
 def load_phrasebook(path: Path, lexicon: Lexicon) -> Lexicon:
@@ -165,7 +260,9 @@ def load_phrasebook(path: Path, lexicon: Lexicon) -> Lexicon:
 
 def write_phrasebook(path: Path, book: Phrasebook) -> None:
     """Write the phrasebook atomically: variables and states in the order given, registers in a fixed order."""
-    body: dict[str, object] = {"model": book.model, "phrases": {}}
+    body: dict[str, object] = {"model": book.model}
+    if book.openings:
+        body["openings"] = list(book.openings)
     phrases: dict[str, dict[str, dict[str, list[str]]]] = {}
     for var, by_state in book.phrases.items():
         for state, regs in by_state.items():
