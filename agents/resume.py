@@ -1,19 +1,23 @@
 """Restoring a run's in-memory bookkeeping when it resumes from a checkpoint at a batch boundary.
 
 The graph state (counters, next id, batch index) comes back from the checkpoint; what lives beside it in the
-run context, the ledger of codes the report's measures are computed from, is rebuilt from what the kept batches
-wrote: skeletons ``0 .. next_id`` (the skeleton source is seeded) and the accepted records, whose facts are
-extracted again from their texts exactly as the Causal Verifier did.
+run context is rebuilt from what the kept batches wrote. For records: the ledger of codes the report's measures
+are computed from (skeletons ``0 .. next_id``, from the seeded skeleton source, and the accepted records, whose
+facts are extracted again from their texts exactly as the Causal Verifier did). For tables: the unique values
+accepted so far, which the Schema Validator checks new rows against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from causalsynth.agents.assessor import FAILED_IDS
 from causalsynth.agents.context import RunContext
+from causalsynth.agents.state import Record
+from causalsynth.agents.table_context import TableRunContext
 from causalsynth.tools.text.extract import extract
 
 
@@ -30,3 +34,31 @@ def restore_ledger(
         ctx.ledger.add("extracted", [extract(ctx.domain.lexicon, t).facts(observed) for _, t in accepted], observed)
     if failed:
         ctx.ledger.add_codes(FAILED_IDS, {"id": np.array(failed, dtype=np.int64)}, len(failed))
+
+
+def fresh_records(ctx: RunContext, ids: Sequence[int]) -> list[Record]:
+    """Records ``ids`` as the ``sample`` node makes them (their seeded skeletons, no attempt yet), to run again."""
+    records = []
+    for i in ids:
+        (skeleton,) = ctx.skeletons.take(i, i + 1)
+        records.append(Record(id=i, skeleton=skeleton, text="", attempts=0, llm_calls=0, tokens=0,
+                              tokens_estimated=False, violations=[], history=[]))  # fmt: skip
+    return records
+
+
+def restore_seen(ctx: TableRunContext, kept: Mapping[str, Sequence[Any]]) -> None:
+    """Refill ``ctx.seen`` (unique and key values accepted so far) as the kept batches left it.
+
+    ``kept``: per record table, its rows in the kept parts (Arrow tables, batch by batch). A context that keeps no
+    such set (its validation takes each value's owner from the run's draw, whatever batch came before) needs none.
+    """
+    seen: dict[tuple[str, str], set[Any]] | None = getattr(ctx, "seen", None)
+    if seen is None:
+        return
+    for table in ctx.schema.record_tables:
+        spec = ctx.schema.tables[table]
+        for col, cs in spec.columns.items():
+            if cs.unique or col == spec.primary_key:
+                values = seen.setdefault((table, col), set())
+                for part in kept.get(table, ()):
+                    values.update(v for v in part[col].to_pylist() if v is not None)

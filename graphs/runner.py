@@ -12,15 +12,24 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from causalsynth.agents.context import FrameContext, RunContext, RunSettings, SkeletonSource
-from causalsynth.agents.resume import restore_ledger
+from causalsynth.agents.resume import fresh_records, restore_ledger, restore_seen
 from causalsynth.agents.table_context import TableRunContext, to_columns
-from causalsynth.graphs.builder import build_graph, compile_graph, extra_nodes, recursion_limit
-from causalsynth.graphs.durable import check_resumable, open_saver, settings_record, start_fresh, thread_config
+from causalsynth.graphs.builder import RUN_GRAPH, build_graph, compile_graph, extra_nodes, recursion_limit
+from causalsynth.graphs.durable import (
+    BatchSaver,
+    check_resumable,
+    durable_builder,
+    open_saver,
+    settings_record,
+    start_fresh,
+    thread_config,
+)
 from causalsynth.graphs.durable import finish as durable_finish
 from causalsynth.graphs.tracing import RunTracing, check_trace
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.quality.guard import MAX_RESAMPLES, PrivacyGuard
 from causalsynth.tools.retrieval.retriever import Retriever
+from causalsynth.tools.sinks.resumable import ResumableRunSink, ResumableTableSink
 from causalsynth.tools.sinks.run_folder import RunSink
 from causalsynth.tools.sinks.table_folder import TableSink
 from causalsynth.tools.spec import Domain
@@ -83,37 +92,39 @@ def run(
     check_trace(trace, out_dir)
     relational = domain.schema is not None
     durable = (durable or resume) and out_dir is not None
-    if durable and (relational or graph is not None):
-        if resume:
-            raise UsageError("--resume: only runs of single records with the built-in graph can be resumed yet")
-        durable = False
+    builder = durable_builder(graph, relational) if durable and graph is not None else None
+    record = settings_record(domain.source, settings, graph)
     if resume:
         assert out_dir is not None
-        check_resumable(out_dir, settings_record(domain.source, settings))
+        check_resumable(out_dir, record)
     elif durable:
         assert out_dir is not None
-        start_fresh(out_dir, settings_record(domain.source, settings))
+        start_fresh(out_dir, record)
     if retriever is not None:
         retriever.start_run()
     context: RunContext | TableRunContext
+    sink: Any = None
     if domain.schema is not None:  # tables, keys and rules: the relational graph writes tables and a database
-        table_sink = TableSink(out_dir, domain.schema) if out_dir is not None else None
+        if out_dir is not None:
+            sink = ResumableTableSink(out_dir, domain.schema, resume=resume) if durable else TableSink(
+                out_dir, domain.schema)  # fmt: skip
         context = TableRunContext(
-            domain=domain, realiser=realiser, settings=settings, sink=table_sink, retriever=retriever,
-            progress=progress,
+            domain=domain, realiser=realiser, settings=settings, sink=sink, retriever=retriever, progress=progress,
         )  # fmt: skip
-        if table_sink is not None and domain.schema.lookups:  # written first: record rows reference them
+        if sink is not None and domain.schema.lookups and not resume:  # first: record rows reference them
             try:
-                table_sink.write([{t: to_columns(f) for t, f in context.lookups.items()}], [])
+                lookups = {t: to_columns(f) for t, f in context.lookups.items()}
+                sink.write_lookups(lookups) if durable else sink.write([lookups], [])
             except BaseException as exc:
-                table_sink.abort(f"{type(exc).__name__}: {exc}")
+                sink.abort(f"{type(exc).__name__}: {exc}")
                 raise
     else:
+        if out_dir is not None:
+            names = domain.network.names
+            sink = ResumableRunSink(out_dir, names, resume=resume) if durable else RunSink(out_dir, names)
         context = RunContext(
             domain=domain, realiser=realiser, settings=settings, retriever=retriever, progress=progress,
-            skeletons=SkeletonSource(domain, settings.n, settings.seed),
-            sink=RunSink(out_dir, domain.network.names, keep_parts=durable, resume=resume)
-            if out_dir is not None else None, guard=guard, dp_void=dp_void,
+            skeletons=SkeletonSource(domain, settings.n, settings.seed), sink=sink, guard=guard, dp_void=dp_void,
         )  # fmt: skip
     tracing = RunTracing(trace, out_dir, append=resume)  # after the sink: the folder exists, with no stale outputs
     limit = recursion_limit(settings.n, settings.batch_size, settings.max_rounds,
@@ -122,32 +133,92 @@ def run(
     if not durable:
         compiled = graph if graph is not None else compile_graph(build_graph(domain), relational)
         return invoke_run(compiled, context, limit, config, tracing=tracing)
-    assert out_dir is not None and isinstance(context, RunContext)
-    saver = open_saver(out_dir)
-    compiled = compile_graph(build_graph(domain), relational, checkpointer=saver)
-    start = restore(compiled, context) if resume else None
+    assert out_dir is not None and sink is not None
+    saver = open_saver(out_dir, written=lambda: int(sink.part))
+    if builder is not None:  # the user's graph, compiled again with the run's checkpointer
+        name = getattr(graph, "name", None) or RUN_GRAPH
+        compiled = builder.compile(checkpointer=saver, name=name, store=getattr(graph, "store", None),
+                                   cache=getattr(graph, "cache", None))  # fmt: skip
+    else:
+        compiled = compile_graph(build_graph(domain), relational, checkpointer=saver)
+    try:
+        if not resume:
+            start = None
+        elif isinstance(context, TableRunContext):
+            start = restore_tables(compiled, context)
+        else:
+            start = restore(compiled, context, saver)
+            limit += recursion_limit(settings.n, settings.batch_size, settings.max_rounds)  # room for a retry batch
+    except BaseException as exc:
+        sink.abort(f"{type(exc).__name__}: {exc}")
+        raise
     report = invoke_run(compiled, context, limit, config, tracing=tracing, durable=True, resume_from=start)
-    durable_finish(out_dir, saver)
+    durable_finish(out_dir, saver, report)
     return report
 
 
-def restore(graph: Any, context: RunContext) -> dict[str, Any] | None:
-    """Bring a resumed run's sink and ledger to its last checkpoint; its state, or None to start from scratch."""
-    assert isinstance(context.sink, RunSink)
-    snapshot = graph.get_state({"configurable": thread_config()})
-    values = dict(snapshot.values or {})
+def _snapshot(graph: Any) -> dict[str, Any]:
+    """The state of the run's last checkpoint (empty if it has none)."""
+    return dict(graph.get_state({"configurable": thread_config()}).values or {})
+
+
+def restore(graph: Any, context: RunContext, saver: BatchSaver) -> dict[str, Any] | None:
+    """Bring a resumed run's sink and ledger to its last checkpoint; its state, or None to start from scratch.
+
+    Records that failed for infrastructure reasons in the kept batches are retried: they are put in the state as
+    one more batch (a checkpoint kept as it is, so a kill during the retry resumes the retry), which runs before
+    the batches still to do, or, for a finished run, before its report is computed again.
+    """
+    sink = context.sink
+    assert isinstance(sink, ResumableRunSink)
+    values = _snapshot(graph)
     if not values or "n_requested" not in values:  # killed before the first checkpoint: start again
-        context.sink.resume(0)
+        sink.resume(0)
         context.emit({"event": "resumed", "batches_kept": 0})
         return None
-    batches = values.get("batch", -1) + 1
-    context.sink.resume(batches)
+    in_flight = [r["id"] for r in values.get("records") or []]  # a retry batch checkpointed before it ran
+    batches = values.get("batch", -1) + (0 if in_flight else 1)
+    sink.resume(batches)
     next_id = int(values.get("next_id", 0))
-    restore_ledger(context, next_id, context.sink.accepted_rows(), context.sink.failed_ids())
+    failed = sink.failed_ids()
+    retry = [] if in_flight else failed
+    restore_ledger(context, next_id, sink.accepted_rows(), [i for i in failed if i not in set(in_flight) | set(retry)])
+    if context.progress is not None:
+        context.progress(next_id - len(retry or in_flight))  # those are counted again when their batch is written
+    event: dict[str, Any] = {"event": "resumed", "batches_kept": batches, "next_id": next_id}
+    if retry or in_flight:
+        event["retrying_failed"] = len(retry or in_flight)
+    context.emit(event)
+    if retry:
+        saver.keep_next = True
+        config = graph.update_state(
+            {"configurable": thread_config()},
+            {"records": fresh_records(context, retry), "batch": batches, "round": 0, "report": None,
+             "totals": {"n_failed": -len(retry)}, "info": {"batch": batches, "retrying_failed": len(retry)}},
+            as_node="sample",
+        )  # fmt: skip
+        assert config is not None
+        values = _snapshot(graph)
+    return values
+
+
+def restore_tables(graph: Any, context: TableRunContext) -> dict[str, Any] | None:
+    """Bring a resumed relational run's parts, database and unique-value sets to its last checkpoint."""
+    sink = context.sink
+    assert isinstance(sink, ResumableTableSink)
+    values = _snapshot(graph)
+    lookups = {t: to_columns(f) for t, f in context.lookups.items()}
+    batches = values.get("batch", -1) + 1 if values and "n_requested" in values else 0
+    sink.resume(batches, lookups)
+    restore_seen(context, {t: sink.kept(t) for t in context.schema.record_tables})
+    if not batches and not values:
+        context.emit({"event": "resumed", "batches_kept": 0})
+        return None
+    next_id = int(values.get("next_id", 0))
     if context.progress is not None:
         context.progress(next_id)
     context.emit({"event": "resumed", "batches_kept": batches, "next_id": next_id})
-    return values
+    return values if "n_requested" in values else None
 
 
 def run_metadata(context: FrameContext) -> dict[str, Any]:

@@ -135,9 +135,3 @@ def test_resume_and_another_out_folder_is_refused(tmp_path, capsys):
                               str(tmp_path / "b"))  # fmt: skip
     # Assert
     assert code == 2 and "names another" in stderr
-
-
-def test_relational_runs_cannot_be_resumed_yet(tmp_path):
-    # Run / Assert
-    with pytest.raises(UsageError, match="only runs of single records"):
-        cs.generate("hospital", 5, llm="template", resume=tmp_path)
