@@ -5,10 +5,12 @@ Run: ``.venv/bin/python bench/richness.py`` (writes ``bench/results/richness.md`
 run; results are not written). ``--no-draft`` skips part (2).
 
 (1) For asia and clinic: the same skeletons (seed 0) realised by the template realiser and by the local model
-    (SmolLM2-135M through llama.cpp, anchored, iterative, max_rounds 2, 2 contexts, no retrieval), each with the
-    spec's own lexicon ("before"), with the shipped phrasebook (``examples/NAME.phrases.yaml``: what
-    ``causalsynth lexicon expand`` kept with the local model, then reviewed by deleting lines) and with the
-    phrasebook as generated, before review (``bench/results/phrasebooks/NAME.raw.phrases.yaml``). Accepted texts
+    (SmolLM2-135M through llama.cpp, anchored, iterative, max_rounds 2, 2 contexts, no retrieval), with four
+    lexicons: the spec's own ("before"); the local model's phrasebook (``causalsynth lexicon expand --llm local``,
+    reviewed by deleting lines: ``bench/results/phrasebooks/NAME.local.phrases.yaml``) and the same as generated,
+    before review (``NAME.raw.phrases.yaml``); and the shipped phrasebook (``examples/NAME.phrases.yaml``: the
+    local model's reviewed phrasings plus candidates written offline by a large LLM,
+    ``NAME.candidates.yaml``, screened by ``causalsynth lexicon import``). Accepted texts
     are taken in record order up to the token budget of the domain corpus's notes (``retrieval_corpus/NAME/notes``:
     36 notes), the last one cut, and scored like the corpus: distinct-1/2/3 (distinct n-grams / all n-grams, within
     each text, lower-cased letter/digit tokens) and the embedding spread (mean pairwise cosine distance,
@@ -44,6 +46,10 @@ CONCURRENCY = 2
 BATCH = 32
 SEED = 0
 TARGET_DISTINCT2 = 0.45
+BEFORE = "before (spec lexicon)"
+LOCAL = "local-model phrasebook (reviewed)"
+RAW = "local-model phrasebook as generated (unreviewed)"
+SHIPPED = "shipped phrasebook (local reviewed + large-LLM candidates, screened)"
 TARGET_REALIZABILITY = 0.99
 COMMAND = (
     ".venv/bin/python bench/richness.py"
@@ -110,9 +116,9 @@ def arms() -> list[dict[str, Any]]:
         budget = scores(*within_budget(corpus_notes(name), 10**9))["tokens"]
         corpus = scores(*within_budget(corpus_notes(name), budget))
         out.append({"domain": name, "arm": "corpus (36 notes)", "budget": budget, "score": corpus, "report": None})
-        raw = ROOT / "bench" / "results" / "phrasebooks" / f"{name}.raw.phrases.yaml"
-        for label, phrasebook in (("before (spec lexicon)", None), ("after, reviewed phrasebook (shipped)", "shipped"),
-                                  ("after, phrasebook as generated (unreviewed)", raw)):  # fmt: skip
+        books = ROOT / "bench" / "results" / "phrasebooks"
+        for label, phrasebook in ((BEFORE, None), (LOCAL, books / f"{name}.local.phrases.yaml"),
+                                  (RAW, books / f"{name}.raw.phrases.yaml"), (SHIPPED, "shipped")):  # fmt: skip
             domain = load_domain(ROOT / "examples" / f"{name}.yaml", phrasebook=phrasebook == "shipped")
             if isinstance(phrasebook, Path):
                 domain.lexicon = load_phrasebook(phrasebook, domain.lexicon)
@@ -213,9 +219,9 @@ def richness_section(rows: list[dict[str, Any]]) -> tuple[list[str], list[Check]
                      *(_f(x) for x in s["distinct"]), _f(s["spread"], 4), phr, acc, real, speed])  # fmt: skip
     for name in ("asia", "clinic"):
         by = {r["arm"]: r for r in rows if r["domain"] == name}
-        before = by.get("before (spec lexicon), local")
-        after = by.get("after, reviewed phrasebook (shipped), local")
-        raw = by.get("after, phrasebook as generated (unreviewed), local")
+        before = by.get(f"{BEFORE}, local")
+        after = by.get(f"{SHIPPED}, local")
+        local = by.get(f"{LOCAL}, local")
         if before is None or after is None:
             continue
         d0, d1 = before["score"]["distinct"][1], after["score"]["distinct"][1]
@@ -231,10 +237,10 @@ def richness_section(rows: list[dict[str, Any]]) -> tuple[list[str], list[Check]
         checks.append(Check("richness", f"{name}: distinct-2 and spread go up with the phrasebook", "both higher",
                             f"distinct-2 {_f(d0)} -> {_f(d1)}; spread {_f(before['score']['spread'], 4)} -> "
                             f"{_f(after['score']['spread'], 4)}", None))  # fmt: skip
-        if raw is not None:
-            rr = raw["report"]
-            checks.append(Check("richness", f"{name}: unreviewed phrasebook (not shipped): distinct-2, realizability",
-                                "info", f"distinct-2 {_f(raw['score']['distinct'][1])}; "
+        if local is not None:
+            rr = local["report"]
+            checks.append(Check("richness", f"{name}: the local model's phrasebook alone: distinct-2, realizability",
+                                "info", f"distinct-2 {_f(local['score']['distinct'][1])}; "
                                 f"{rr['n_accepted']}/{rr['n_requested']}", None))  # fmt: skip
     md = [
         "## (1) Accepted texts against the corpus, before and after the phrasebook",
@@ -299,9 +305,15 @@ def run() -> Result:
         "# Richness: accepted texts against the domain corpus, before and after expansion (bench/richness.py)",
         "",
         f"Machine: the {os.cpu_count()}-core, no-GPU sandbox, shared with other work (throughput drifts with the "
-        f"load). Date: {dt.date.today().isoformat()}. Command: `{COMMAND}`. Phrasebooks: "
-        "`examples/asia.phrases.yaml`, `examples/clinic.phrases.yaml` (`causalsynth lexicon expand`, local model, then "
-        "reviewed by deleting lines); the unreviewed output is kept in `bench/results/phrasebooks/*.raw.phrases.yaml`.",
+        f"load). Date: {dt.date.today().isoformat()}. Command: `{COMMAND}`.",
+        "",
+        "Phrasebooks (`bench/results/phrasebooks/`): `NAME.local.phrases.yaml` is what `causalsynth lexicon expand "
+        "--llm local` kept (SmolLM2-135M), reviewed by deleting lines; `NAME.raw.phrases.yaml` the same before review. "
+        "The shipped `examples/NAME.phrases.yaml` adds candidates written offline by a large LLM (Claude, the model "
+        "behind the engineering session; no API model is reachable from this machine, so they were written into "
+        "`NAME.candidates.yaml` and screened by `causalsynth lexicon import`, which keeps only what the extractor "
+        "reads back as exactly its own fact). Their writer had read one asia corpus note (`001-terse.md`) earlier; "
+        "candidates close to it were removed.",
         "",
         *rich_md,
         *draft_md,

@@ -188,3 +188,32 @@ def test_the_rule_grammar_makes_the_tiny_model_write_rules_that_parse():
             finished += 1
             parse(clean_answer(str(reply.content)))  # raises RuleError if it did not parse
     assert finished >= 1
+
+
+def test_the_spec_sets_how_much_connective_text_the_model_may_write(asia_spec, model_path, skeletons):
+    # Setup: the same records with no free sentence allowed, and with four
+    import dataclasses
+
+    def realiser_with(free: int) -> ChatRealiser:
+        text = asia_spec.lexicon.text.model_copy(update={"free_sentences": free})
+        lexicon = dataclasses.replace(asia_spec.lexicon, text=text, cache={}, index={})
+        model = LocalChatModel(model_path=model_path, seed=2)
+        return ChatRealiser(model, lexicon, realize="anchored", anchoring="grammar", seed=2, seeded_calls=True)
+
+    requests = [RealisationRequest(record_id=i, skeleton=s) for i, s in enumerate(skeletons[:4])]
+
+    # Run
+    none, four = realiser_with(0), realiser_with(4)
+    plain = none.realise(requests)
+    rich = four.realise(requests)
+
+    # Assert: without free sentences a text is exactly its planned fact phrases; with four, each anchor has four
+    # places for the model's own sentences, and every text still reads back as exactly its record
+    for request, result in zip(requests, plain, strict=True):
+        anchor = none.anchor(request)
+        assert anchor is not None and not anchor.slots and result.text == anchor.skeleton_text
+    lex = asia_spec.lexicon
+    for request, result in zip(requests, rich, strict=True):
+        anchor = four.anchor(request)
+        assert anchor is not None and len(anchor.slots) == 4 and anchor.matches(result.text), result.text
+        assert not check_facts(lex, request.skeleton, extract(lex, result.text)), result.text

@@ -155,7 +155,7 @@ class ChatRealiser:
         if self.realize != "anchored":
             return None
         parts = self._planner.parts(request.skeleton, request.record_id, request.attempt)
-        return make_anchor(parts, self.lexicon.text.max_chars)
+        return make_anchor(parts, self.lexicon.text.max_chars, self.lexicon.text.free_sentences)
 
     def messages(self, request: RealisationRequest, anchor: Anchor | None = None) -> list[BaseMessage]:
         """The chat messages for one request."""

@@ -194,6 +194,9 @@ class TextSpec(_Strict):
     cues: CueSpec = Field(default_factory=CueSpec)
     #: Few-shot examples of the style, in every LLM generator's system prompt (retrieved references come on top).
     examples: list[str] = Field(default_factory=list)
+    #: Anchored realisation: how many sentences of its own the model may write between and after the fact phrases
+    #: (connective text; each is kept only when it states nothing about any variable). None: the default (2).
+    free_sentences: int | None = Field(default=None, ge=0, le=20)
 
 
 # -- compiled lexicon -------------------------------------------------------------------------------------------
