@@ -12,7 +12,7 @@ import pandas as pd
 from causalsynth.agents.context import FrameContext
 from causalsynth.agents.table_state import Tables
 from causalsynth.tools.errors import DataError
-from causalsynth.tools.relational.checks import check_tables, redraw_plan
+from causalsynth.tools.relational.checks import check_tables, redraw_plan, unique_owners
 from causalsynth.tools.relational.sampling import ENTITY, RelationalSampler, redraw, resamplable_columns
 from causalsynth.tools.relational.tables import TableSchema
 from causalsynth.tools.sinks.table_folder import TableSink
@@ -47,6 +47,11 @@ class TableRunContext(FrameContext):
     @cached_property
     def _rows(self) -> dict[str, pd.DataFrame]:
         return self.sampler.sample(self.settings.n)  # all at once: the output does not depend on the batch size
+
+    @cached_property
+    def owners(self) -> dict[tuple[str, str], pd.Series]:
+        """Per unique column, the record that drew each value first (a duplicate anywhere else in the run)."""
+        return unique_owners(self.schema, self._rows)
 
     @cached_property
     def lookups(self) -> dict[str, pd.DataFrame]:

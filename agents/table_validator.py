@@ -25,7 +25,7 @@ def validate_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> 
     ctx = runtime.context
     schema = ctx.schema
     frames = ctx.frames(state.get("tables", {}))
-    violations = check_tables(schema, frames, ctx.seen, ctx.resamplable)
+    violations = check_tables(schema, frames, ctx.seen, ctx.resamplable, owners=ctx.owners)
     violations += check_texts(schema, ctx.domain.lexicon, frames)
     plugins = run_plugins(ctx)
     if plugins is not None and plugins.validators:  # plugin validator tools on the texts, beside the built-in checks

@@ -153,12 +153,10 @@ def generate(
     options = RetrievalOptions(**{**options.__dict__, "enabled": retrieval and options.enabled})
     retrieves = retrieval_settings(domain, options) is not None  # values checked before anything is loaded
     guard, dp_void = _privacy_guard(domain, privacy_reference, privacy_holdout, privacy_filter_breaks_dp, seed)
-    if guard is not None and engine == "dask":
-        raise UsageError("--privacy-reference: the guard runs with --engine local only")
     if engine == "dask":
         return _generate_sharded(domain, llm, settings, out, where_run, llm_options, progress,
                                  retrieves=retrieves and llm_name != "template", graph=graph, trace=trace,
-                                 resume=resume is not None, config=config)  # fmt: skip
+                                 resume=resume is not None, config=config, guard=guard, dp_void=dp_void)  # fmt: skip
     realiser = realiser_of()
     retriever = open_retriever(domain, options, uses_model=llm_name != "template", seed=seed, say=say)
     written = out is not None  # else a temporary folder, read back into memory
@@ -205,7 +203,8 @@ def _generate_sharded(
     written = out is not None
     with nullcontext(str(out)) if written else tempfile.TemporaryDirectory(prefix="causalsynth-") as where:
         folder = Path(where)
-        report = run_sharded(domain, llm, opts, settings, folder, where_run, progress=progress).report
+        report = run_sharded(domain, llm, opts, settings, folder, where_run, progress=progress,
+                             guard=unsupported["guard"], dp_void=unsupported["dp_void"]).report
         return _result(domain, folder, report, written=written)
 
 

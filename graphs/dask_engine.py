@@ -48,6 +48,7 @@ from causalsynth.agents.context import RunContext, RunSettings, SkeletonSource
 from causalsynth.graphs.builder import build_graph, compile_graph, extra_nodes, recursion_limit
 from causalsynth.tools.errors import CausalSynthError, DataError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
+from causalsynth.tools.quality.guard import MAX_RESAMPLES, PrivacyGuard
 from causalsynth.tools.sinks.folder import EVENTS, REJECTS, REPORT
 from causalsynth.tools.sinks.run_folder import FAILED, PARTS, RECORDS, RunSink
 from causalsynth.tools.spec import Domain
@@ -196,6 +197,9 @@ class ShardJob:
     out_dir: str
     model_key: str
     gate: tuple[str, int] | None = None  # (semaphore name, leases) for an API model
+    #: ``--privacy-reference``: the guard, its threshold computed once on the client (every shard uses the same).
+    guard: PrivacyGuard | None = None
+    dp_void: bool = False
 
 
 @dataclass
@@ -269,9 +273,11 @@ def run_shard(job: ShardJob) -> ShardResult:
     sink = RunSink(folder, job.domain.network.names)
     ctx = RunContext(
         domain=job.domain, realiser=realiser, settings=s, sink=sink, shard=job.index,
-        skeletons=SkeletonSource(job.domain, job.stop - job.first, s.seed, first=job.first),
+        skeletons=SkeletonSource(job.domain, job.stop - job.first, s.seed, first=job.first), guard=job.guard,
+        dp_void=job.dp_void,
     )  # fmt: skip
-    limit = recursion_limit(job.stop - job.first, s.batch_size, s.max_rounds, extra_nodes=extra_nodes(graph))
+    limit = recursion_limit(job.stop - job.first, s.batch_size, s.max_rounds,
+                            MAX_RESAMPLES if job.guard is not None else 0, extra_nodes(graph))  # fmt: skip
     start = {"n_requested": job.stop, "next_id": job.first, "totals": {}, "report": None}
     try:
         final = graph.invoke(start, context=ctx, config={"recursion_limit": limit})
@@ -359,7 +365,7 @@ class ShardedRun:
     """A finished sharded run: the report and where each shard ran."""
 
     report: dict[str, Any]
-    shards: list[ShardResult] = field(default_factory=list)
+    shards: list[Any] = field(default_factory=list)  # ShardResult, or TableShardResult for a relational run
 
 
 def check_shardable(
@@ -368,12 +374,8 @@ def check_shardable(
     """Refuse what the dask engine does not run yet, naming it.
 
     Raises:
-        UsageError: tables, a chat model or realiser object, retrieval, a custom graph, traces, resume or config.
+        UsageError: a chat model or realiser object, retrieval, a custom graph, traces, resume or config.
     """
-    if domain.schema is not None:
-        raise UsageError(
-            f"--engine dask: {domain.source} declares tables; relational runs are not sharded yet (use --engine local)"
-        )
     plugins = domain.plugins
     if plugins is not None and plugins.metrics:
         raise UsageError(f"--engine dask: {domain.source} names plugin metrics, which are not merged across shards "
@@ -430,8 +432,14 @@ def run_sharded(
     engine: EngineOptions,
     *,
     progress: Callable[[int], None] | None = None,
+    guard: PrivacyGuard | None = None,
+    dp_void: bool = False,
 ) -> ShardedRun:
     """Run ``settings.n`` records as shards on a Dask cluster; write the run folder ``out``; return the report.
+
+    ``guard`` (``--privacy-reference``) is built once here, its threshold from the holdout rows, and shipped to
+    every shard: the guard judges each record alone and redraws it from a stream of its own id, so the records
+    are those of the single-process guarded run.
 
     Raises:
         UsageError: bad engine options, or the scheduler cannot be reached.
@@ -439,6 +447,13 @@ def run_sharded(
         CausalSynthError: a shard failed (its error, as the single-process run would raise it).
     """
     check_engine(engine)
+    if domain.schema is not None:  # whole relational records, shard by shard (graphs.dask_tables)
+        if guard is not None:
+            raise UsageError("--privacy-reference: the guard checks specs of single records; this spec has tables")
+        from causalsynth.graphs.dask_tables import run_tables_sharded
+
+        tables = run_tables_sharded(domain, llm, options, settings, out, engine, progress=progress)
+        return ShardedRun(report=tables.report, shards=list(tables.shards))
     started = time.perf_counter()
     _prepare_folder(out)
     events = (out / EVENTS).open("w", encoding="utf-8")
@@ -451,7 +466,7 @@ def run_sharded(
             gate = _gate(client, llm, options, key)
             jobs = [
                 ShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
-                         out_dir=str(out), model_key=key, gate=gate)
+                         out_dir=str(out), model_key=key, gate=gate, guard=guard, dp_void=dp_void)
                 for i, (a, b) in enumerate(ranges)
             ]  # fmt: skip
             _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
@@ -460,7 +475,7 @@ def run_sharded(
     except BaseException as exc:
         _abort(out, events, exc)
         raise
-    report = merge_report(domain, settings, results, started)
+    report = merge_report(domain, settings, results, started, guard=guard, dp_void=dp_void)
     report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
                         "rerun": _abandoned(out)}  # fmt: skip
     _collect_events(out, events, len(results))
@@ -485,13 +500,18 @@ def _gate(client: Client, llm: str, options: LLMOptions, key: str) -> tuple[str,
 
 
 def _gather(
-    client: Client, jobs: list[ShardJob], events: Any, progress: Callable[[int], None] | None
-) -> list[ShardResult]:
+    client: Client,
+    jobs: Sequence[Any],
+    events: Any,
+    progress: Callable[[int], None] | None,
+    work: Callable[[Any], Any] = run_shard,
+) -> list[Any]:
+    """Run ``work(job)`` for every shard job on the cluster; the results in shard order (events as they finish)."""
     from distributed import as_completed
 
-    futures = [client.submit(run_shard, job, key=f"causalsynth-shard-{job.model_key}-{uuid.uuid4().hex[:6]}-"
+    futures = [client.submit(work, job, key=f"causalsynth-shard-{job.model_key}-{uuid.uuid4().hex[:6]}-"
                              f"{job.index}", pure=False) for job in jobs]  # fmt: skip
-    done: dict[int, ShardResult] = {}
+    done: dict[int, Any] = {}
     try:
         for _, result in as_completed(futures, with_results=True):
             done[result.index] = result
@@ -506,12 +526,21 @@ def _gather(
     return [done[i] for i in range(len(jobs))]
 
 
-def merge_report(domain: Domain, settings: RunSettings, results: list[ShardResult], started: float) -> dict[str, Any]:
+def merge_report(
+    domain: Domain,
+    settings: RunSettings,
+    results: list[ShardResult],
+    started: float,
+    *,
+    guard: PrivacyGuard | None = None,
+    dp_void: bool = False,
+) -> dict[str, Any]:
     """The run's report over every shard: counters added, measures computed on the concatenated ledger."""
     results = sorted(results, key=lambda r: r.first)
     name = results[0].realiser if results else settings.llm
     ctx = RunContext(domain=domain, realiser=_Named(name), settings=settings,
-                     skeletons=SkeletonSource(domain, settings.n, settings.seed))  # fmt: skip
+                     skeletons=SkeletonSource(domain, settings.n, settings.seed), guard=guard,
+                     dp_void=dp_void)  # fmt: skip
     ctx.started = started
     totals: Counter[str] = Counter()
     for r in results:

@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from distributed import Client
 
 import causalsynth
 from causalsynth.agents.context import RunSettings
-from causalsynth.graphs.dask_engine import SHARDS, EngineOptions, gate_model, local_cluster, plan_shards, run_sharded
+from causalsynth.graphs.dask_engine import SHARDS, EngineOptions, gate_model, plan_shards, run_sharded
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions
 from causalsynth.tools.spec import load_domain
@@ -24,19 +23,6 @@ from tests.conftest import run_cli
 
 #: Report entries that measure time or name the engine: everything else must be equal.
 UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
-
-
-@pytest.fixture(scope="module")
-def two_workers() -> Iterator[str]:
-    """A 2-process LocalCluster on loopback; closed even when a test fails."""
-    with local_cluster(2) as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture(scope="module")
-def one_worker() -> Iterator[str]:
-    with local_cluster(1) as cluster:
-        yield cluster.scheduler_address
 
 
 def by_id(frame: pd.DataFrame) -> pd.DataFrame:
@@ -216,7 +202,6 @@ def test_killed_worker_loses_and_duplicates_nothing(two_workers: str, tmp_path: 
         (["run", "asia", "-n", "5", "--llm", "template", "--engine", "dask", "--shards", "0"],
          "--shards must be between 1"),
         (["run", "asia", "-n", "5", "--llm", "template", "--shards", "3"], "--scheduler and --shards apply to"),
-        (["run", "hospital", "-n", "5", "--llm", "template", "--engine", "dask"], "relational runs are not sharded"),
         (["sample", "asia", "-n", "5", "--engine", "dask", "--evidence", "smoke=yes"], "sampled by rejection"),
         (["sample", "asia", "-n", "5", "--engine", "dask", "--noise-model", "gumbel"], "needs --noise-model"),
         (["sample", "asia", "-n", "5", "--engine", "dask", "--workers", "0"], "--workers must be between 1"),

@@ -55,14 +55,18 @@ def check_tables(
     seen: Mapping[tuple[str, str], set[Any]] | None = None,
     resamplable: Mapping[str, set[str]] | None = None,
     tables: Sequence[str] | None = None,
+    owners: Mapping[tuple[str, str], pd.Series] | None = None,
 ) -> list[TableViolation]:
     """Every violation in ``frames`` (one batch of whole records, plus the lookup tables they reference).
 
-    ``seen`` holds unique values already accepted in earlier batches; ``resamplable`` names, per table, the
-    columns the repairer may draw again; ``tables`` the tables to check (default: the record tables).
+    ``seen`` holds unique values taken elsewhere; ``owners`` maps, per unique ``(table, column)``, each value the
+    run drew to the entity that drew it first (``unique_owners``): a row holding a value another entity owns is a
+    duplicate, whichever batch or shard that entity is in. ``resamplable`` names, per table, the columns the
+    repairer may draw again; ``tables`` the tables to check (default: the record tables).
     """
     out: list[TableViolation] = []
     seen = seen or {}
+    owners = owners or {}
     resamplable = resamplable or {}
     for table in schema.record_tables if tables is None else tables:
         frame = frames[table]
@@ -70,8 +74,9 @@ def check_tables(
         spec = schema.tables[table]
         for col, cs in spec.columns.items():
             out += _column_checks(
-                schema, frames, table, col, cs, seen.get((table, col), set()), resamplable.get(table, set())
-            )
+                schema, frames, table, col, cs, seen.get((table, col), set()), resamplable.get(table, set()),
+                owners.get((table, col)),
+            )  # fmt: skip
         for rule in (r for r in schema.rules if r.table == table):
             bad = evaluate(rule, FrameData(schema, frames, table), column_kinds(schema))
             if not bad.any():
@@ -93,6 +98,27 @@ def check_tables(
                         fix=fix, targets=targets,
                     )
                 )  # fmt: skip
+    return out
+
+
+def unique_owners(schema: TableSchema, frames: Mapping[str, pd.DataFrame]) -> dict[tuple[str, str], pd.Series]:
+    """Per unique column (and primary key) of the record tables, each value drawn -> the first entity drawing it.
+
+    ``frames`` are the run's rows as first drawn, for every requested record. A value belongs to the first record
+    (in record id order) that drew it; any other row holding it is a duplicate. This depends on the draw alone,
+    not on which records were validated or accepted before, so a record is checked the same way in any batch or
+    shard (``graphs.dask_tables``). A value that two repairs draw anew is caught by ``seen`` (values accepted
+    in earlier batches of the same run or shard), else by the database's ``UNIQUE`` constraint.
+    """
+    out: dict[tuple[str, str], pd.Series] = {}
+    for table in schema.record_tables:
+        frame = frames[table]
+        spec = schema.tables[table]
+        for col, cs in spec.columns.items():
+            if not (cs.unique or col == spec.primary_key) or col not in frame:
+                continue
+            values = frame[[col, ENTITY]].dropna(subset=[col]).drop_duplicates(col, keep="first")
+            out[(table, col)] = pd.Series(values[ENTITY].to_numpy(dtype=np.int64), index=values[col].to_numpy())
     return out
 
 
@@ -128,6 +154,7 @@ def _column_checks(
     cs: ColumnSpec,
     seen: set[Any],
     resamplable: set[str],
+    owners: pd.Series | None = None,
 ) -> list[TableViolation]:
     frame = frames[table]
     pk = schema.pk(table)
@@ -146,6 +173,9 @@ def _column_checks(
     findings += _VALUE_CHECKS[KINDS[cs.type]](series, cs, present)
     if cs.unique or col == pk:
         dup = series.duplicated(keep="first").to_numpy() | (series.isin(seen).to_numpy() if seen else False)
+        if owners is not None and len(owners) and present.any():
+            owner = series.where(present, None).map(owners).to_numpy(dtype=float, na_value=np.nan)
+            dup = dup | (~np.isnan(owner) & (owner != entities.astype(float)))
         findings.append((np.flatnonzero(present & dup), "unique", "is already used (the column is unique)"))
     if cs.references is not None:
         target_table, _, target_col = cs.references.partition(".")

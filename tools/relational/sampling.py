@@ -27,6 +27,9 @@ from causalsynth.tools.relational.tables import ColumnSpec, Offset, TableSchema,
 
 ENTITY = "_entity"
 VAR_PREFIX = "_v_"
+#: Streams of the draw's own redraws of repeated unique values (far from the repairer's attempt numbers).
+DISTINCT_ATTEMPT = 1_000_000
+DISTINCT_ROUNDS = 8
 
 
 def var_column(var: str) -> str:
@@ -79,8 +82,34 @@ class RelationalSampler:
             for column in self.column_order(table):
                 frame[column] = self.draw(table, column, frame, frames, self.rng(table, column))
             frames[table] = frame.drop(columns=["_parent_key"], errors="ignore")
+        self._distinct(frames)
         derive_columns(self.schema, frames)
         return frames
+
+    def _distinct(self, frames: dict[str, pd.DataFrame]) -> None:
+        """Draw again, over the whole draw, the later repeats of a value in a unique column of the record tables.
+
+        The first row that drew a value keeps it; a redrawn value that repeats one is drawn again in turn.
+
+        Done on the draw of every requested record at once, so a value belongs to one record whichever batch or
+        shard validates it (``graphs.dask_tables``); repeats still left after ``DISTINCT_ROUNDS`` go to the
+        Schema Validator as duplicates. Only columns a repair may draw again (providers, offsets, ranges).
+        """
+        redrawable = resamplable_columns(self.schema)
+        for table in self.schema.record_tables:
+            for col, cs in self.schema.tables[table].columns.items():
+                if not cs.unique or col not in redrawable[table]:
+                    continue
+                redrawn = np.zeros(len(frames[table]), dtype=bool)
+                for attempt in range(DISTINCT_ATTEMPT, DISTINCT_ATTEMPT + DISTINCT_ROUNDS):
+                    series = frames[table][col]
+                    order = np.lexsort((np.arange(len(series)), redrawn))  # values as first drawn keep priority
+                    later = (series.iloc[order].duplicated(keep="first") & series.iloc[order].notna()).to_numpy()
+                    repeats = np.sort(order[later])
+                    if not len(repeats):
+                        break
+                    resample(self, frames, table, col, repeats, attempt)
+                    redrawn[repeats] = True
 
     def _counts(self, table: str, parent: pd.DataFrame) -> np.ndarray:
         card = self.schema.tables[table].cardinality
