@@ -42,7 +42,7 @@ def fit(
     delta: float | None = 1e-6,
     dp: bool = True,
     bounds: str | Path | Mapping[str, Mapping[str, Any]] | None = None,
-    bins: int = 8,
+    bins: int | None = None,
     target: str | None = None,
     seed: int = 0,
     name: str | None = None,
@@ -59,7 +59,7 @@ def fit(
     """
     if structure != "learn":
         raise UsageError(f"structure must be 'learn', got {structure!r}")
-    if not 2 <= bins <= 64:
+    if bins is not None and not 2 <= bins <= 64:
         raise UsageError(f"bins must be between 2 and 64, got {bins}")
     if dp:
         if epsilon is None or delta is None:

@@ -29,7 +29,10 @@ def fit_cmd(
     bounds: Annotated[
         Path | None, typer.Option("--bounds", help="Public bounds: COL: {low, high} or COL: {categories: [...]}.")
     ] = None,
-    bins: Annotated[int, typer.Option("--bins", help="Bins per numeric column (2-64).")] = 8,
+    bins: Annotated[
+        int | None,
+        typer.Option("--bins", help="Bins per numeric column (2-64); default: from the rows and budget (DP), 10."),
+    ] = None,
     target: Annotated[str | None, typer.Option("--target", help="Column to root a learned structure at.")] = None,
     seed: Annotated[
         int,

@@ -164,14 +164,24 @@ def decode(states: NDArray[Any], spec: ColumnSpec, rng: np.random.Generator) -> 
     high = np.asarray([by_state[s].high if s in by_state else np.nan for s in states], dtype=float)
     closed = np.asarray([by_state[s].closed if s in by_state else False for s in states], dtype=bool)
     u = rng.random(len(states))
+    shaped = np.zeros(len(states), dtype=bool)
+    inside = np.full(len(states), np.nan)
+    for b in spec.bins:
+        if b.points is not None:
+            rows = states == b.state
+            grid = np.linspace(0.0, 1.0, len(b.points))
+            inside[rows] = np.interp(u[rows], grid, np.asarray(b.points, dtype=float))
+            shaped |= rows
     if spec.kind in {"integer", "date"}:
         first = np.ceil(low)
         last = np.where(closed, np.floor(high), np.ceil(high) - 1)
         last = np.maximum(last, first)
         values = first + np.floor(u * (last - first + 1))
-        values = np.minimum(values, last)
+        values = np.where(shaped, np.floor(inside), values)
+        values = np.clip(values, first, last)
     else:
-        values = low + u * (high - low)
+        top = np.where(closed, high, np.nextafter(high, -np.inf))  # an open bin's values stay below its high
+        values = np.where(shaped, np.clip(inside, low, np.maximum(top, low)), low + u * (high - low))
         if spec.decimals is not None:
             values = np.clip(np.round(values, spec.decimals), low, high)
     values[isnull] = np.nan

@@ -9,15 +9,15 @@ Without DP (``exact_*``) the same specs come from exact statistics of the table.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from causalsynth.tools.privacy.columns import Column, bin_label
-from causalsynth.tools.privacy.mechanisms import noisy_histogram, thresholded_counts
+from causalsynth.tools.privacy.columns import Column, bin_label, encode
+from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_histogram, threshold_scale, thresholded_counts
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, BinSpec, ColumnSpec
 
 NUMERIC = {"integer", "float", "date"}
@@ -33,6 +33,14 @@ class PublicBounds:
     categories: tuple[str, ...] | None = None
 
 
+def thresholded(column: Column, bounds: Mapping[str, PublicBounds]) -> bool:
+    """Whether a column's values are unknown keys (a category column without a public list): a thresholded release.
+
+    Other columns' keys are public (null or not), so their null count is a plain noisy histogram.
+    """
+    return column.kind == "category" and bounds.get(column.name, PublicBounds()).categories is None
+
+
 def histogram_queries(column: Column) -> int:
     """Noisy histograms a column needs for its bins: one per numeric column."""
     return 1 if column.kind in NUMERIC else 0
@@ -41,21 +49,50 @@ def histogram_queries(column: Column) -> int:
 Measure = Callable[[str, Any], Any]
 
 
+@dataclass
+class DomainRelease:
+    """The column specs and the released statistics they came from (reused later as measurements)."""
+
+    specs: dict[str, ColumnSpec]
+    counts: dict[str, dict[str, int]]  # per column, the released noisy counts (categories and nulls)
+    sigma_counts: dict[str, float]  # per column, the noise scale of those counts
+    rows: float  # a row-count estimate from the releases (post-processing)
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    sigma_bins: float = 0.0
+
+
+#: Points of a bin's inverse CDF stored for decoding (evenly spaced probabilities 0, 1/m, ..., 1).
+POINTS = 8
+
+
 def private_domain(
-    columns: Sequence[Column], bounds: Mapping[str, PublicBounds], bins: int, measure: Measure,
-    rho_of: Callable[[str], tuple[float, float]],
-) -> dict[str, ColumnSpec]:  # fmt: skip
+    columns: Sequence[Column], bounds: Mapping[str, PublicBounds], bins: int | Callable[[float], int],
+    measure: Measure, rho_of: Callable[[str], tuple[float, float]],
+) -> DomainRelease:  # fmt: skip
     """Column specs from DP releases.
 
     ``measure(step, measurement)`` spends through the accountant; ``rho_of(step)`` gives a step's per-query
-    ``(rho, delta)``.
+    ``(rho, delta)``; ``bins`` is the number of bins per numeric column, or a rule giving it from the (noisy)
+    number of rows.
     """
     released: dict[str, dict[str, int]] = {}
     rho, delta = rho_of("domain")
     for col in columns:
-        released[col.name] = measure("domain", thresholded_counts(_keys_of(col), rho, delta))
+        if thresholded(col, bounds):
+            released[col.name] = measure("domain", thresholded_counts(_keys_of(col), rho, delta))
+    n_rho = rho_of("nulls")[0]
+    n_sigma = gaussian_scale(n_rho) if n_rho > 0 else 0.0
+    for col in columns:
+        if not thresholded(col, bounds):
+            nulls, values = measure("nulls", noisy_histogram(_nulls_of(col.name), n_rho))
+            released[col.name] = {_VALUE: int(values)}
+            if nulls > NULL_NOISE * n_sigma:  # a null state only where nulls stand out of the noise
+                released[col.name][NULL_STATE] = int(nulls)
+    rows = max((float(sum(r.values())) for r in released.values()), default=1.0)
+    k = bins if isinstance(bins, int) else bins(rows)
     specs: dict[str, ColumnSpec] = {}
     h_rho = rho_of("bins")[0] if any(c.kind in NUMERIC for c in columns) else 0.0
+    sigma = gaussian_scale(h_rho) if h_rho > 0 else 0.0
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for col in columns:
         if col.kind in NUMERIC:
@@ -68,8 +105,12 @@ def private_domain(
         has_null = NULL_STATE in released[col.name]
         if col.kind in NUMERIC:
             edges, noisy = histograms[col.name]
-            low, high, cuts = cuts_from_histogram(edges, noisy, bins, np.sqrt(1 / (2 * h_rho)), col.kind)
-            specs[col.name] = numeric_spec(col, low, high, cuts, has_null)
+            low, high, cuts = cuts_from_histogram(edges, noisy, k, sigma, col.kind)
+            spec = numeric_spec(col, low, high, cuts, has_null)
+            points = [
+                noisy_points(edges, noisy, bin_.low, bin_.high, bin_.closed, col.kind) for bin_ in spec.bins or []
+            ]
+            specs[col.name] = with_points(spec, points)
         else:
             if b.categories is not None:
                 cats = list(b.categories)
@@ -78,7 +119,106 @@ def private_domain(
             else:
                 cats = sorted(k for k in released[col.name] if k != NULL_STATE) + [OTHER_STATE]
             specs[col.name] = category_spec(col, cats, has_null)
-    return specs
+    sigmas = {c.name: threshold_scale(rho, delta) if thresholded(c, bounds) else n_sigma for c in columns}
+    return DomainRelease(specs, released, sigmas, rows, histograms, sigma)
+
+
+def with_points(spec: ColumnSpec, points: Sequence[list[float] | None]) -> ColumnSpec:
+    """``spec`` with each bin's decoding points (``None``: uniform)."""
+    assert spec.bins is not None
+    bins = [b.model_copy(update={"points": p}) for b, p in zip(spec.bins, points, strict=True)]
+    return spec.model_copy(update={"bins": [BinSpec.model_validate(b.model_dump()) for b in bins]})
+
+
+def _support(low: float, high: float, closed: bool, kind: str) -> tuple[float, float]:
+    """The continuous interval a bin's values fill (integer ``k`` stands for ``[k, k + 1)``)."""
+    if kind in {"integer", "date"}:
+        first = float(np.ceil(low))
+        last = float(np.floor(high)) if closed else float(np.ceil(high)) - 1
+        return first, max(last, first) + 1
+    return low, high
+
+
+def _inverse_cdf(knots: np.ndarray, mass: np.ndarray, m: int = POINTS) -> list[float] | None:
+    """``m + 1`` points of the inverse of the piecewise-linear CDF with ``mass`` on ``[knots[i], knots[i+1])``."""
+    total = float(mass.sum())
+    if total <= 0 or len(knots) < 2:
+        return None
+    cdf = np.concatenate([[0.0], np.cumsum(mass)]) / total
+    probs = np.linspace(0.0, 1.0, m + 1)
+    # the inverse of a non-decreasing CDF: the first knot position where it reaches each probability
+    points = np.empty(m + 1)
+    for i, q in enumerate(probs):
+        j = min(int(np.searchsorted(cdf, q, side="left")), len(cdf) - 1)
+        if j == 0:
+            points[i] = knots[0]
+        else:
+            lo, hi = cdf[j - 1], cdf[j]
+            frac = 0.0 if hi <= lo else (q - lo) / (hi - lo)
+            points[i] = knots[j - 1] + frac * (knots[j] - knots[j - 1])
+    return _tidy(points, knots[0], knots[-1])
+
+
+def _tidy(points: np.ndarray, low: float, high: float) -> list[float]:
+    """Points rounded to 6 decimals, inside ``[low, high]``, non-decreasing."""
+    rounded = np.clip(np.round(np.asarray(points, dtype=float), 6), low, high)
+    return [float(x) for x in np.maximum.accumulate(rounded)]
+
+
+def noisy_points(edges: np.ndarray, noisy: np.ndarray, low: float, high: float, closed: bool, kind: str
+                 ) -> list[float] | None:  # fmt: skip
+    """A bin's decoding points from the released noisy histogram (post-processing only).
+
+    The noisy cell counts overlapping the bin are split pro rata at the bin's ends and projected onto the
+    non-negative counts with the same total (small cells, mostly noise, go to zero); ``None`` (uniform) when the
+    bin lies inside one cell or holds no mass.
+    """
+    from causalsynth.tools.privacy.cpts import project_to_simplex
+
+    a, b = _support(low, high, closed, kind)
+    inner = edges[(edges > a) & (edges < b)]
+    knots = np.concatenate([[a], inner, [b]])
+    if len(knots) < 3:
+        return None
+    mass = np.zeros(len(knots) - 1)
+    for i in range(len(edges) - 1):
+        lo, hi = edges[i], edges[i + 1]
+        if hi <= a or lo >= b or hi <= lo:
+            continue
+        for j in range(len(knots) - 1):
+            overlap = min(hi, knots[j + 1]) - max(lo, knots[j])
+            if overlap > 0:
+                mass[j] += noisy[i] * overlap / (hi - lo)
+    total = float(mass.sum())
+    if total <= 0:
+        return None
+    return _inverse_cdf(knots, project_to_simplex(mass, total))
+
+
+def exact_points(x: np.ndarray, low: float, high: float, closed: bool, kind: str) -> list[float] | None:
+    """A bin's decoding points from its exact values (no DP)."""
+    a, b = _support(low, high, closed, kind)
+    if len(x) == 0 or b <= a:
+        return None
+    if kind in {"integer", "date"}:
+        knots = np.arange(a, b + 1)
+        mass = np.bincount(np.clip(np.floor(x) - a, 0, len(knots) - 2).astype(np.int64), minlength=len(knots) - 1)
+        return _inverse_cdf(knots.astype(float), mass.astype(float))
+    qs = np.quantile(x, np.linspace(0.0, 1.0, POINTS + 1))
+    qs[0], qs[-1] = a, b
+    return _tidy(qs, a, b)
+
+
+#: A column gets a null state when its noisy null count exceeds this many noise scales.
+NULL_NOISE = 3.0
+
+
+def _nulls_of(name: str) -> Callable[[pd.DataFrame], list[int]]:
+    def counts(table: pd.DataFrame) -> list[int]:
+        nulls = int(table[name].isna().sum())
+        return [nulls, len(table) - nulls]
+
+    return counts
 
 
 def _keys_of(col: Column) -> Callable[[pd.DataFrame], dict[str, int]]:
@@ -116,7 +256,9 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
     (``groups``: single cells, runs of 6 and of 18, i.e. a third of a decade and a decade on the log grid), since
     spread data stands out only in wide runs; each level's threshold lets an empty run through with chance
     ``FALSE_RUN``.
-    Within the outermost run found at a coarse level, a finer survivor moves the bound in. The cuts are quantiles
+    A finer level's survivors move a bound out (a narrow peak stands out only in single cells), or in within the
+    outermost coarse run, unless the cells it would cut off hold more than noise together (a spread-out tail of
+    real rows stays inside). The cuts are quantiles
     of the noisy counts between the bounds (running cumulative maximum, so the CDF is monotone; no clipping,
     which would bias towards uniform).
     """
@@ -131,10 +273,10 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
         first, last = int(alive[0]) * width, min(n, (int(alive[-1]) + 1) * width) - 1
         if lo_cell == n:  # the coarsest level that finds anything sets the bounds
             lo_cell, hi_cell = first, last
-        else:  # a finer level may only move a bound inside the outermost coarse run
-            if lo_cell <= first < lo_cell + coarser:
+        else:  # a finer level moves a bound out to what it finds, or in inside the outermost coarse run
+            if first < lo_cell or (lo_cell <= first < lo_cell + coarser and _empty(noisy[lo_cell:first], sigma)):
                 lo_cell = first
-            if hi_cell - coarser < last <= hi_cell:
+            if last > hi_cell or (hi_cell - coarser < last <= hi_cell and _empty(noisy[last + 1 : hi_cell + 1], sigma)):
                 hi_cell = last
         coarser = width
     if hi_cell < lo_cell:  # nothing stands out of the noise at any width: the largest cell
@@ -149,6 +291,11 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
         cuts = [float(np.round(c)) for c in cuts]
         high = high - 1 if high - 1 >= low else high  # integer cells are [k, k+step): the largest value is below
     return low, high, cuts
+
+
+def _empty(cells: np.ndarray, sigma: float) -> bool:
+    """Whether a run of noisy cells is consistent with no rows at all (its sum within 3 noise scales of 0)."""
+    return len(cells) == 0 or float(cells.sum()) < 3.0 * sigma * np.sqrt(len(cells))
 
 
 def numeric_spec(col: Column, low: float, high: float, cuts: Sequence[float], has_null: bool) -> ColumnSpec:
@@ -214,7 +361,11 @@ def exact_domain(table: pd.DataFrame, columns: Sequence[Column], bounds: Mapping
             low = b.low if b.low is not None else float(x.min())
             high = b.high if b.high is not None else float(x.max())
             cuts = np.quantile(x, [i / bins for i in range(1, bins)]).tolist()
-            specs[col.name] = numeric_spec(col, low, high, cuts, has_null)
+            spec = numeric_spec(col, low, high, cuts, has_null)
+            assert spec.bins is not None
+            code = encode(values, spec, spec.bins[0].state)[~values.isna().to_numpy()]
+            points = [exact_points(x[code == i], b.low, b.high, b.closed, col.kind) for i, b in enumerate(spec.bins)]
+            specs[col.name] = with_points(spec, points)
         else:
             cats = list(b.categories) if b.categories is not None else sorted(values.dropna().astype(str).unique())
             specs[col.name] = category_spec(col, cats, has_null)

@@ -21,20 +21,42 @@ from causalsynth.tools.causal.network import Network, Node
 from causalsynth.tools.errors import DataError, UsageError
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
-from causalsynth.tools.privacy.cpts import cpt_from_counts, joint_index, project_to_simplex
-from causalsynth.tools.privacy.domain import PublicBounds, exact_domain, histogram_queries, private_domain
-from causalsynth.tools.privacy.mechanisms import noisy_histogram, noisy_row_count
+from causalsynth.tools.privacy.consistency import Measurement, combine_marginals, conditional, estimate_total, rake
+from causalsynth.tools.privacy.cpts import cpt_from_counts, joint_index
+from causalsynth.tools.privacy.domain import (
+    DomainRelease,
+    PublicBounds,
+    exact_domain,
+    histogram_queries,
+    private_domain,
+    thresholded,
+)
+from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_histogram
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, FitSpec
-from causalsynth.tools.privacy.structure import learned_dag, private_tree
+from causalsynth.tools.privacy.structure import learned_dag, private_bayes
 
 #: Largest CPT (parent configurations x states) a fit will measure.
 MAX_CPT_CELLS = 200_000
-#: Pseudo-counts of the child's marginal added to each CPT row.
+#: Pseudo-counts of the child's marginal added to each CPT row without DP.
 PSEUDO_COUNT = 1.0
+#: Under DP, pseudo-counts per unit of noise scale (times the square root of the child's states) added to each row.
+SHRINK = 0.2
 
-#: Budget shares, learned structure / user DAG.
-SHARES_LEARN = {"rows": 0.02, "domain": 0.10, "bins": 0.18, "marginals": 0.08, "select": 0.12, "cpts": 0.50}
-SHARES_DAG = {"rows": 0.02, "domain": 0.10, "bins": 0.18, "cpts": 0.70}
+#: Budget shares, learned structure / user DAG. Every column's 1-way marginal is measured ("marginals"), then the
+#: family tables ("cpts": one per child); the category release ("domain") is reused as a measurement too.
+SHARES_LEARN = {"domain": 0.12, "nulls": 0.02, "bins": 0.10, "marginals": 0.22, "select": 0.14, "cpts": 0.40}
+SHARES_DAG = {"domain": 0.12, "nulls": 0.02, "bins": 0.10, "marginals": 0.22, "cpts": 0.54}
+#: Bins per numeric column: under DP chosen from the rows and the family tables' noise (see :func:`auto_bins`).
+DP_BINS = (3, 12)
+#: A family table (a child and its parents) is a candidate under DP when it keeps this many noise scales per cell.
+FAMILY_NOISE = 2.0
+EXACT_BINS = 10
+
+
+def auto_bins(rows: float, sigma: float) -> int:
+    """Bins per numeric column under DP: a 2-way table of two such columns keeps about 4 noise scales per cell."""
+    lo, hi = DP_BINS
+    return int(np.clip(np.floor(np.sqrt(max(rows, 1.0) / (4.0 * max(sigma, 1e-9)))), lo, hi))
 
 
 @dataclass(frozen=True)
@@ -46,7 +68,7 @@ class FitOptions:
     dp: bool = True
     dag: dict[str, list[str]] | None = None
     bounds: dict[str, PublicBounds] = field(default_factory=dict)
-    bins: int = 8
+    bins: int | None = None  # None: chosen from the data size and budget (DP) or EXACT_BINS
     target: str | None = None
     seed: int = 0
     name: str = "fitted"
@@ -74,7 +96,10 @@ def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
     n = len(columns)
     histograms = sum(histogram_queries(c) for c in columns)
     shares = SHARES_DAG if options.dag is not None else SHARES_LEARN
-    queries = {"rows": 1, "domain": n, "bins": histograms, "marginals": n, "select": n - 1, "cpts": n}
+    families = n - 1 if options.dag is None else sum(1 for p in options.dag.values() if p)
+    domain = sum(1 for c in columns if thresholded(c, options.bounds))
+    queries = {"domain": domain, "nulls": n - domain, "bins": histograms, "marginals": n, "select": n - 1,
+               "cpts": families}  # fmt: skip
     return [Step(k, shares[k], queries[k], thresholded=k == "domain") for k in shares if queries[k] > 0]
 
 
@@ -112,7 +137,8 @@ def fit_table(raw: pd.DataFrame, source: str, options: FitOptions, say: Callable
 def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[str]] | None, options: FitOptions,
                  say: Callable[[str], None]) -> FitResult:  # fmt: skip
     assert options.epsilon is not None and options.delta is not None
-    accountant = Accountant.for_steps(options.epsilon, options.delta, plan_steps(columns, options))
+    plan_options = options if dag is None else FitOptions(**{**options.__dict__, "dag": dag})
+    accountant = Accountant.for_steps(options.epsilon, options.delta, plan_steps(columns, plan_options))
     per_query = {name: (rho, delta) for name, rho, delta in accountant.slots}
     split = accountant.split()
     say(f"budget: epsilon={options.epsilon:g}, delta={options.delta:g} -> zCDP rho={accountant.rho:.4g} "
@@ -122,44 +148,80 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
             + (f", delta={s.delta:.3g}" if s.delta else ""))  # fmt: skip
     accountant.open(table)
     measure = accountant.measure
-    n_hat = max(1.0, float(measure("rows", noisy_row_count(per_query["rows"][0]))))
-    specs = private_domain(columns, options.bounds, options.bins, measure, lambda step: per_query.get(step, (0.0, 0.0)))
+    sigma_m = gaussian_scale(per_query["marginals"][0])
+    sigma_c = gaussian_scale(per_query["cpts"][0]) if "cpts" in per_query else sigma_m
+    bins = options.bins if options.bins is not None else (lambda rows: auto_bins(rows, sigma_c))
+    release = private_domain(columns, options.bounds, bins, measure, lambda step: per_query.get(step, (0.0, 0.0)))
+    specs = release.specs
     names = [c.name for c in columns]
     cards = {n: len(state_names(specs[n])) for n in names}
     codes = _coder(specs)
+    measurements = [*_released_counts(release, specs)]
+    for n in names:
+        noisy = measure("marginals", noisy_histogram(_histogram(codes, [n], [cards[n]]), per_query["marginals"][0]))
+        measurements.append(Measurement((n,), np.asarray(noisy, dtype=np.float64), sigma_m**2))
+    n_hat = estimate_total(measurements)
     if dag is None:
-        rho_m = per_query["marginals"][0]
-        marginals = {}
-        for n in names:
-            counts = _histogram(codes, [n], [cards[n]])
-            noisy = np.asarray(measure("marginals", noisy_histogram(counts, rho_m)), dtype=np.float64)
-            kept = project_to_simplex(noisy, max(float(noisy.sum()), 1.0)) + 1e-9
-            marginals[n] = kept / kept.sum()
-        dag = private_tree(names, cards, codes, marginals, n_hat, per_query["select"][0], measure, options.target)
-        structure = "private Chow-Liu tree (exponential mechanism, in-degree <= 1)"
+        first = combine_marginals(measurements, cards, n_hat)
+        marginals = {n: (first[n] + 1e-9) / (first[n] + 1e-9).sum() for n in names}
+        max_cells = n_hat / (FAMILY_NOISE * sigma_c)
+        dag = private_bayes(names, cards, codes, marginals, max_cells, per_query["select"][0], measure,
+                            options.target, options.seed)  # fmt: skip
+        structure = "private Bayesian network (exponential mechanism, in-degree <= 2), consistent marginals"
     else:
-        structure = "user DAG"
+        structure = "user DAG, consistent marginals"
     _check_cpt_sizes(dag, cards)
-    rho_c = per_query["cpts"][0]
+    for n in names:
+        if dag[n]:
+            variables = [*dag[n], n]
+            dims = [cards[v] for v in variables]
+            noisy = measure("cpts", noisy_histogram(_histogram(codes, variables, dims), per_query["cpts"][0]))
+            table_ = np.asarray(noisy, dtype=np.float64).reshape(dims)
+            measurements.append(Measurement(tuple(variables), table_, sigma_c**2))
+    n_hat = estimate_total(measurements)
+    marginals = combine_marginals(measurements, cards, n_hat)
+    families = {m.variables[-1]: m for m in measurements if len(m.variables) > 1}
     nodes: dict[str, Any] = {}
     for n in names:
-        parents = dag[n]
-        dims = [cards[p] for p in parents] + [cards[n]]
-        noisy = measure("cpts", noisy_histogram(_histogram(codes, [*parents, n], dims), rho_c))
-        nodes[n] = _node(n, parents, specs, cpt_from_counts(np.asarray(noisy, dtype=float), cards[n], PSEUDO_COUNT))
+        if n in families:
+            m = families[n]
+            raked = rake(m.counts, m.variables, marginals)
+            cpt = conditional(raked, marginals[n], SHRINK * sigma_c * np.sqrt(cards[n]))
+        else:
+            cpt = conditional(marginals[n][None, :], marginals[n], 0.0)
+        nodes[n] = _node(n, dag[n], specs, cpt)
     provenance = FitSpec(
         data_sha256="", rows=round(n_hat), columns=len(names), dp=True,
         mechanism="OpenDP: discrete Gaussian (counts), Gaussian threshold (categories, nulls), exponential mechanism "
-        "(structure)", structure=structure, epsilon=options.epsilon, delta=options.delta,
-        rho=accountant.rho, accountant="OpenDP adaptive composition, approximate zCDP -> (epsilon, delta)",
+        "(structure); consistent marginals and raked family tables (post-processing)", structure=structure,
+        epsilon=options.epsilon, delta=options.delta, rho=accountant.rho,
+        accountant="OpenDP adaptive composition, approximate zCDP -> (epsilon, delta)",
         budget=split, seed=options.seed, libraries=_libraries(),
     )  # fmt: skip
     return FitResult(_spec(options, nodes, specs), provenance)
 
 
+def _released_counts(release: DomainRelease, specs: Mapping[str, ColumnSpec]) -> list[Measurement]:
+    """The category release as partial 1-way measurements: the states whose key was released are known."""
+    out = []
+    for name, counts in release.counts.items():
+        states = state_names(specs[name])
+        values = np.zeros(len(states))
+        known = np.zeros(len(states), dtype=bool)
+        inverse = {v: s for s, v in (specs[name].categories or {}).items()}
+        for key, count in counts.items():
+            state = key if key == NULL_STATE else inverse.get(key)
+            if state in states and (key == NULL_STATE or not specs[name].bins):
+                values[states.index(state)] = count
+                known[states.index(state)] = True
+        if known.any():
+            out.append(Measurement((name,), values, release.sigma_counts[name] ** 2, known))
+    return out
+
+
 def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[str]] | None, options: FitOptions
                ) -> FitResult:  # fmt: skip
-    specs = exact_domain(table, columns, options.bounds, options.bins)
+    specs = exact_domain(table, columns, options.bounds, options.bins or EXACT_BINS)
     names = [c.name for c in columns]
     cards = {n: len(state_names(specs[n])) for n in names}
     codes = _coder(specs)(table)

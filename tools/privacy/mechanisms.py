@@ -60,6 +60,16 @@ def thresholded_counts(keys: Callable[[Table], dict[str, int]], rho: float, delt
     return hist >> lib.m.make_gaussian_threshold(*space, scale=scale, threshold=threshold)
 
 
+def gaussian_scale(rho: float) -> float:
+    """The discrete-Gaussian scale :func:`noisy_histogram` uses at ``rho`` (its noise standard deviation, nearly)."""
+    return _gaussian_scale(rho, vector=True)
+
+
+def threshold_scale(rho: float, delta: float) -> float:
+    """The noise scale :func:`thresholded_counts` uses at ``(rho, delta)``."""
+    return _threshold_params(rho, delta)[0]
+
+
 @lru_cache(maxsize=256)
 def _gaussian_scale(rho: float, vector: bool) -> float:
     """The smallest discrete-Gaussian scale whose OpenDP privacy map at sensitivity 1 is within ``rho``."""
@@ -89,13 +99,16 @@ def _threshold_params(rho: float, delta: float) -> tuple[float, int]:
     return float(scale), int(threshold)
 
 
-def noisy_argmax(scores: Callable[[Table], Sequence[float]], rho: float) -> Any:
-    """Exponential mechanism (OpenDP's noisy max): the index of a high score; each score has sensitivity 1."""
+def noisy_argmax(scores: Callable[[Table], Sequence[float]], rho: float, sensitivity: float = 1.0) -> Any:
+    """Exponential mechanism (OpenDP's noisy max): the index of a high score.
+
+    ``sensitivity``: the most any score changes when one row is added or removed (the stated stability).
+    """
     lib = dp()
     space = (lib.vector_domain(lib.atom_domain(T=float, nan=False)), lib.linf_distance(T=float))
-    vec = _user_transformation(*space, lambda t: [float(s) for s in scores(t)], lambda d: float(d))
+    vec = _user_transformation(*space, lambda t: [float(s) for s in scores(t)], lambda d: float(d) * sensitivity)
 
-    scale = _noisy_max_scale(rho)
+    scale = _noisy_max_scale(rho) * sensitivity
     return lib.c.make_approximate(vec >> lib.m.make_noisy_max(*space, lib.zero_concentrated_divergence(), scale=scale))
 
 

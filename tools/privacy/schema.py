@@ -18,17 +18,29 @@ class _Strict(BaseModel):
 
 
 class BinSpec(_Strict):
-    """One numeric state: values decoded uniformly in ``[low, high)`` (``[low, high]`` when ``closed``)."""
+    """One numeric state: values decoded in ``[low, high)`` (``[low, high]`` when ``closed``).
+
+    Uniformly, unless ``points`` gives the bin's inverse CDF at evenly spaced probabilities ``0, 1/m, ..., 1``
+    (decoded by linear interpolation; integer and date kinds take the floor, integer ``k`` standing for
+    ``[k, k + 1)``). Under DP the points are post-processed from the released noisy histogram.
+    """
 
     state: str
     low: float
     high: float
     closed: bool = False
+    points: list[float] | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> BinSpec:
         if not self.low <= self.high:
             raise ValueError(f"bin {self.state!r}: low {self.low} is above high {self.high}")
+        if self.points is not None:
+            p = self.points
+            if len(p) < 2 or any(b < a for a, b in zip(p, p[1:], strict=False)):
+                raise ValueError(f"bin {self.state!r}: points must be at least 2 non-decreasing values")
+            if p[0] < self.low - 1e-9 or p[-1] > self.high + 1 + 1e-9:
+                raise ValueError(f"bin {self.state!r}: points outside the bin [{self.low}, {self.high}]")
         return self
 
 
