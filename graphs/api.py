@@ -204,7 +204,8 @@ def _generate_sharded(
     with nullcontext(str(out)) if written else tempfile.TemporaryDirectory(prefix="causalsynth-") as where:
         folder = Path(where)
         report = run_sharded(domain, llm, opts, settings, folder, where_run, progress=progress,
-                             guard=unsupported["guard"], dp_void=unsupported["dp_void"]).report
+                             guard=unsupported["guard"], dp_void=unsupported["dp_void"],
+                             resume=unsupported["resume"]).report
         return _result(domain, folder, report, written=written)
 
 

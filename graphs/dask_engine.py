@@ -11,14 +11,18 @@ record comes out the same whichever shard, worker or host makes it, and however 
   shard and keeps it for the next shards of the same run settings (:data:`_CACHE`). API models share one
   concurrency limit across the cluster: every call holds a lease of one ``distributed.Semaphore``.
 - **Output**: a shard writes its batches in a private folder under ``DIR/.shards`` (a ``RunSink``), then moves its
-  files into the run folder's Parquet datasets, one file per shard: ``records.parquet/shard-00003.parquet``,
-  likewise ``rejects.parquet`` and ``failed.parquet``. The report is computed once over every shard's ledger of
-  codes (CI tests and selection bias over the whole output), and ``run.jsonl`` holds every shard's events.
+  files to fixed names under ``DIR/.shards/published`` and writes its completion marker (``done-00003``). When
+  every shard is done, the datasets move into the run folder, one file per shard:
+  ``records.parquet/shard-00003.parquet``, likewise ``rejects.parquet`` and ``failed.parquet``. The report is
+  computed once over every shard's ledger of codes (CI tests and selection bias over the whole output), and
+  ``run.jsonl`` holds every shard's events. Relational specs: ``graphs.dask_tables``.
 - **Faults**: a worker that dies mid-shard is replaced (the nanny restarts it) and the scheduler runs the shard
   again; the dead attempt's private folder is discarded and a shard's files have fixed names, so nothing is lost
-  and nothing is written twice.
+  and nothing is written twice. A client that dies loses only the unfinished shards: ``resume=True`` reads the
+  run's plan and markers and runs the others.
+- **Privacy guard**: built once on the client (its threshold from the holdout) and shipped to every shard.
 
-Not sharded yet (refused with a message): specs with tables, retrieval, a custom graph, traces, ``--resume``.
+Not sharded yet (refused with a message): retrieval, a custom graph, traces, ``config=``, plugin metrics.
 """
 
 from __future__ import annotations
@@ -62,8 +66,12 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 ENGINES = ("local", "dask")
-#: Where shards write while they run (one private folder per attempt); removed when the run ends.
+#: Where shards write while they run (one private folder per attempt); removed when the run ends. It also holds
+#: the run's plan, a completion marker per finished shard (``done-00003``) and the finished shards' files
+#: (``published/``) until the run ends, so that ``--resume`` re-runs only the shards that did not finish.
 SHARDS = ".shards"
+PLAN = "plan.json"
+STAGE = "published"
 #: The ledger kinds a shard hands back for the run's report.
 LEDGER_KINDS = ("skeleton", "accepted", "extracted", FAILED_IDS)
 DATASETS = (RECORDS, REJECTS, FAILED)
@@ -286,30 +294,138 @@ def run_shard(job: ShardJob) -> ShardResult:
         raise
     sink.close()
     _publish_shard(folder, out, job.index)
-    return ShardResult(
+    result = ShardResult(
         index=job.index, first=job.first, stop=job.stop, totals=dict(final.get("totals") or {}),
         ledger={kind: ctx.ledger.codes(kind) for kind in LEDGER_KINDS}, realiser=realiser.name, pid=os.getpid(),
         built=built, seconds=time.perf_counter() - started,
     )  # fmt: skip
+    mark_done(out, result)
+    return result
 
 
 def shard_file(out: Path, dataset: str, index: int) -> Path:
-    """The file shard ``index`` holds in one of the run's datasets (``records.parquet/shard-00003.parquet``)."""
-    return out / dataset / f"shard-{index:05d}.parquet"
+    """Where shard ``index`` publishes its file of a dataset, until the run ends and moves the datasets into place.
+
+    ``.shards/published/records.parquet/shard-00003.parquet``, then ``records.parquet/shard-00003.parquet``.
+    """
+    return out / SHARDS / STAGE / dataset / f"shard-{index:05d}.parquet"
 
 
 def _publish_shard(folder: Path, out: Path, index: int) -> None:
-    """Move a finished shard's files into the run's datasets under fixed names (a re-run replaces, never adds)."""
+    """Move a finished shard's files to their fixed names (a re-run replaces, never adds)."""
     for dataset in DATASETS:
         src = folder / dataset
         if src.is_file():
             dest = shard_file(out, dataset, index)
-            dest.parent.mkdir(exist_ok=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest)
     events = folder / EVENTS
     if events.is_file():
         os.replace(events, out / SHARDS / f"events-{index:05d}.jsonl")
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- finished shards on disk: --resume re-runs only the others ----------------------------------------------------
+
+
+def _done_path(out: Path, index: int) -> Path:
+    return out / SHARDS / f"done-{index:05d}"
+
+
+def mark_done(out: Path, result: Any) -> None:
+    """Record that shard ``result.index`` finished (its files are published): a folder that appears whole.
+
+    ``result.json`` holds the counters, ``ledger.npz`` the ledger of codes (no pickle: a run folder is data),
+    ``lookup-TABLE.parquet`` a relational run's lookup tables. Written aside, then renamed into place.
+    """
+    fields = dict(vars(result))
+    ledger: dict[str, dict[str, np.ndarray]] = fields.pop("ledger", None) or {}
+    lookups: dict[str, pd.DataFrame] = fields.pop("lookups", None) or {}
+    final = _done_path(out, result.index)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    (tmp / "result.json").write_text(json.dumps(fields, default=_plain), encoding="utf-8")
+    arrays = {f"{kind}::{var}": codes for kind, cols in ledger.items() for var, codes in cols.items()}
+    np.savez(tmp / "ledger.npz", **arrays)
+    for table, frame in lookups.items():
+        frame.to_parquet(tmp / f"lookup-{table}.parquet", index=False)
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another attempt of the same shard got there first (its files are the same)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_done(out: Path, index: int, cls: type[Any]) -> Any | None:
+    """Shard ``index``'s result from its completion marker, or None if the shard did not finish."""
+    folder = _done_path(out, index)
+    try:
+        fields = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        with np.load(folder / "ledger.npz", allow_pickle=False) as saved:
+            arrays = {key: saved[key] for key in saved.files}
+    except (OSError, ValueError):
+        return None
+    if "ledger" in cls.__dataclass_fields__:
+        ledger: dict[str, dict[str, np.ndarray]] = {kind: {} for kind in LEDGER_KINDS}
+        for key, codes in arrays.items():
+            kind, _, var = key.partition("::")
+            ledger.setdefault(kind, {})[var] = codes
+        fields["ledger"] = ledger
+    if "lookups" in cls.__dataclass_fields__:
+        fields["lookups"] = {p.name[len("lookup-") : -len(".parquet")]: pd.read_parquet(p)
+                             for p in folder.glob("lookup-*.parquet")}  # fmt: skip
+    return cls(**fields)
+
+
+def plan_record(domain: Domain, llm: str, options: LLMOptions, settings: RunSettings, **extra: Any) -> dict[str, Any]:
+    """What a resumed run must share with the interrupted one (the spec, the model and its options, settings)."""
+    return {"spec": domain.source, "domain": domain.name, "llm": llm, "options": repr(options),
+            "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__}} | extra  # fmt: skip
+
+
+def write_plan(out: Path, record: Mapping[str, Any], ranges: Sequence[tuple[int, int]]) -> None:
+    """Write the run's plan (what it is, and its shards) before any shard runs."""
+    write_text(json.dumps({"run": record, "shards": [list(r) for r in ranges]}, default=_plain) + "\n",
+               out / SHARDS / PLAN)  # fmt: skip
+
+
+def resume_plan(
+    out: Path, record: Mapping[str, Any], shards: int | None, cls: type[Any]
+) -> tuple[list[tuple[int, int]], dict[int, Any]]:
+    """The interrupted run's shards and the results of those that finished.
+
+    Raises:
+        UsageError: ``out`` holds no interrupted sharded run, or one with other settings or another shard count.
+    """
+    try:
+        plan = json.loads((out / SHARDS / PLAN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"--resume {out}: no interrupted --engine dask run there ({SHARDS}/{PLAN} is missing; "
+                         "a run that finished has nothing to resume)") from None  # fmt: skip
+    old = plan["run"]
+    new = json.loads(json.dumps(dict(record), default=_plain))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            raise UsageError(f"--resume {out}: the interrupted run had {key}={old.get(key)!r}, this one "
+                             f"{new.get(key)!r}; resume with the same spec and settings")  # fmt: skip
+    ranges = [(int(a), int(b)) for a, b in plan["shards"]]
+    if shards is not None and shards != len(ranges):
+        raise UsageError(f"--resume {out}: the interrupted run has {len(ranges)} shards, not --shards {shards}")
+    done = {}
+    for i, (a, b) in enumerate(ranges):
+        result = load_done(out, i, cls)
+        if result is not None and (result.first, result.stop) == (a, b):
+            done[i] = result
+    return ranges, done
+
+
+def move_datasets(out: Path, names: Sequence[str], required: Sequence[str] = ()) -> None:
+    """Move the finished shards' datasets into the run folder; a ``required`` one no shard wrote: an empty folder."""
+    for name in names:
+        src = out / SHARDS / STAGE / name
+        if src.is_dir():
+            os.replace(src, out / name)
+        elif name in required:
+            (out / name).mkdir(exist_ok=True)
 
 
 # -- API models: one concurrency limit across the cluster ------------------------------------------------------
@@ -374,7 +490,7 @@ def check_shardable(
     """Refuse what the dask engine does not run yet, naming it.
 
     Raises:
-        UsageError: a chat model or realiser object, retrieval, a custom graph, traces, resume or config.
+        UsageError: a chat model or realiser object, retrieval, a custom graph, traces or config.
     """
     plugins = domain.plugins
     if plugins is not None and plugins.metrics:
@@ -390,8 +506,6 @@ def check_shardable(
         raise UsageError("--engine dask: a custom graph= is not sharded yet")
     if trace != "off":
         raise UsageError("--engine dask: --trace applies to --engine local")
-    if resume:
-        raise UsageError("--engine dask: --resume applies to --engine local (a lost shard is re-run instead)")
     if config:
         raise UsageError("--engine dask: config= (callbacks, tags, metadata) applies to --engine local")
 
@@ -434,12 +548,16 @@ def run_sharded(
     progress: Callable[[int], None] | None = None,
     guard: PrivacyGuard | None = None,
     dp_void: bool = False,
+    resume: bool = False,
 ) -> ShardedRun:
     """Run ``settings.n`` records as shards on a Dask cluster; write the run folder ``out``; return the report.
 
     ``guard`` (``--privacy-reference``) is built once here, its threshold from the holdout rows, and shipped to
     every shard: the guard judges each record alone and redraws it from a stream of its own id, so the records
     are those of the single-process guarded run.
+
+    Every finished shard leaves a completion marker in ``out``; ``resume`` continues an interrupted run there
+    (same spec, settings and shards), running only the shards without one.
 
     Raises:
         UsageError: bad engine options, or the scheduler cannot be reached.
@@ -452,37 +570,44 @@ def run_sharded(
             raise UsageError("--privacy-reference: the guard checks specs of single records; this spec has tables")
         from causalsynth.graphs.dask_tables import run_tables_sharded
 
-        tables = run_tables_sharded(domain, llm, options, settings, out, engine, progress=progress)
+        tables = run_tables_sharded(domain, llm, options, settings, out, engine, progress=progress, resume=resume)
         return ShardedRun(report=tables.report, shards=list(tables.shards))
     started = time.perf_counter()
-    _prepare_folder(out)
-    events = (out / EVENTS).open("w", encoding="utf-8")
+    record = plan_record(domain, llm, options, settings, guard=guard.describe() if guard is not None else None)
+    ranges, done = resume_plan(out, record, engine.shards, ShardResult) if resume else ([], {})
+    if not resume:
+        _prepare_folder(out)
+    events = (out / EVENTS).open("a" if resume else "w", encoding="utf-8")
     results: list[ShardResult] = []
     try:
         with open_client(engine) as client:
             workers = max(1, len(client.scheduler_info().get("workers", {})))
-            ranges = plan_shards(settings.n, engine.shards or default_shards(settings.n, workers))
+            if not resume:
+                ranges = plan_shards(settings.n, engine.shards or default_shards(settings.n, workers))
+                write_plan(out, record, ranges)
             key = _model_key(domain, llm, options, settings.seed)
             gate = _gate(client, llm, options, key)
             jobs = [
                 ShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
                          out_dir=str(out), model_key=key, gate=gate, guard=guard, dp_void=dp_void)
-                for i, (a, b) in enumerate(ranges)
+                for i, (a, b) in enumerate(ranges) if i not in done
             ]  # fmt: skip
             _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
-                            "workers": workers, "shards": len(jobs)})  # fmt: skip
-            results = _gather(client, jobs, events, progress)
+                            "workers": workers, "shards": len(ranges)}
+                           | ({"resumed": True, "shards_kept": sorted(done)} if resume else {}))  # fmt: skip
+            if progress is not None and done:
+                progress(sum(r.stop - r.first for r in done.values()))
+            results = sorted([*done.values(), *_gather(client, jobs, events, progress)], key=lambda r: r.index)
     except BaseException as exc:
         _abort(out, events, exc)
         raise
     report = merge_report(domain, settings, results, started, guard=guard, dp_void=dp_void)
     report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
-                        "rerun": _abandoned(out)}  # fmt: skip
+                        "rerun": _abandoned(out)} | ({"resumed_shards": len(done)} if resume else {})  # fmt: skip
     _collect_events(out, events, len(results))
     _event(events, {"event": "finished", "n_accepted": report["n_accepted"], "n_rejected": report["n_rejected"]})
     events.close()
-    for dataset in DATASETS[:2]:  # every run has records and rejects, even when no shard wrote one
-        (out / dataset).mkdir(exist_ok=True)
+    move_datasets(out, DATASETS, required=DATASETS[:2])  # every run has records and rejects, even if empty
     shutil.rmtree(out / SHARDS, ignore_errors=True)
     write_text(json.dumps(report, indent=2, sort_keys=True, default=_plain) + "\n", out / REPORT)
     return ShardedRun(report=report, shards=results)
@@ -523,7 +648,7 @@ def _gather(
     except BaseException:
         client.cancel(futures)
         raise
-    return [done[i] for i in range(len(jobs))]
+    return [done[job.index] for job in jobs]
 
 
 def merge_report(
@@ -554,12 +679,13 @@ def merge_report(
 
 
 def _abandoned(out: Path) -> int:
-    """Attempts whose worker died before publishing (their private folders remain)."""
+    """Attempts whose worker died before publishing (their private folders, ``00003-PID-ID``, remain)."""
     shards = out / SHARDS
-    return sum(1 for p in shards.iterdir() if p.is_dir()) if shards.is_dir() else 0
+    return sum(1 for p in shards.iterdir() if p.is_dir() and p.name[:1].isdigit()) if shards.is_dir() else 0
 
 
 def _collect_events(out: Path, events: Any, shards: int) -> None:
+    """Append each shard's node events to the run's log (also those of shards that finished before a resume)."""
     for i in range(shards):
         path = out / SHARDS / f"events-{i:05d}.jsonl"
         if path.is_file():
@@ -574,8 +700,11 @@ def _event(events: Any, event: Mapping[str, Any]) -> None:
 
 
 def _abort(out: Path, events: Any, exc: BaseException) -> None:
-    """No output looks complete after a failed run; ``run.jsonl`` says why."""
-    for name in (*DATASETS, SHARDS):
+    """No output looks complete after a failed run; ``run.jsonl`` says why.
+
+    Finished shards stay under ``.shards`` (with their markers) for ``--resume``.
+    """
+    for name in DATASETS:
         shutil.rmtree(out / name, ignore_errors=True)
     if not events.closed:
         _event(events, {"event": "aborted", "reason": f"{type(exc).__name__}: {exc}"})

@@ -48,7 +48,9 @@ from causalsynth.agents.table_context import TableRunContext, to_columns
 from causalsynth.graphs.builder import build_graph, compile_graph, extra_nodes, recursion_limit
 from causalsynth.graphs.dask_engine import (
     SHARDS,
+    STAGE,
     EngineOptions,
+    _abandoned,
     _build_realiser,
     _cached,
     _collect_events,
@@ -60,8 +62,13 @@ from causalsynth.graphs.dask_engine import (
     _tune_malloc,
     check_engine,
     default_shards,
+    mark_done,
+    move_datasets,
     open_client,
+    plan_record,
     plan_shards,
+    resume_plan,
+    write_plan,
 )
 from causalsynth.tools.errors import DataError
 from causalsynth.tools.llm.factory import LLMOptions
@@ -215,21 +222,33 @@ def run_table_shard(job: TableShardJob) -> TableShardResult:
     sink.close()
     _publish(folder, out, job.index, base.schema)
     lookups = {t: base.lookups[t][list(base.schema.tables[t].columns)] for t in base.schema.lookups}
-    return TableShardResult(
+    result = TableShardResult(
         index=job.index, first=job.first, stop=job.stop, totals=dict(final.get("totals") or {}),
         realiser=realiser.name, pid=os.getpid(), built=built, seconds=time.perf_counter() - started,
         lookups=lookups if job.index == 0 else {},
     )  # fmt: skip
+    mark_done(out, result)
+    return result
 
 
 def _publish(folder: Path, out: Path, index: int, schema: TableSchema) -> None:
     """Move a finished shard's files into the run's datasets under fixed names (a re-run replaces, never adds)."""
-    for name in [*(f"{t}.parquet" for t in schema.record_tables), REJECTS]:
-        dest = out / name / f"shard-{index:05d}.parquet"
-        dest.parent.mkdir(exist_ok=True)
+    for name in _datasets(schema):
+        dest = _staged(out, name, index)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(folder / name, dest)
     os.replace(folder / EVENTS, out / SHARDS / f"events-{index:05d}.jsonl")
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _datasets(schema: TableSchema) -> list[str]:
+    """The run's Parquet datasets, one file per shard: the record tables and the rejects."""
+    return [*(f"{t}.parquet" for t in schema.record_tables), REJECTS]
+
+
+def _staged(out: Path, name: str, index: int) -> Path:
+    """Shard ``index``'s file of dataset ``name`` until the run ends (then ``name/shard-00003.parquet``)."""
+    return out / SHARDS / STAGE / name / f"shard-{index:05d}.parquet"
 
 
 # -- on the client ---------------------------------------------------------------------------------------------
@@ -275,8 +294,11 @@ def run_tables_sharded(
     engine: EngineOptions,
     *,
     progress: Callable[[int], None] | None = None,
+    resume: bool = False,
 ) -> ShardedTables:
     """Run ``settings.n`` relational records as shards on a Dask cluster; write the run folder ``out``.
+
+    ``resume`` continues an interrupted run in ``out``, running only the shards that left no completion marker.
 
     Raises:
         UsageError: bad engine options, or the scheduler cannot be reached.
@@ -287,24 +309,33 @@ def run_tables_sharded(
     assert domain.schema is not None
     schema = domain.schema
     started = time.perf_counter()
-    _prepare_folder(out, schema)
-    events = (out / EVENTS).open("w", encoding="utf-8")
+    record = plan_record(domain, llm, options, settings)
+    ranges, done = resume_plan(out, record, engine.shards, TableShardResult) if resume else ([], {})
+    if not resume:
+        _prepare_folder(out, schema)
+    events = (out / EVENTS).open("a" if resume else "w", encoding="utf-8")
     try:
         with open_client(engine) as client:
             workers = max(1, len(client.scheduler_info().get("workers", {})))
             wanted = engine.shards or default_shards(settings.n, workers)
-            ranges = plan_table_shards(settings.n, settings.batch_size, wanted)
+            if not resume:
+                ranges = plan_table_shards(settings.n, settings.batch_size, wanted)
+                write_plan(out, record, ranges)
             key = _model_key(domain, llm, options, settings.seed)
             gate = _gate(client, llm, options, key)
             jobs = [
                 TableShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
                               out_dir=str(out), model_key=key, gate=gate)
-                for i, (a, b) in enumerate(ranges)
+                for i, (a, b) in enumerate(ranges) if i not in done
             ]  # fmt: skip
             _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
-                            "workers": workers, "shards": len(jobs), "shards_asked": wanted,
-                            "batch_size": settings.batch_size})  # fmt: skip
-            results: list[TableShardResult] = _gather(client, jobs, events, progress, run_table_shard)
+                            "workers": workers, "shards": len(ranges), "shards_asked": wanted,
+                            "batch_size": settings.batch_size}
+                           | ({"resumed": True, "shards_kept": sorted(done)} if resume else {}))  # fmt: skip
+            if progress is not None and done:
+                progress(sum(r.stop - r.first for r in done.values()))
+            ran: list[TableShardResult] = _gather(client, jobs, events, progress, run_table_shard)
+        results = sorted([*done.values(), *ran], key=lambda r: r.index)
         merge_tables(schema, out, results)
     except BaseException as exc:
         _abort(out, events, schema, exc)
@@ -315,7 +346,7 @@ def run_tables_sharded(
     report = table_report(domain.name, schema, dict(totals), settings, time.perf_counter() - started)
     report["retrieval"] = None
     report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
-                        "rerun": sum(1 for p in (out / SHARDS).iterdir() if p.is_dir())}  # fmt: skip
+                        "rerun": _abandoned(out)} | ({"resumed_shards": len(done)} if resume else {})  # fmt: skip
     _collect_events(out, events, len(results))
     _event(events, {"event": "finished", "n_accepted": report["n_accepted"], "n_rejected": report["n_rejected"]})
     events.close()
@@ -348,7 +379,7 @@ def merge_tables(schema: TableSchema, out: Path, results: Sequence[TableShardRes
                 pq.write_table(rows, out / f".{t}.parquet.partial")
             for r in sorted(results, key=lambda r: r.index):
                 for t in schema.record_tables:
-                    path = out / f"{t}.parquet" / f"shard-{r.index:05d}.parquet"
+                    path = _staged(out, f"{t}.parquet", r.index)
                     for chunk in pq.ParquetFile(path).iter_batches(MERGE_CHUNK):
                         rows = pa.Table.from_batches([chunk], schema=schemas[t])
                         try:
@@ -364,7 +395,7 @@ def merge_tables(schema: TableSchema, out: Path, results: Sequence[TableShardRes
                 writer.close()
         for t in schema.lookups:
             os.replace(out / f".{t}.parquet.partial", out / f"{t}.parquet")
-        (out / REJECTS).mkdir(exist_ok=True)
+        move_datasets(out, _datasets(schema), required=_datasets(schema))
         for name, path in partial.items():
             os.replace(path, out / name)
     except (OSError, pa.ArrowException) as exc:
@@ -379,8 +410,8 @@ def _hint(message: str) -> str:
 
 
 def _abort(out: Path, events: Any, schema: TableSchema, exc: BaseException) -> None:
-    """No output looks complete after a failed run; ``run.jsonl`` says why."""
-    for name in (*_outputs(schema), SHARDS):
+    """No output looks complete after a failed run; ``run.jsonl`` says why (finished shards stay for a resume)."""
+    for name in _outputs(schema):
         path = out / name
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

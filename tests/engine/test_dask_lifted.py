@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +16,8 @@ import pandas as pd
 import pytest
 
 import causalsynth as cs
+from causalsynth.graphs.dask_engine import SHARDS
+from causalsynth.tools.errors import UsageError
 
 UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
 
@@ -59,3 +67,88 @@ def test_privacy_guard_resamples_the_same_records_as_the_single_process_run(
     assert by_id(sharded.records).equals(by_id(local.records))
     assert by_id(sharded.rejects).equals(by_id(local.rejects))
     same_report(sharded.report, local.report)
+
+
+def test_a_killed_client_loses_only_unfinished_shards_and_resume_runs_the_rest(
+    two_workers: str, tmp_path: Path
+) -> None:
+    # Setup: the local run, and a CLI client of the 2-worker cluster, SIGKILLed once some shards have finished
+    n, common = 3000, ["--llm", "template", "--batch-size", "25", "--seed", "8"]
+    kwargs: dict[str, Any] = {"llm": "template", "batch_size": 25, "seed": 8}
+    local = cs.generate("alarm", n, out=tmp_path / "local", **kwargs)
+    out = tmp_path / "dask"
+    client = subprocess.Popen(
+        [str(Path(sys.executable).parent / "causalsynth"), "run", "alarm", "-n", str(n), *common, "--out", str(out),
+         "--engine", "dask", "--scheduler", two_workers, "--shards", "6"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while client.poll() is None and time.monotonic() < deadline and not list((out / SHARDS).glob("done-*")):
+        time.sleep(0.01)
+    client.send_signal(signal.SIGKILL)
+    client.wait()
+    finished = {p.name for p in (out / SHARDS).glob("done-*")}
+    assert finished and not (out / "report.json").exists(), "the client was not caught mid-run"
+    # Run
+    resumed = cs.generate("alarm", n, resume=out, engine="dask", scheduler=two_workers, **kwargs)
+    # Assert: the finished shards were kept (not run again), and the output is the single-process run's
+    events = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
+    resume_at = next(i for i, e in enumerate(events) if e.get("resumed"))
+    kept = set(events[resume_at]["shards_kept"])
+    assert {f"done-{i:05d}" for i in kept} >= finished and resumed.report["engine"]["resumed_shards"] == len(kept)
+    rerun = {e["shard"] for e in events[resume_at:] if e.get("event") == "shard"}
+    assert not kept & rerun and kept | rerun == set(range(6))
+    assert by_id(resumed.records).equals(by_id(local.records))
+    assert by_id(resumed.rejects).equals(by_id(local.rejects))
+    same_report(resumed.report, local.report)
+    assert not (out / SHARDS).exists()
+
+
+def test_a_relational_run_stopped_after_a_shard_resumes_to_the_single_process_tables(
+    two_workers: str, tmp_path: Path
+) -> None:
+    # Setup: hospital in batches of 6; the client stops (an exception in its progress callback) after one shard
+    kwargs: dict[str, Any] = {"llm": "template", "batch_size": 6, "seed": 5, "retrieval": False}
+    local = cs.generate("hospital", 48, out=tmp_path / "local", **kwargs)
+    out = tmp_path / "dask"
+
+    def stop(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cs.generate("hospital", 48, out=out, engine="dask", scheduler=two_workers, shards=4, progress=stop, **kwargs)
+    assert list((out / SHARDS).glob("done-*")) and not (out / "database.sqlite").exists()
+    # Run
+    resumed = cs.generate("hospital", 48, resume=out, engine="dask", scheduler=two_workers, **kwargs)
+    # Assert
+    assert resumed.report["engine"]["resumed_shards"] >= 1
+    for table in ("doctors", "patients", "admissions", "notes"):
+        assert resumed.tables[table].equals(local.tables[table]), table
+    assert resumed.rejects.equals(local.rejects)
+    with sqlite3.connect(out / "database.sqlite") as db, sqlite3.connect(tmp_path / "local" / "database.sqlite") as ref:
+        for table in ("patients", "admissions", "notes"):
+            query = f'SELECT * FROM "{table}"'  # noqa: S608 - fixed table names
+            assert db.execute(query).fetchall() == ref.execute(query).fetchall(), table
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"seed": 9}, "the interrupted run had settings="), ({"shards": 3}, "not --shards 3")],
+)
+def test_resume_refuses_other_settings_or_a_folder_with_no_interrupted_run(
+    two_workers: str, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    # Setup: an interrupted sharded run (stopped after its first shard)
+    kwargs: dict[str, Any] = {"llm": "template", "batch_size": 10, "seed": 5}
+    out = tmp_path / "dask"
+
+    def stop(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cs.generate("asia", 100, out=out, engine="dask", scheduler=two_workers, shards=4, progress=stop, **kwargs)
+    # Run / Assert
+    with pytest.raises(UsageError, match=message):
+        cs.generate("asia", 100, resume=out, engine="dask", scheduler=two_workers, **(kwargs | change))
+    with pytest.raises(UsageError, match="no interrupted --engine dask run there"):
+        cs.generate("asia", 100, resume=tmp_path / "elsewhere", engine="dask", scheduler=two_workers, **kwargs)
