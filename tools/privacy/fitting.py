@@ -228,7 +228,7 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
     user_dag = dag is not None
     if dag is None:
         dag = learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target)
-        structure = "pgmpy hill climbing (BIC)" if len(names) <= 24 else "pgmpy Chow-Liu tree"
+        structure = "pgmpy hill climbing (BDeu)" if len(names) <= 24 else "pgmpy Chow-Liu tree"
     else:
         structure = "user DAG"
     _check_cpt_sizes(dag, cards)

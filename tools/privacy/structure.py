@@ -1,10 +1,10 @@
 """Choosing the DAG when the user gives none.
 
-With DP: an MST-style private Chow-Liu tree. Kruskal's algorithm picks one edge per round with OpenDP's
-exponential mechanism (noisy max); an edge's score is the L1 distance between the pair's true 2-way counts and
-what the noisy 1-way marginals predict under independence (sensitivity 1). The tree is oriented away from the
-target (or the first column): every node has at most one parent. Without DP: pgmpy's hill climbing (BIC,
-in-degree <= 2) on small tables, its Chow-Liu tree search on wide ones.
+With DP (:func:`private_bayes`, the fit's default): a PrivBayes-style greedy network of in-degree <= 2, one
+column per round chosen with OpenDP's noisy max. :func:`private_tree` (an MST-style private Chow-Liu tree, one
+edge per round by noisy max over L1 scores) is kept for callers that want in-degree 1. Without DP: pgmpy's hill
+climbing (BDeu, which prunes fewer edges than BIC on these tables; in-degree <= 2) on small tables, its Chow-Liu
+tree search on wide ones.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def learned_dag(codes: pd.DataFrame, root: str | None) -> dict[str, list[str]]:
     if data.shape[1] <= HILL_CLIMB_MAX_COLUMNS:
         with warnings.catch_warnings():  # pgmpy 1.1.0 announces a new home for it; the estimators API still works
             warnings.simplefilter("ignore", FutureWarning)
-            model = HillClimbSearch(data).estimate(scoring_method="bic-d", max_indegree=2, show_progress=False)
+            model = HillClimbSearch(data).estimate(scoring_method="bdeu", max_indegree=2, show_progress=False)
         parents: dict[str, list[str]] = {str(n): [] for n in data.columns}
         for a, b in model.edges():
             parents[str(b)].append(str(a))
