@@ -22,7 +22,10 @@ record comes out the same whichever shard, worker or host makes it, and however 
   run's plan and markers and runs the others.
 - **Privacy guard**: built once on the client (its threshold from the holdout) and shipped to every shard.
 
-Not sharded yet (refused with a message): retrieval, a custom graph, traces, ``config=``, plugin metrics.
+- **Plugin metrics**: each shard hands back the accepted rows it kept for them; the client computes every metric
+  once over all of them.
+
+Not sharded yet (refused with a message): retrieval, a custom graph, traces, ``config=``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import pandas as pd
 
 from causalsynth.agents.assessor import FAILED_IDS, run_report
 from causalsynth.agents.context import RunContext, RunSettings, SkeletonSource
+from causalsynth.agents.run_plugins import RunPlugins, run_plugins
 from causalsynth.graphs.builder import build_graph, compile_graph, extra_nodes, recursion_limit
 from causalsynth.tools.errors import CausalSynthError, DataError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
@@ -223,6 +227,7 @@ class ShardResult:
     pid: int
     built: bool  # this shard built the worker's realiser (False: reused one)
     seconds: float
+    metric_rows: list[dict[str, Any]] = field(default_factory=list)  # accepted rows for the spec's plugin metrics
 
 
 def _cached(key: str, make: Callable[[], Any]) -> tuple[Any, bool]:
@@ -297,10 +302,32 @@ def run_shard(job: ShardJob) -> ShardResult:
     result = ShardResult(
         index=job.index, first=job.first, stop=job.stop, totals=dict(final.get("totals") or {}),
         ledger={kind: ctx.ledger.codes(kind) for kind in LEDGER_KINDS}, realiser=realiser.name, pid=os.getpid(),
-        built=built, seconds=time.perf_counter() - started,
+        built=built, seconds=time.perf_counter() - started, metric_rows=metric_rows(ctx),
     )  # fmt: skip
     mark_done(out, result)
     return result
+
+
+def metric_rows(ctx: Any) -> list[dict[str, Any]]:
+    """The accepted rows a shard kept for the spec's plugin metrics (none if it names no metric)."""
+    plugins = run_plugins(ctx)
+    return list(plugins.rows) if plugins is not None and plugins.metrics else []
+
+
+def merged_metrics(domain: Domain, results: Sequence[Any], order: str | None = None) -> dict[str, Any]:
+    """The spec's plugin metrics over every shard's accepted rows at once (not averaged per shard).
+
+    ``order``: sort the rows by this column first (record runs: shards cut batches elsewhere than the local run,
+    so rows are put in record id order; relational shards are whole batches and keep the local order).
+    """
+    plugins = domain.plugins
+    if plugins is None or not plugins.metrics:
+        return {}
+    rows = [row for r in sorted(results, key=lambda r: r.index) for row in r.metric_rows]
+    if order is not None:
+        rows.sort(key=lambda row: row[order])
+    values, failed = RunPlugins(metrics=dict(plugins.metrics), rows=rows).metric_values()
+    return {"metrics": values, "metrics_records": len(rows)} | ({"metrics_failed": failed} if failed else {})
 
 
 def shard_file(out: Path, dataset: str, index: int) -> Path:
@@ -492,10 +519,6 @@ def check_shardable(
     Raises:
         UsageError: a chat model or realiser object, retrieval, a custom graph, traces or config.
     """
-    plugins = domain.plugins
-    if plugins is not None and plugins.metrics:
-        raise UsageError(f"--engine dask: {domain.source} names plugin metrics, which are not merged across shards "
-                         "yet (use --engine local)")  # fmt: skip
     if not isinstance(llm, str):
         raise UsageError("--engine dask: llm must be named by a string ('local', 'template', 'PROVIDER:MODEL') so "
                          "that every worker can build it")  # fmt: skip
@@ -602,6 +625,7 @@ def run_sharded(
         _abort(out, events, exc)
         raise
     report = merge_report(domain, settings, results, started, guard=guard, dp_void=dp_void)
+    report |= merged_metrics(domain, results, order="record_id")
     report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
                         "rerun": _abandoned(out)} | ({"resumed_shards": len(done)} if resume else {})  # fmt: skip
     _collect_events(out, events, len(results))

@@ -63,6 +63,8 @@ from causalsynth.graphs.dask_engine import (
     check_engine,
     default_shards,
     mark_done,
+    merged_metrics,
+    metric_rows,
     move_datasets,
     open_client,
     plan_record,
@@ -188,6 +190,7 @@ class TableShardResult:
     built: bool
     seconds: float
     lookups: dict[str, pd.DataFrame] = field(default_factory=dict)
+    metric_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _base_context(job: TableShardJob) -> TableRunContext:
@@ -225,7 +228,7 @@ def run_table_shard(job: TableShardJob) -> TableShardResult:
     result = TableShardResult(
         index=job.index, first=job.first, stop=job.stop, totals=dict(final.get("totals") or {}),
         realiser=realiser.name, pid=os.getpid(), built=built, seconds=time.perf_counter() - started,
-        lookups=lookups if job.index == 0 else {},
+        lookups=lookups if job.index == 0 else {}, metric_rows=metric_rows(ctx),
     )  # fmt: skip
     mark_done(out, result)
     return result
@@ -345,6 +348,7 @@ def run_tables_sharded(
         totals.update(r.totals)
     report = table_report(domain.name, schema, dict(totals), settings, time.perf_counter() - started)
     report["retrieval"] = None
+    report |= merged_metrics(domain, results)
     report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
                         "rerun": _abandoned(out)} | ({"resumed_shards": len(done)} if resume else {})  # fmt: skip
     _collect_events(out, events, len(results))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import causalsynth as cs
 from causalsynth.graphs.dask_engine import SHARDS
 from causalsynth.tools.errors import UsageError
+from tests.conftest import ROOT
 
 UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
 
@@ -152,3 +154,39 @@ def test_resume_refuses_other_settings_or_a_folder_with_no_interrupted_run(
         cs.generate("asia", 100, resume=out, engine="dask", scheduler=two_workers, **(kwargs | change))
     with pytest.raises(UsageError, match="no interrupted --engine dask run there"):
         cs.generate("asia", 100, resume=tmp_path / "elsewhere", engine="dask", scheduler=two_workers, **kwargs)
+
+
+def test_plugin_metrics_are_computed_once_over_every_shards_rows(two_workers: str, tmp_path: Path) -> None:
+    # Setup: asia whose template notes name a formulary drug for some smokers; the example plugin's metric
+    pytest.importorskip("hospital_plugin", reason="make setup installs examples/plugins")
+    text = (ROOT / "examples" / "asia.yaml").read_text()
+    text = text.replace('"The patient smokes."', '"The patient smokes and uses a salbutamol inhaler."')
+    text = text.replace("  bnlearn: asia\n", "  bnlearn: asia\nplugins: {metrics: [drug_mentions]}\n", 1)
+    spec = tmp_path / "asia_metric.yaml"
+    spec.write_text(text.replace("../retrieval_corpus/asia", str(ROOT / "retrieval_corpus" / "asia")))
+    kwargs: dict[str, Any] = {"llm": "template", "seed": 2, "batch_size": 40, "retrieval": False}
+    local = cs.generate(spec, 300, **kwargs)
+    # Run
+    sharded = cs.generate(spec, 300, engine="dask", scheduler=two_workers, shards=7, **kwargs)
+    # Assert: one value over the whole output (a share between 0 and 1 that no shard alone decides)
+    share = local.report["metrics"]["drug_mentions.share"]
+    assert 0.05 < share < 0.5
+    assert sharded.report["metrics"] == pytest.approx(local.report["metrics"])
+    assert sharded.report["metrics_records"] == local.report["metrics_records"] == local.report["n_accepted"]
+
+
+def test_plugin_metrics_of_a_relational_run_cover_every_shard(two_workers: str, tmp_path: Path) -> None:
+    # Setup
+    pytest.importorskip("hospital_plugin", reason="make setup installs examples/plugins")
+    text = (ROOT / "examples" / "hospital.yaml").read_text()
+    text = text.replace("name: hospital\n", "name: hospital\nplugins: {metrics: [drug_mentions]}\n", 1)
+    spec = tmp_path / "hospital.yaml"
+    spec.write_text(text.replace("../retrieval_corpus/", str(ROOT / "retrieval_corpus") + "/"))
+    shutil.copy(ROOT / "examples" / "hospital.rules.lock.yaml", tmp_path)  # its compiled natural-language rules
+    kwargs: dict[str, Any] = {"llm": "template", "seed": 2, "batch_size": 8, "retrieval": False}
+    local = cs.generate(spec, 40, **kwargs)
+    # Run
+    sharded = cs.generate(spec, 40, engine="dask", scheduler=two_workers, shards=3, **kwargs)
+    # Assert: every accepted note of every shard counted once
+    assert sharded.report["metrics"] == local.report["metrics"]
+    assert sharded.report["metrics_records"] == local.report["metrics_records"] == len(local.tables["notes"])
