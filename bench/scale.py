@@ -1,28 +1,33 @@
 """Scaling out with ``--engine dask``: 1 vs 2 worker processes, and a scheduler with workers started by hand.
 
-Run: ``.venv/bin/python bench/scale.py`` (writes ``bench/results/scale.md``; about 10 minutes on a loaded 2-core
-machine).
-``--quick`` runs small sizes (a smoke run; results are not written).
+Run on an idle machine: ``.venv/bin/python bench/scale.py`` (writes ``bench/results/scale.md``; about 8 minutes
+on an idle 2-core machine). ``--quick`` runs small sizes (a smoke run; results are not written); ``--part b`` runs
+only part (b) (printed, not written). ``--help`` prints this text.
 
 (a) Template pipeline, ALARM: records/s of the same run (same seed, same shards) on a 1-worker and a 2-worker
     LocalCluster, arms alternated in this one process, several repetitions; parallel efficiency = speed-up / 2.
 (b) Local model, ASIA anchored (SmolLM2-135M through llama.cpp): the same, each worker holding one llama.cpp
     context with ONE thread (``--concurrency 1 --threads 1``), so the 1-worker arm uses one core and the 2-worker
     arm two. A reference arm runs the same records in one process with two contexts of one thread each (the
-    whole machine without Dask). The model is loaded once per worker in a warm-up run, not timed.
+    whole machine without Dask). The model is loaded once per worker in a warm-up run, not timed. The engine's
+    default shards: whole batches of 8 records (48 records: 6 shards, 3 per worker), so every llama.cpp batch is
+    the size the single-process run decodes.
 (c) Across hosts, checked on 127.0.0.1: ``dask scheduler`` and two ``dask worker`` processes started from the
     command line, ``causalsynth run/sample --engine dask --scheduler ADDRESS`` against them, outputs compared with
     the local run, and every socket those processes listen on checked to be on loopback.
 
 The machine is shared with other engineers: the load average is printed before and after every timed run, and
 the CPU seconds the working processes used (Dask workers: every thread of each worker process; the in-process arm:
-this process), so that "cores used" = CPU seconds / wall seconds shows how much of the machine each arm got.
+this process), so that "cores used" = CPU seconds / wall seconds shows how much of the machine each arm got, and
+for the Dask arms the CPU seconds of this process too (the client, and the LocalCluster's scheduler, which runs
+in it), the cost of the engine itself.
 Clusters are started before the timing starts; a timed run includes connecting the client, pickling the spec to
 the workers, the shards, and merging the report.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -42,8 +47,10 @@ from causalsynth.tools.llm.factory import LLMOptions
 
 OUT = Path(__file__).resolve().parent / "results" / "scale.md"
 QUICK = "--quick" in sys.argv
+ONLY_B = "--part" in sys.argv
 N_TEMPLATE = 2_000 if QUICK else 20_000
-N_LLM = 8 if QUICK else 24
+N_LLM = 16 if QUICK else 48
+LLM_BATCH = 8
 REPS = 1 if QUICK else 3
 SHARDS = 8
 BIN = Path(sys.executable).parent
@@ -62,12 +69,15 @@ def timed(label: str, **kwargs: Any) -> dict[str, Any]:
     address = kwargs.get("scheduler")
     cpu = (lambda: _cluster_cpu(address)) if address else _own_cpu
     before, cpu_before = load(), cpu()
+    own_before = _own_cpu()
     start = time.perf_counter()
     result = generate(**kwargs)
     seconds = time.perf_counter() - start
+    own = _own_cpu() - own_before
     cpu_s = cpu() - cpu_before
     row = {"arm": label, "n": kwargs["n"], "seconds": seconds, "records/s": kwargs["n"] / seconds,
            "cpu s": cpu_s, "cores used": cpu_s / seconds, "cpu s/record": cpu_s / kwargs["n"],
+           "client cpu s": own if address else None, "shards": (result.report.get("engine") or {}).get("shards"),
            "load before": before, "load after": load(), "records": by_id(result.records)}  # fmt: skip
     print(f"  {label}: {seconds:.1f} s, {row['records/s']:.2f} records/s, {row['cores used']:.2f} cores "
           f"(load {before} -> {row['load after']})")  # fmt: skip
@@ -104,10 +114,11 @@ def scaling(section: str, arms: dict[str, dict[str, Any]], reps: int) -> tuple[l
     first = rows[0]["records"]
     same = all(r["records"].equals(first) for r in rows)
     median = {label: float(pd.Series([r["records/s"] for r in rows if r["arm"] == label]).median()) for label in arms}
-    md = [table(["rep", "arm", "records", "seconds", "records/s", "CPU s", "cores used", "CPU s / record",
-                 "load 1/5/15 min before", "after"],
-                [[r["rep"], r["arm"], r["n"], r["seconds"], r["records/s"], r["cpu s"], r["cores used"],
-                  r["cpu s/record"], r["load before"], r["load after"]] for r in rows])]  # fmt: skip
+    md = [table(["rep", "arm", "records", "shards", "seconds", "records/s", "CPU s", "cores used", "CPU s / record",
+                 "client + scheduler CPU s", "load 1/5/15 min before", "after"],
+                [[r["rep"], r["arm"], r["n"], r["shards"] or "-", r["seconds"], r["records/s"], r["cpu s"],
+                  r["cores used"], r["cpu s/record"], "-" if r["client cpu s"] is None else r["client cpu s"],
+                  r["load before"], r["load after"]] for r in rows])]  # fmt: skip
     one, two = list(arms)[:2]
     speedup = median[two] / median[one]
     md += ["", "Median records/s: " + ", ".join(f"{k} {v:.3g}" for k, v in median.items()) + ".",
@@ -130,10 +141,10 @@ def part_a(one: str, two: str) -> tuple[list[str], list[Check]]:
 def part_b(one: str, two: str) -> tuple[list[str], list[Check]]:
     per_worker = LLMOptions(concurrency=1, threads=1)
     common = {"spec": "asia", "n": N_LLM, "seed": 2, "llm": "local", "realize": "anchored", "retrieval": False,
-              "max_rounds": 2, "batch_size": 8}  # fmt: skip
-    dask = {**common, "engine": "dask", "shards": SHARDS, "llm_options": per_worker}
-    for address in (one, two):  # warm-up: every worker loads the model once (shards >> workers)
-        generate(**{**dask, "n": SHARDS, "scheduler": address})
+              "max_rounds": 2, "batch_size": LLM_BATCH}  # fmt: skip
+    dask = {**common, "engine": "dask", "llm_options": per_worker}  # the engine's default shards: whole batches
+    for address in (one, two):  # warm-up: every worker loads the model once (one small shard per worker, or more)
+        generate(**{**dask, "n": 8, "batch_size": 1, "shards": 8, "scheduler": address})
     loaded = {"1-worker": _models_loaded(one), "2-worker": _models_loaded(two)}
     print(f"  models loaded per worker after the warm-up: {loaded}")
     arms = {
@@ -157,7 +168,8 @@ def part_b(one: str, two: str) -> tuple[list[str], list[Check]]:
     checks.append(Check("(b)", "(b) local model: 2 workers vs 1 worker records/s", ">= 1.6x", f"{x:.2f}x", x >= 1.6))
     intro = [
         "## (b) Local model, ASIA anchored (SmolLM2-135M Q4_0 through llama.cpp)", "",
-        f"{N_LLM} records, seed 2, iterative + anchored, max_rounds 2, {SHARDS} shards, batch size 8, no retrieval.",
+        f"{N_LLM} records, seed 2, iterative + anchored, max_rounds 2, batch size {LLM_BATCH}, the engine's default "
+        f"shards (whole batches: {-(-N_LLM // LLM_BATCH)} shards), no retrieval.",
         "Threads: each worker process holds ONE llama.cpp context with ONE thread (`--concurrency 1 --threads 1`): "
         "the 1-worker arm uses one core, the 2-worker arm two. The third arm is the same run in one process "
         "without Dask, with two contexts of one thread each (both cores).", "",
@@ -278,6 +290,10 @@ def _listening(pids: list[int]) -> set[str]:
 
 def run() -> Result:
     t0 = time.perf_counter()
+    if ONLY_B:
+        with local_cluster(1) as c1, local_cluster(2) as c2:
+            md, checks = part_b(c1.scheduler_address, c2.scheduler_address)
+        return finish(md, checks, t0)
     md = ["# Scaling out: `--engine dask`, 1 vs 2 workers (bench/scale.py)", "",
           f"Machine: {os.cpu_count()} cores, no GPU, shared with other engineers (load averages below). "
           f"Command: `.venv/bin/python bench/scale.py`.", ""]  # fmt: skip
@@ -295,8 +311,12 @@ def run() -> Result:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition; nothing written")
+    parser.add_argument("--part", choices=["b"], help="only part (b), the local model; printed, not written")
+    args = parser.parse_args()
     text = run_main(run)
-    if not QUICK:
+    if not (QUICK or args.part):
         OUT.write_text(text, encoding="utf-8")
 
 

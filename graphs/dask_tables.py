@@ -67,8 +67,8 @@ from causalsynth.graphs.dask_engine import (
     metric_rows,
     move_datasets,
     open_client,
+    plan_batch_shards,
     plan_record,
-    plan_shards,
     resume_plan,
     write_plan,
 )
@@ -89,8 +89,7 @@ MERGE_CHUNK = 50_000
 
 def plan_table_shards(n: int, batch_size: int, shards: int) -> list[tuple[int, int]]:
     """Contiguous ``[first, stop)`` ranges of root rows, each a run of whole batches, covering ``0 .. n``."""
-    batches = -(-n // batch_size)
-    return [(a * batch_size, min(b * batch_size, n)) for a, b in plan_shards(batches, shards)]
+    return plan_batch_shards(n, batch_size, shards)
 
 
 def table_schemas(schema: TableSchema) -> dict[str, pa.Schema]:
