@@ -1,27 +1,35 @@
 """The run graph for LangGraph Studio and ``langgraph dev``: ``graph``, named in the repository's ``langgraph.json``.
 
 A LangGraph server builds a graph's context from the JSON a run is started with, so that context must be plain
-settings. :class:`StudioSettings` is that context (spec, n, seed, llm, ...; Studio shows it as a form). The
-records graph's nodes need live objects instead (the realiser, the skeleton source, the ledger): the settings build
-a :class:`RunContext` once per run, on first use, and hand the nodes its attributes.
+settings. :class:`StudioSettings` is that context (spec, n, seed, llm, out, ...; Studio shows it as a form). The
+run graphs' nodes need live objects instead (the realiser, the skeleton source, the ledger): the settings build
+a :class:`RunContext` (or, for a spec with tables, a :class:`TableRunContext`) once per run, on first use, and
+hand the nodes its attributes.
 
 ::
 
-    START -> start_run -> run -> END        run: the records graph of ``build_graph()``, unchanged (a subgraph)
+    START -> start_run -> run -> END            run: the records graph of ``build_graph()`` (a subgraph)
+                       -> run_tables -> END     run_tables: the relational graph, for specs with tables
 
-``start_run`` checks the settings, loads the spec, builds the run's context and sets the run's input from ``n``
-(the graph takes no input of its own). ``run`` is the graph every ``causalsynth run`` of single records uses,
-so Studio shows and steps through its real nodes: sample, retrieve, generate, validate_schema, verify_causal,
-assess, write. The output is the run's report and counters; nothing is written to disk (``causalsynth run`` or
-``causalsynth.generate(out=...)`` write run folders).
+``start_run`` checks the settings, loads the spec, builds the run's context, sets the run's input from ``n``
+(the graph takes no input of its own) and picks the topology. ``run`` and ``run_tables`` are the graphs every
+``causalsynth run`` uses, so Studio shows and steps through their real nodes (sample, retrieve, generate,
+validate_schema, verify_causal, assess, write; sample_tables, generate_text, validate_tables, repair,
+write_tables). The output is the run's report and counters.
 
-Specs with tables, and specs whose plugins add graph nodes or metrics, have other topologies: they are refused
-with a message naming the CLI.
+With ``out`` (a folder), the run writes the run folder ``causalsynth run --out`` writes (records or tables, the
+database, rejects, report.json, report.html, run.jsonl), checkpointed after every batch like any run with a
+folder (``causalsynth run SPEC ... --resume OUT`` continues it if it stops). That run is the runner's own
+(``graphs.runner.run``): Studio traces it through the callbacks, but it does not stream its inner steps.
+
+Specs whose plugins add graph nodes or metrics have another topology: they are refused with a message naming
+the CLI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
@@ -30,9 +38,12 @@ from typing_extensions import TypedDict
 
 from causalsynth.agents.context import RunContext, RunSettings, SkeletonSource
 from causalsynth.agents.state import RunOutput
-from causalsynth.graphs.builder import build_graph, compile_graph, recursion_limit
+from causalsynth.agents.table_context import TableRunContext
+from causalsynth.graphs.assess_api import write_run_report
+from causalsynth.graphs.builder import _table_graph, build_graph, compile_graph, recursion_limit
 from causalsynth.graphs.retrieval import RetrievalOptions, open_retriever
 from causalsynth.graphs.runner import check_settings
+from causalsynth.graphs.runner import run as run_to_folder
 from causalsynth.tools.errors import CausalSynthError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
 from causalsynth.tools.spec import load_domain
@@ -47,7 +58,8 @@ class StudioSettings:
 
     ``spec``: a spec path or a short name (``asia``, ``clinic``, a bnlearn network). ``llm``: ``template``,
     ``local`` (the embedded model) or ``PROVIDER:MODEL``. ``batch_size``: None means 1000 for the template
-    realiser, else 32. ``retrieval``: use the spec's reference passages (runs with a model only).
+    realiser, else 32. ``retrieval``: use the spec's reference passages (runs with a model only). ``out``: a
+    folder to write the run folder into (none: the report only).
     """
 
     spec: str = "asia"
@@ -59,8 +71,9 @@ class StudioSettings:
     max_rounds: int = 3
     batch_size: int | None = None
     retrieval: bool = True
+    out: str | None = None
 
-    def live(self) -> RunContext:
+    def live(self) -> RunContext | TableRunContext:
         """The run's context (built on the first call: spec loaded, settings checked, realiser made).
 
         Raises:
@@ -70,7 +83,7 @@ class StudioSettings:
         context = self.__dict__.get("_live")
         if context is None:
             context = self.__dict__["_live"] = _run_context(self)
-        assert isinstance(context, RunContext)
+        assert isinstance(context, RunContext | TableRunContext)
         return context
 
     def __getattr__(self, name: str) -> Any:
@@ -80,12 +93,11 @@ class StudioSettings:
         return getattr(self.live(), name)
 
 
-def _run_context(s: StudioSettings) -> RunContext:
-    """What ``causalsynth.generate`` builds for a run of single records without an output folder."""
+def _run_context(s: StudioSettings) -> RunContext | TableRunContext:
+    """What ``causalsynth.generate`` builds for a run without an output folder (records, or tables)."""
     domain = load_domain(s.spec)
-    if domain.schema is not None:
-        raise UsageError(f"spec {s.spec!r} declares tables; the Studio graph runs specs of single records "
-                         "(run it with 'causalsynth run')")  # fmt: skip
+    if s.out is not None and (not s.out.strip() or Path(s.out).is_file()):
+        raise UsageError(f"out: {s.out!r} is not a folder name")
     plugins = domain.plugins
     if plugins is not None and (plugins.nodes or plugins.metrics):
         raise UsageError(f"spec {s.spec!r}: its plugins add graph nodes or metrics, which the Studio graph does not "
@@ -99,6 +111,8 @@ def _run_context(s: StudioSettings) -> RunContext:
     retriever = open_retriever(domain, RetrievalOptions(enabled=s.retrieval), uses_model=not template, seed=s.seed)
     if retriever is not None:
         retriever.start_run()
+    if domain.schema is not None:
+        return TableRunContext(domain=domain, realiser=realiser, settings=settings, retriever=retriever)
     return RunContext(domain=domain, realiser=realiser, settings=settings, retriever=retriever,
                       skeletons=SkeletonSource(domain, settings.n, settings.seed))  # fmt: skip
 
@@ -116,8 +130,9 @@ class StudioInput(TypedDict, total=False):
 
 
 class StudioState(TypedDict, total=False):
-    """The outer graph's state: the records graph's input, then its output."""
+    """The outer graph's state: the run graph's input, then its output; whether the spec has tables."""
 
+    relational: bool
     n_requested: int
     next_id: int
     totals: dict[str, float]
@@ -131,32 +146,63 @@ def start_run(state: StudioState, runtime: Runtime[StudioSettings]) -> dict[str,
         SettingsError: a bad setting, a bad spec, or a spec this graph cannot run.
     """
     try:
-        n = runtime.context.live().settings.n
+        context = runtime.context.live()
     except CausalSynthError as exc:
         raise SettingsError(str(exc)) from exc
-    return {"n_requested": n, "next_id": 0, "totals": {}, "report": None}
+    return {"relational": isinstance(context, TableRunContext), "n_requested": context.settings.n, "next_id": 0,
+            "totals": {}, "report": None}  # fmt: skip
 
 
-#: The records graph every ``causalsynth run`` of single records uses.
+def topology(state: StudioState) -> Literal["run", "run_tables"]:
+    """The relational graph for a spec with tables, else the records graph."""
+    return "run_tables" if state.get("relational") else "run"
+
+
+#: The graphs every ``causalsynth run`` uses: records, and (for specs with tables) relational records.
 RECORDS = compile_graph(build_graph(None))
+TABLES = compile_graph(_table_graph(), relational=True)
+
+
+def _invoke(graph: Any, state: StudioState, settings: StudioSettings) -> dict[str, Any]:
+    """Run ``graph`` in memory (a subgraph: its nodes are drawn and streamed), or into ``out`` as the CLI does."""
+    context = settings.live()
+    s = context.settings
+    if settings.out is not None:
+        try:
+            folder = Path(settings.out)
+            report = run_to_folder(context.domain, context.realiser, s, folder, retriever=context.retriever,
+                                   durable=True)  # fmt: skip
+            if "tables" not in report:
+                write_run_report(folder)
+        except CausalSynthError as exc:
+            raise SettingsError(str(exc)) from exc
+        return {"report": report}
+    limit = recursion_limit(s.n, s.batch_size, s.max_rounds)
+    start = {k: v for k, v in state.items() if k != "relational"}
+    return dict(graph.invoke(start, context=settings, config={"recursion_limit": limit}))
 
 
 def run(state: StudioState, runtime: Runtime[StudioSettings]) -> dict[str, Any]:
-    """Run the records graph (a subgraph: its nodes are drawn and streamed) with the steps this run needs."""
-    s = runtime.context.live().settings
-    limit = recursion_limit(s.n, s.batch_size, s.max_rounds)
-    return dict(RECORDS.invoke(dict(state), context=runtime.context, config={"recursion_limit": limit}))
+    """Run the records graph with the steps this run needs."""
+    return _invoke(RECORDS, state, runtime.context)
+
+
+def run_tables(state: StudioState, runtime: Runtime[StudioSettings]) -> dict[str, Any]:
+    """Run the relational graph (a spec with tables) with the steps this run needs."""
+    return _invoke(TABLES, state, runtime.context)
 
 
 def studio_graph() -> Any:
-    """The compiled Studio graph: ``start_run``, then ``run`` (the records graph, its nodes visible)."""
+    """The compiled Studio graph: ``start_run``, then ``run`` or ``run_tables`` (their nodes visible)."""
     builder = StateGraph(StudioState, context_schema=StudioSettings, input_schema=StudioInput,
                          output_schema=RunOutput)  # fmt: skip
     builder.add_node("start_run", start_run)
     builder.add_node("run", run)
+    builder.add_node("run_tables", run_tables)
     builder.add_edge(START, "start_run")
-    builder.add_edge("start_run", "run")
+    builder.add_conditional_edges("start_run", topology)
     builder.add_edge("run", END)
+    builder.add_edge("run_tables", END)
     return builder.compile(name=STUDIO_GRAPH)
 
 

@@ -7,6 +7,7 @@ talks to it with the LangGraph SDK over HTTP, as Studio does, and stops it whate
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from langgraph_sdk.client import SyncLangGraphClient
 
 import causalsynth as cs
 from tests.conftest import ROOT, free_port, stop_group
+from tests.durable.test_tables import same_tables
 
 LANGGRAPH = ROOT / "build" / "langgraph-venv" / "bin" / "langgraph"
 GRAPH = "causalsynth"
@@ -115,9 +117,11 @@ def test_the_server_shows_the_real_nodes_and_the_settings_form(server):
     nodes = {n["id"] for n in drawn["nodes"]}
     assert {f"run:{name}" for name in ("sample", "retrieve", "generate", "validate_schema", "verify_causal",
                                        "assess", "write")} <= nodes  # fmt: skip
+    assert {f"run_tables:{name}" for name in ("sample_tables", "generate_text", "validate_tables", "repair",
+                                              "write_tables")} <= nodes  # fmt: skip
     assert "start_run" in nodes
     context = schemas["context_schema"]["properties"]
-    assert {"spec", "n", "seed", "llm", "batch_size"} <= set(context) and context["llm"]["default"] == "template"
+    assert {"spec", "n", "seed", "llm", "batch_size", "out"} <= set(context) and context["llm"]["default"] == "template"
 
 
 def test_bad_settings_fail_the_run_with_a_message_naming_them(server):
@@ -131,3 +135,25 @@ def test_bad_settings_fail_the_run_with_a_message_naming_them(server):
     error = out["__error__"]
     assert error["error"] == "SettingsError" and "no-such-network" in error["message"]
     assert [r["status"] for r in server.client.runs.list(thread["thread_id"])] == ["error"]
+
+
+def test_a_relational_run_through_the_server_writes_the_run_folder_of_causalsynth_run(server, tmp_path):
+    # Setup
+    settings = {"spec": "hospital", "n": 60, "seed": 4, "llm": "template", "batch_size": 20}
+    reference = tmp_path / "reference"
+    expected = cs.generate("hospital", 60, seed=4, llm="template", batch_size=20, out=reference).report
+    expected = json.loads(json.dumps(expected))  # as it comes over HTTP (round numbers as string keys)
+    # Run: in memory, then into a folder
+    in_memory = server.client.runs.wait(server.client.threads.create()["thread_id"], GRAPH, input={},
+                                        context=settings)  # fmt: skip
+    thread = server.client.threads.create()
+    written = server.client.runs.wait(thread["thread_id"], GRAPH, input={},
+                                      context={**settings, "out": str(tmp_path / "studio")})  # fmt: skip
+    # Assert: the table graph's report either way, and the folder equals the CLI's (tables, CSV, database)
+    for out in (in_memory, written):
+        assert isinstance(out, dict)
+        assert {k: v for k, v in out["report"].items() if k not in TIMINGS} == {
+            k: v for k, v in expected.items() if k not in TIMINGS
+        }
+    same_tables(reference, tmp_path / "studio")
+    assert [r["status"] for r in server.client.runs.list(thread["thread_id"])] == ["success"]

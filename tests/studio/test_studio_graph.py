@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
 import causalsynth as cs
 from causalsynth.graphs.builder import build_graph, compile_graph
+from causalsynth.graphs.durable import CHECKPOINTS
 from causalsynth.graphs.studio import SettingsError, StudioSettings, graph
 from causalsynth.tools.errors import SpecError, UsageError
+from tests.durable.test_resume import same_output
 
 #: Report entries that measure time, not the run.
 TIMINGS = {"seconds", "records_per_second", "accepted_per_second"}
@@ -52,7 +55,7 @@ def test_the_context_is_plain_json_settings():
     schema = graph.get_context_jsonschema()
     # Assert: a server (and Studio's form) can build it from JSON; defaults are a small template run
     assert set(schema["properties"]) == {"spec", "n", "seed", "llm", "realize", "mode", "max_rounds", "batch_size",
-                                         "retrieval"}  # fmt: skip
+                                         "retrieval", "out"}  # fmt: skip
     assert json.loads(json.dumps(schema)) == schema
     defaults = StudioSettings()
     assert (defaults.spec, defaults.n, defaults.llm) == ("asia", 20, "template")
@@ -67,7 +70,7 @@ def test_the_context_is_plain_json_settings():
         ({"mode": "greedy"}, UsageError, "--mode"),
         ({"llm": "nonsense"}, UsageError, "'nonsense'"),
         ({"spec": "no-such-network"}, SpecError, "no-such-network"),
-        ({"spec": "hospital"}, UsageError, "declares tables"),
+        ({"out": "  "}, UsageError, "is not a folder name"),
     ],
 )
 def test_bad_settings_stop_the_run_with_a_message_naming_them(settings, cause, words):
@@ -86,3 +89,52 @@ def test_a_run_longer_than_the_default_recursion_limit_completes():
     out = graph.invoke({}, context=settings, config={"recursion_limit": 25})
     # Assert
     assert out["report"]["n_accepted"] + out["report"]["n_rejected"] == 60
+
+
+def test_a_relational_spec_runs_its_table_graph_with_the_report_of_generate():
+    # Setup
+    settings = {"spec": "hospital", "n": 30, "seed": 2, "llm": "template", "batch_size": 10}
+    # Run
+    out = graph.invoke({}, context=settings)
+    # Assert
+    expected = cs.generate("hospital", 30, seed=2, llm="template", batch_size=10).report
+    assert without_timings(out["report"]) == without_timings(expected)
+    assert out["report"]["tables"] == ["doctors", "patients", "admissions", "notes"]
+
+
+def test_the_studio_graph_shows_the_table_graph_nodes():
+    # Run
+    drawn = graph.get_graph(xray=True)
+    # Assert
+    inside = {n.removeprefix("run_tables:") for n in drawn.nodes if n.startswith("run_tables:") and "__" not in n}
+    assert inside == {"sample_tables", "generate_text", "validate_tables", "repair", "write_tables"}
+    assert {(e.source, e.target) for e in drawn.edges} >= {("start_run", "run:__start__"),
+                                                            ("start_run", "run_tables:__start__")}  # fmt: skip
+
+
+def test_out_writes_the_run_folder_of_causalsynth_run(tmp_path):
+    # Setup
+    settings = {"spec": "asia", "n": 60, "seed": 3, "llm": "template", "batch_size": 8}
+    cs.generate("asia", 60, seed=3, llm="template", batch_size=8, out=tmp_path / "reference")
+    # Run
+    out = graph.invoke({}, context={**settings, "out": str(tmp_path / "studio")})
+    # Assert: the same files (and report.html, as the CLI writes), checkpointed while it ran, none left after
+    same_output(tmp_path / "reference", tmp_path / "studio")
+    names = {p.name for p in (tmp_path / "studio").iterdir()}
+    assert names == {"records.parquet", "rejects.parquet", "report.json", "report.html", "run.jsonl"}
+    assert out["report"]["n_requested"] == 60
+
+
+def test_out_with_a_relational_spec_writes_tables_and_the_database(tmp_path):
+    # Setup
+    settings = {"spec": "hospital", "n": 40, "seed": 1, "llm": "template", "batch_size": 10}
+    reference = cs.generate("hospital", 40, seed=1, llm="template", batch_size=10)
+    # Run
+    out = graph.invoke({}, context={**settings, "out": str(tmp_path)})
+    # Assert
+    assert without_timings(out["report"]) == without_timings(reference.report)
+    with sqlite3.connect(tmp_path / "database.sqlite") as conn:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        for table, frame in reference.tables.items():
+            assert conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone() == (len(frame),)
+    assert not (tmp_path / CHECKPOINTS).exists() and (tmp_path / "run.jsonl").is_file()
