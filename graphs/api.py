@@ -117,7 +117,9 @@ def generate(
     ``trace="jsonl"`` writes the run's spans to ``traces.jsonl`` there; ``LANGSMITH_TRACING=true`` (with
     ``LANGSMITH_ENDPOINT``, ``LANGSMITH_API_KEY``) sends them to LangSmith. A run with ``out`` checkpoints there
     after every batch; ``resume=DIR`` continues an interrupted run in ``DIR`` (same spec and settings) and returns
-    what the uninterrupted run would have.
+    what the uninterrupted run would have, and retries the records that failed for infrastructure reasons (also
+    in a finished run). ``graph`` replaces the run's graph; with ``out`` it must keep the batch frame
+    (``causalsynth.graphs.durable.durable_builder`` says what that takes).
 
     ``engine="dask"`` cuts the record ids into ``shards`` and runs them on a Dask cluster: the scheduler at
     ``scheduler`` (``tcp://HOST:PORT``), else a LocalCluster of ``workers`` processes on 127.0.0.1. The records are
