@@ -207,7 +207,7 @@ def _generate_sharded(
         folder = Path(where)
         report = run_sharded(domain, llm, opts, settings, folder, where_run, progress=progress,
                              guard=unsupported["guard"], dp_void=unsupported["dp_void"],
-                             resume=unsupported["resume"]).report
+                             resume=unsupported["resume"], trace=unsupported["trace"]).report
         return _result(domain, folder, report, written=written)
 
 

@@ -25,7 +25,9 @@ record comes out the same whichever shard, worker or host makes it, and however 
 - **Plugin metrics**: each shard hands back the accepted rows it kept for them; the client computes every metric
   once over all of them.
 
-Not sharded yet (refused with a message): retrieval, a custom graph, traces, ``config=``.
+- **Traces**: ``--trace jsonl`` writes each shard's spans; ``traces.jsonl`` holds them all, shard by shard.
+
+Not sharded yet (refused with a message): retrieval, a custom graph, ``--trace phoenix``, ``config=``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from causalsynth.agents.assessor import FAILED_IDS, run_report
 from causalsynth.agents.context import RunContext, RunSettings, SkeletonSource
 from causalsynth.agents.run_plugins import RunPlugins, run_plugins
 from causalsynth.graphs.builder import build_graph, compile_graph, extra_nodes, recursion_limit
+from causalsynth.graphs.runner import run_metadata
+from causalsynth.graphs.tracing import TRACES, RunTracing
 from causalsynth.tools.errors import CausalSynthError, DataError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
 from causalsynth.tools.quality.guard import MAX_RESAMPLES, PrivacyGuard
@@ -224,6 +228,7 @@ class ShardJob:
     #: ``--privacy-reference``: the guard, its threshold computed once on the client (every shard uses the same).
     guard: PrivacyGuard | None = None
     dp_void: bool = False
+    trace: str = "off"  # "jsonl": the shard writes its spans (``traces-00003.jsonl``, merged at the end)
 
 
 @dataclass
@@ -305,7 +310,7 @@ def run_shard(job: ShardJob) -> ShardResult:
                             MAX_RESAMPLES if job.guard is not None else 0, extra_nodes(graph))  # fmt: skip
     start = {"n_requested": job.stop, "next_id": job.first, "totals": {}, "report": None}
     try:
-        final = graph.invoke(start, context=ctx, config={"recursion_limit": limit})
+        final = invoke_traced(graph, start, ctx, limit, job.trace, folder, job.index)
     except BaseException as exc:
         sink.abort(f"{type(exc).__name__}: {exc}")
         raise
@@ -318,6 +323,36 @@ def run_shard(job: ShardJob) -> ShardResult:
     )  # fmt: skip
     mark_done(out, result)
     return result
+
+
+def invoke_traced(graph: Any, start: dict[str, Any], ctx: Any, limit: int, trace: str, folder: Path, shard: int) -> Any:
+    """Invoke a shard's graph; with ``trace="jsonl"`` its spans go to ``folder/traces.jsonl`` (root span per shard)."""
+    tracing = RunTracing("jsonl" if trace == "jsonl" else None, folder)
+    config = dict(tracing.config(None, ctx.domain.name, run_metadata(ctx) | {"shard": shard}))
+    config["recursion_limit"] = limit
+    try:
+        return graph.invoke(start, context=ctx, config=config)
+    finally:
+        tracing.close()
+
+
+def publish_traces(folder: Path, out: Path, index: int) -> None:
+    """Move a finished shard's spans next to its events (``.shards/traces-00003.jsonl``)."""
+    spans = folder / TRACES
+    if spans.is_file():
+        os.replace(spans, out / SHARDS / f"traces-{index:05d}.jsonl")
+
+
+def merge_traces(out: Path, shards: int) -> None:
+    """``traces.jsonl`` of the run: every shard's spans, shard by shard (each shard's root span is a root)."""
+    parts = [out / SHARDS / f"traces-{i:05d}.jsonl" for i in range(shards)]
+    if not any(p.is_file() for p in parts):
+        return
+    with (out / TRACES).open("w", encoding="utf-8") as merged:
+        for part in parts:
+            if part.is_file():
+                with part.open(encoding="utf-8") as f:
+                    shutil.copyfileobj(f, merged)
 
 
 def metric_rows(ctx: Any) -> list[dict[str, Any]]:
@@ -361,6 +396,7 @@ def _publish_shard(folder: Path, out: Path, index: int) -> None:
     events = folder / EVENTS
     if events.is_file():
         os.replace(events, out / SHARDS / f"events-{index:05d}.jsonl")
+    publish_traces(folder, out, index)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -539,8 +575,8 @@ def check_shardable(
                          "run with --no-retrieval")  # fmt: skip
     if graph is not None:
         raise UsageError("--engine dask: a custom graph= is not sharded yet")
-    if trace != "off":
-        raise UsageError("--engine dask: --trace applies to --engine local")
+    if trace not in ("off", "jsonl"):
+        raise UsageError(f"--engine dask: --trace {trace} applies to --engine local (--trace jsonl shards)")
     if config:
         raise UsageError("--engine dask: config= (callbacks, tags, metadata) applies to --engine local")
 
@@ -584,12 +620,17 @@ def run_sharded(
     guard: PrivacyGuard | None = None,
     dp_void: bool = False,
     resume: bool = False,
+    trace: str = "off",
 ) -> ShardedRun:
     """Run ``settings.n`` records as shards on a Dask cluster; write the run folder ``out``; return the report.
 
     ``guard`` (``--privacy-reference``) is built once here, its threshold from the holdout rows, and shipped to
     every shard: the guard judges each record alone and redraws it from a stream of its own id, so the records
     are those of the single-process guarded run.
+
+    ``trace="jsonl"``: each shard writes its spans (its own root span, with its ``shard`` in the metadata); the
+    run's ``traces.jsonl`` is every shard's spans, so ``causalsynth trace show DIR --record ID`` finds a record's
+    journey in its shard's spans.
 
     Every finished shard leaves a completion marker in ``out``; ``resume`` continues an interrupted run there
     (same spec, settings and shards), running only the shards without one.
@@ -605,7 +646,8 @@ def run_sharded(
             raise UsageError("--privacy-reference: the guard checks specs of single records; this spec has tables")
         from causalsynth.graphs.dask_tables import run_tables_sharded
 
-        tables = run_tables_sharded(domain, llm, options, settings, out, engine, progress=progress, resume=resume)
+        tables = run_tables_sharded(domain, llm, options, settings, out, engine, progress=progress, resume=resume,
+                                    trace=trace)  # fmt: skip
         return ShardedRun(report=tables.report, shards=list(tables.shards))
     started = time.perf_counter()
     record = plan_record(domain, llm, options, settings, guard=guard.describe() if guard is not None else None)
@@ -631,7 +673,7 @@ def run_sharded(
             gate = _gate(client, llm, options, key)
             jobs = [
                 ShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
-                         out_dir=str(out), model_key=key, gate=gate, guard=guard, dp_void=dp_void)
+                         out_dir=str(out), model_key=key, gate=gate, guard=guard, dp_void=dp_void, trace=trace)
                 for i, (a, b) in enumerate(ranges) if i not in done
             ]  # fmt: skip
             _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
@@ -650,6 +692,7 @@ def run_sharded(
     _collect_events(out, events, len(results))
     _event(events, {"event": "finished", "n_accepted": report["n_accepted"], "n_rejected": report["n_rejected"]})
     events.close()
+    merge_traces(out, len(results))
     move_datasets(out, DATASETS, required=DATASETS[:2])  # every run has records and rejects, even if empty
     shutil.rmtree(out / SHARDS, ignore_errors=True)
     write_text(json.dumps(report, indent=2, sort_keys=True, default=_plain) + "\n", out / REPORT)

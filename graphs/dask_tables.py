@@ -62,13 +62,16 @@ from causalsynth.graphs.dask_engine import (
     _tune_malloc,
     check_engine,
     default_shards,
+    invoke_traced,
     mark_done,
+    merge_traces,
     merged_metrics,
     metric_rows,
     move_datasets,
     open_client,
     plan_batch_shards,
     plan_record,
+    publish_traces,
     resume_plan,
     write_plan,
 )
@@ -174,6 +177,7 @@ class TableShardJob:
     out_dir: str
     model_key: str
     gate: tuple[str, int] | None = None
+    trace: str = "off"
 
 
 @dataclass
@@ -216,7 +220,7 @@ def run_table_shard(job: TableShardJob) -> TableShardResult:
     limit = recursion_limit(job.stop - job.first, s.batch_size, s.max_rounds, extra_nodes=extra_nodes(graph))
     start = {"n_requested": job.stop, "next_id": job.first, "totals": {}, "report": None}
     try:
-        final = graph.invoke(start, context=ctx, config={"recursion_limit": limit})
+        final = invoke_traced(graph, start, ctx, limit, job.trace, folder, job.index)
     except BaseException as exc:
         sink.abort(f"{type(exc).__name__}: {exc}")
         sink.close()
@@ -240,6 +244,7 @@ def _publish(folder: Path, out: Path, index: int, schema: TableSchema) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(folder / name, dest)
     os.replace(folder / EVENTS, out / SHARDS / f"events-{index:05d}.jsonl")
+    publish_traces(folder, out, index)
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -297,6 +302,7 @@ def run_tables_sharded(
     *,
     progress: Callable[[int], None] | None = None,
     resume: bool = False,
+    trace: str = "off",
 ) -> ShardedTables:
     """Run ``settings.n`` relational records as shards on a Dask cluster; write the run folder ``out``.
 
@@ -327,7 +333,7 @@ def run_tables_sharded(
             gate = _gate(client, llm, options, key)
             jobs = [
                 TableShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
-                              out_dir=str(out), model_key=key, gate=gate)
+                              out_dir=str(out), model_key=key, gate=gate, trace=trace)
                 for i, (a, b) in enumerate(ranges) if i not in done
             ]  # fmt: skip
             _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
@@ -353,6 +359,7 @@ def run_tables_sharded(
     _collect_events(out, events, len(results))
     _event(events, {"event": "finished", "n_accepted": report["n_accepted"], "n_rejected": report["n_rejected"]})
     events.close()
+    merge_traces(out, len(results))
     shutil.rmtree(out / SHARDS, ignore_errors=True)
     write_text(json.dumps(report, indent=2, sort_keys=True, default=_plain) + "\n", out / REPORT)
     return ShardedTables(report=report, shards=results)

@@ -242,7 +242,7 @@ def test_cli_run_on_its_own_local_cluster_writes_the_run_folder(
         ({"spec": "asia", "llm": "template", "config": {"tags": ["mine"]}}, "config="),
         ({"spec": "clinic", "llm": "local"}, "run with --no-retrieval"),
         ({"spec": "asia", "llm": "template", "resume": "somewhere"}, "no interrupted --engine dask run there"),
-        ({"spec": "asia", "llm": "template", "trace": "jsonl", "out": "o"}, "--trace applies to --engine local"),
+        ({"spec": "asia", "llm": "template", "trace": "phoenix", "out": "o"}, "--trace phoenix"),
     ],
 )
 def test_api_refuses_what_is_not_sharded_before_starting_a_cluster(

@@ -18,8 +18,9 @@ import pytest
 
 import causalsynth as cs
 from causalsynth.graphs.dask_engine import SHARDS
+from causalsynth.graphs.trace_cli import journey, read_spans
 from causalsynth.tools.errors import UsageError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
 
@@ -190,3 +191,25 @@ def test_plugin_metrics_of_a_relational_run_cover_every_shard(two_workers: str, 
     # Assert: every accepted note of every shard counted once
     assert sharded.report["metrics"] == local.report["metrics"]
     assert sharded.report["metrics_records"] == local.report["metrics_records"] == len(local.tables["notes"])
+
+
+def test_trace_jsonl_holds_every_shards_spans_and_trace_show_finds_a_records_journey(
+    capsys: pytest.CaptureFixture[str], two_workers: str, tmp_path: Path
+) -> None:
+    # Setup
+    kwargs: dict[str, Any] = {"llm": "template", "seed": 3, "batch_size": 20, "trace": "jsonl"}
+    cs.generate("asia", 100, out=tmp_path / "local", **kwargs)
+    # Run
+    cs.generate("asia", 100, out=tmp_path / "dask", engine="dask", scheduler=two_workers, shards=3, **kwargs)
+    code, out, err = run_cli(capsys, "trace", "show", str(tmp_path / "dask"), "--record", "77")
+    # Assert: one root span per shard; every record's journey (attempts, routes, violations) as in the local run
+    spans = read_spans(tmp_path / "dask")
+    roots = [s for s in spans if not s.get("parent_id")]
+    assert sorted((s.get("metadata") or {}).get("shard") for s in roots) == [0, 1, 2]
+    local_spans = read_spans(tmp_path / "local")
+    for record in (0, 33, 34, 77, 99):
+        _, here = journey(spans, record)
+        _, there = journey(local_spans, record)
+        assert [(a.route, a.found) for a in here] == [(a.route, a.found) for a in there], record
+    assert code == 0, err
+    assert "record 77" in out and ("-> accepted" in out or "-> rejected" in out)
