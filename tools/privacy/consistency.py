@@ -111,3 +111,50 @@ def conditional(table: NDArray[np.float64], marginal: NDArray[np.float64], shrin
     prior = marginal / marginal.sum() if marginal.sum() > 0 else np.full(card, 1.0 / card)
     smoothed = rows + shrink * prior + 1e-12
     return smoothed / smoothed.sum(axis=1, keepdims=True)
+
+
+def calibrated_cpts(
+    parents: Mapping[str, Sequence[str]], cards: Mapping[str, int], families: Mapping[str, Measurement],
+    marginals: Mapping[str, NDArray[np.float64]], shrink: Mapping[str, float], rng: np.random.Generator,
+    draws: int = 100_000,
+) -> dict[str, NDArray[np.float64]]:  # fmt: skip
+    """CPTs whose model reproduces the combined marginals, also with more than one parent.
+
+    With two parents, the parents' joint in the model is not the one in the child's family table, so CPTs read off
+    the tables let the children's marginals drift (and the drift compounds down the DAG). Here the nodes are taken
+    in topological order; the parents' joint the model implies is estimated from ``draws`` ancestral draws of the
+    model built so far (post-processing: no row is read), the family table is raked to that joint and to the
+    child's combined marginal, and the CPT is read off it. In a tree this is the plain raked conditional.
+    """
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(parents)
+    graph.add_edges_from((p, c) for c, ps in parents.items() for p in ps)
+    drawn: dict[str, NDArray[np.int64]] = {}
+    cpts: dict[str, NDArray[np.float64]] = {}
+    for node in nx.lexicographical_topological_sort(graph):
+        ps = list(parents[node])
+        card = cards[node]
+        target = marginals[node]
+        if not ps:
+            cpt = conditional(target[None, :], target, 0.0)
+            index = np.zeros(draws, dtype=np.int64)
+        else:
+            m = families[node]
+            table = rake(m.counts, m.variables, marginals)
+            size = int(np.prod([cards[p] for p in ps]))
+            index = np.zeros(draws, dtype=np.int64)
+            for p in ps:
+                index = index * cards[p] + drawn[p]
+            total = float(target.sum())
+            joint = np.bincount(index, minlength=size) / draws * total
+            flat = table.reshape(size, card)
+            if len(ps) > 1:
+                flat = rake(flat, ("parents", node), {"parents": joint, node: target})
+            cpt = conditional(flat, target, shrink[node])
+        cpts[node] = cpt
+        cumulative = np.cumsum(cpt, axis=1)
+        u = rng.random(draws)
+        drawn[node] = np.minimum((u[:, None] > cumulative[index]).sum(axis=1), card - 1).astype(np.int64)
+    return cpts

@@ -21,7 +21,7 @@ from causalsynth.tools.causal.network import Network, Node
 from causalsynth.tools.errors import DataError, UsageError
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
-from causalsynth.tools.privacy.consistency import Measurement, combine_marginals, conditional, estimate_total, rake
+from causalsynth.tools.privacy.consistency import Measurement, calibrated_cpts, combine_marginals, estimate_total
 from causalsynth.tools.privacy.cpts import cpt_from_counts, joint_index
 from causalsynth.tools.privacy.domain import (
     DomainRelease,
@@ -44,8 +44,8 @@ SHRINK = 0.2
 
 #: Budget shares, learned structure / user DAG. Every column's 1-way marginal is measured ("marginals"), then the
 #: family tables ("cpts": one per child); the category release ("domain") is reused as a measurement too.
-SHARES_LEARN = {"domain": 0.12, "nulls": 0.02, "bins": 0.10, "marginals": 0.22, "select": 0.14, "cpts": 0.40}
-SHARES_DAG = {"domain": 0.12, "nulls": 0.02, "bins": 0.10, "marginals": 0.22, "cpts": 0.54}
+SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bins": 0.10, "marginals": 0.20, "select": 0.14, "cpts": 0.38}
+SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bins": 0.10, "marginals": 0.22, "cpts": 0.50}
 #: Bins per numeric column: under DP chosen from the rows and the family tables' noise (see :func:`auto_bins`).
 DP_BINS = (3, 12)
 #: A family table (a child and its parents) is a candidate under DP when it keeps this many noise scales per cell.
@@ -181,15 +181,10 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     n_hat = estimate_total(measurements)
     marginals = combine_marginals(measurements, cards, n_hat)
     families = {m.variables[-1]: m for m in measurements if len(m.variables) > 1}
-    nodes: dict[str, Any] = {}
-    for n in names:
-        if n in families:
-            m = families[n]
-            raked = rake(m.counts, m.variables, marginals)
-            cpt = conditional(raked, marginals[n], SHRINK * sigma_c * np.sqrt(cards[n]))
-        else:
-            cpt = conditional(marginals[n][None, :], marginals[n], 0.0)
-        nodes[n] = _node(n, dag[n], specs, cpt)
+    shrink = {n: SHRINK * sigma_c * float(np.sqrt(cards[n])) for n in names}
+    rng = np.random.default_rng([options.seed, 0xCA11B])
+    cpts = calibrated_cpts(dag, cards, families, marginals, shrink, rng)
+    nodes: dict[str, Any] = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     provenance = FitSpec(
         data_sha256="", rows=round(n_hat), columns=len(names), dp=True,
         mechanism="OpenDP: discrete Gaussian (counts), Gaussian threshold (categories, nulls), exponential mechanism "
