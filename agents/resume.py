@@ -4,7 +4,8 @@ The graph state (counters, next id, batch index) comes back from the checkpoint;
 run context is rebuilt from what the kept batches wrote. For records: the ledger of codes the report's measures
 are computed from (skeletons ``0 .. next_id``, from the seeded skeleton source, and the accepted records, whose
 facts are extracted again from their texts exactly as the Causal Verifier did). For tables: the unique values
-accepted so far, which the Schema Validator checks new rows against.
+accepted so far, which the Schema Validator checks new rows against. For both: the rows plugin metrics are
+computed over (the accepted records, in the order the kept batches wrote them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from causalsynth.agents.assessor import FAILED_IDS
-from causalsynth.agents.context import RunContext
+from causalsynth.agents.context import FrameContext, RunContext
+from causalsynth.agents.run_plugins import run_plugins
 from causalsynth.agents.state import Record
 from causalsynth.agents.table_context import TableRunContext
 from causalsynth.tools.text.extract import extract
@@ -62,3 +64,20 @@ def restore_seen(ctx: TableRunContext, kept: Mapping[str, Sequence[Any]]) -> Non
                 values = seen.setdefault((table, col), set())
                 for part in kept.get(table, ()):
                     values.update(v for v in part[col].to_pylist() if v is not None)
+
+
+def restore_metric_rows(
+    ctx: FrameContext, records: Sequence[Mapping[str, Any]] = (), tables: Sequence[Mapping[str, Any]] = ()
+) -> None:
+    """Give the spec's plugin metrics the accepted rows of the kept batches, as the ``plugin_metrics`` node kept them.
+
+    ``records``: accepted records (``id``, ``text``, ``skeleton``); ``tables``: per kept batch, its accepted rows
+    of the realised table (``{table: columns}``).
+    """
+    plugins = run_plugins(ctx) if ctx.domain.plugins is not None and ctx.domain.plugins.metrics else None
+    if plugins is None:
+        return
+    if records:
+        plugins.collect(records)  # type: ignore[arg-type]
+    if tables and isinstance(ctx, TableRunContext):
+        plugins.collect_tables(ctx.schema, tables)

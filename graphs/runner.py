@@ -14,7 +14,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from causalsynth.agents.context import FrameContext, RunContext, RunSettings, SkeletonSource
-from causalsynth.agents.resume import fresh_records, restore_ledger, restore_seen
+from causalsynth.agents.resume import fresh_records, restore_ledger, restore_metric_rows, restore_seen
 from causalsynth.agents.table_context import TableRunContext, to_columns
 from causalsynth.graphs.builder import RUN_GRAPH, build_graph, compile_graph, extra_nodes, recursion_limit
 from causalsynth.graphs.durable import (
@@ -185,6 +185,8 @@ def restore(graph: Any, context: RunContext, saver: BatchSaver) -> dict[str, Any
     failed = sink.failed_ids()
     retry = [] if in_flight else failed
     restore_ledger(context, next_id, sink.accepted_rows(), [i for i in failed if i not in set(in_flight) | set(retry)])
+    if _has_metrics(context.domain):
+        restore_metric_rows(context, records=sink.accepted_records())
     if context.progress is not None:
         context.progress(next_id - len(retry or in_flight))  # those are counted again when their batch is written
     event: dict[str, Any] = {"event": "resumed", "batches_kept": batches, "next_id": next_id}
@@ -204,6 +206,11 @@ def restore(graph: Any, context: RunContext, saver: BatchSaver) -> dict[str, Any
     return values
 
 
+def _has_metrics(domain: Domain) -> bool:
+    """Whether the spec's plugins compute metrics over the accepted rows (a resume gives them the kept ones)."""
+    return domain.plugins is not None and bool(domain.plugins.metrics)
+
+
 def restore_tables(graph: Any, context: TableRunContext) -> dict[str, Any] | None:
     """Bring a resumed relational run's parts, database and unique-value sets to its last checkpoint."""
     sink = context.sink
@@ -213,6 +220,9 @@ def restore_tables(graph: Any, context: TableRunContext) -> dict[str, Any] | Non
     batches = values.get("batch", -1) + 1 if values and "n_requested" in values else 0
     sink.resume(batches, lookups)
     restore_seen(context, {t: sink.kept(t) for t in context.schema.record_tables})
+    realised = context.schema.realised()
+    if realised is not None and _has_metrics(context.domain):
+        restore_metric_rows(context, tables=[{realised[0]: part.to_pydict()} for part in sink.kept(realised[0])])
     if not batches and not values:
         context.emit({"event": "resumed", "batches_kept": 0})
         return None

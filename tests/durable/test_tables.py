@@ -14,7 +14,7 @@ import pytest
 import causalsynth as cs
 from causalsynth.graphs.durable import CHECKPOINTS, SETTINGS
 from causalsynth.tools.errors import UsageError
-from causalsynth.tools.sinks.resumable import ResumableTableSink
+from causalsynth.tools.sinks.resumable import ResumableRunSink, ResumableTableSink
 from causalsynth.tools.spec import load_domain
 from tests.conftest import run_cli
 
@@ -134,3 +134,36 @@ def test_a_relational_resume_with_other_settings_is_refused(tmp_path, monkeypatc
     # Run / Assert
     with pytest.raises(UsageError, match=r"batch_size was 30, now 40"):
         cs.generate("hospital", N, resume=out, **{**RUN, "batch_size": 40})
+
+
+@pytest.mark.parametrize("spec", ["asia", "hospital"])
+def test_plugin_metrics_of_a_resumed_run_cover_every_accepted_record(tmp_path, monkeypatch, spec):
+    # Setup: the example plugin's metric over the accepted texts
+    pytest.importorskip("hospital_plugin", reason="make setup installs examples/plugins")
+    from tests.plugins.test_example_plugin import hospital_with
+    from tests.plugins.test_tools import asia_with
+
+    block = "plugins:\n  metrics: [drug_mentions]\n"
+    path = hospital_with(tmp_path, block) if spec == "hospital" else asia_with(tmp_path, block)
+    domain = load_domain(path)
+    run = {**RUN, "batch_size": 20}
+    expected = cs.generate(domain, 100, **run).report
+    out = tmp_path / "run"
+    sink = ResumableTableSink if spec == "hospital" else ResumableRunSink
+    calls = {"n": 0}
+    original = sink.write
+
+    def write(self, accepted, rejected):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        original(self, accepted, rejected)
+
+    monkeypatch.setattr(sink, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        cs.generate(domain, 100, out=out, **run)
+    monkeypatch.undo()
+    # Run
+    report = cs.generate(domain, 100, resume=out, **run).report
+    # Assert: the metrics are those of the uninterrupted run, over all its accepted records
+    assert report["metrics"] == expected["metrics"] and report["metrics_records"] == expected["metrics_records"] > 40

@@ -76,6 +76,15 @@ class ResumableRunSink(RunSink):
                 tables.append(table)
         return tables
 
+    def accepted_records(self) -> list[dict[str, Any]]:
+        """The accepted records of the kept parts (``id``, ``text``, ``skeleton``), in the order they were written."""
+        out: list[dict[str, Any]] = []
+        for path in self._parts(RECORDS):
+            table = pq.read_table(path, columns=["record_id", "text", *self.variables]).to_pydict()
+            for i, (rid, text) in enumerate(zip(table["record_id"], table["text"], strict=True)):
+                out.append({"id": rid, "text": text, "skeleton": {v: table[v][i] for v in self.variables}})
+        return out
+
     def failed_ids(self) -> list[int]:
         """Ids of the records whose latest outcome is a failure (infrastructure), in the kept parts."""
         return [i for t in self._failed_tables() for i in t["record_id"].to_pylist()]
