@@ -81,3 +81,15 @@ def restore_metric_rows(
         plugins.collect(records)  # type: ignore[arg-type]
     if tables and isinstance(ctx, TableRunContext):
         plugins.collect_tables(ctx.schema, tables)
+
+
+def restore_retriever(ctx: FrameContext, queries: int, accepted: Sequence[tuple[int, str]]) -> None:
+    """Bring the retriever's counters to what the kept batches left, for the report's retrieval summary.
+
+    ``queries``: the records (or texts) retrieved for; ``accepted``: their accepted ``(id, text)`` pairs, which the
+    leakage check reads again (it is deterministic). Only the time it took is not restored.
+    """
+    if ctx.retriever is None:
+        return
+    ctx.retriever.queries += queries
+    ctx.retriever.check_copies(accepted)

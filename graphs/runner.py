@@ -14,7 +14,13 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from causalsynth.agents.context import FrameContext, RunContext, RunSettings, SkeletonSource
-from causalsynth.agents.resume import fresh_records, restore_ledger, restore_metric_rows, restore_seen
+from causalsynth.agents.resume import (
+    fresh_records,
+    restore_ledger,
+    restore_metric_rows,
+    restore_retriever,
+    restore_seen,
+)
 from causalsynth.agents.table_context import TableRunContext, to_columns
 from causalsynth.graphs.builder import RUN_GRAPH, build_graph, compile_graph, extra_nodes, recursion_limit
 from causalsynth.graphs.durable import (
@@ -184,7 +190,9 @@ def restore(graph: Any, context: RunContext, saver: BatchSaver) -> dict[str, Any
     next_id = int(values.get("next_id", 0))
     failed = sink.failed_ids()
     retry = [] if in_flight else failed
-    restore_ledger(context, next_id, sink.accepted_rows(), [i for i in failed if i not in set(in_flight) | set(retry)])
+    accepted = sink.accepted_rows()
+    restore_ledger(context, next_id, accepted, [i for i in failed if i not in set(in_flight) | set(retry)])
+    restore_retriever(context, next_id, accepted)  # the retrieve node queried each record of the kept batches once
     if _has_metrics(context.domain):
         restore_metric_rows(context, records=sink.accepted_records())
     if context.progress is not None:
@@ -221,6 +229,15 @@ def restore_tables(graph: Any, context: TableRunContext) -> dict[str, Any] | Non
     sink.resume(batches, lookups)
     restore_seen(context, {t: sink.kept(t) for t in context.schema.record_tables})
     realised = context.schema.realised()
+    if realised is not None and context.retriever is not None:  # retrieved for each text written, corrections too
+        table, column = realised
+        pk = context.schema.pk(table)
+        texts = [
+            (int(i), str(t))
+            for part in sink.kept(table)
+            for i, t in zip(part[pk].to_pylist(), part[column].to_pylist(), strict=True)
+        ]
+        restore_retriever(context, int(values.get("totals", {}).get("texts_realised", 0)), texts)
     if realised is not None and _has_metrics(context.domain):
         restore_metric_rows(context, tables=[{realised[0]: part.to_pydict()} for part in sink.kept(realised[0])])
     if not batches and not values:

@@ -135,3 +135,23 @@ def test_resume_and_another_out_folder_is_refused(tmp_path, capsys):
                               str(tmp_path / "b"))  # fmt: skip
     # Assert
     assert code == 2 and "names another" in stderr
+
+
+def test_a_resumed_run_reports_the_retrieval_of_every_batch(tmp_path, monkeypatch):
+    # Setup: a model run with retrieval (a scripted model), interrupted after its first batch
+    from tests.durable.test_infrastructure import ASIA, OPTIONS, FlakyServer
+
+    run = {"llm_options": OPTIONS, "realize": "free", "batch_size": 20, "seed": 2}
+    expected = cs.generate(ASIA, 60, llm=FlakyServer(), **run).report["retrieval"]
+    Interrupt(monkeypatch, at=2, after=False)
+    with pytest.raises(KeyboardInterrupt):
+        cs.generate(ASIA, 60, llm=FlakyServer(), out=tmp_path, **run)
+    monkeypatch.undo()
+    # Run
+    summary = cs.generate(ASIA, 60, llm=FlakyServer(), resume=tmp_path, **run).report["retrieval"]
+    # Assert: records retrieved for and texts checked for copies over the whole run, not the resumed part only
+    timing = {"seconds", "ms_per_record"}
+    assert summary["records"] == 60 and summary["texts_checked"] == expected["texts_checked"] > 20
+    assert {k: v for k, v in summary.items() if k not in timing} == {
+        k: v for k, v in expected.items() if k not in timing
+    }
