@@ -89,6 +89,7 @@ def private_domain(
             if nulls > NULL_NOISE * n_sigma:  # a null state only where nulls stand out of the noise
                 released[col.name][NULL_STATE] = int(nulls)
     rows = max((float(sum(r.values())) for r in released.values()), default=1.0)
+    t_sigma = threshold_scale(rho, delta) if rho > 0 else 0.0
     k = bins if isinstance(bins, int) else bins(rows)
     specs: dict[str, ColumnSpec] = {}
     h_rho = rho_of("bins")[0] if any(c.kind in NUMERIC for c in columns) else 0.0
@@ -117,9 +118,11 @@ def private_domain(
             elif col.kind == "boolean":
                 cats = ["false", "true"]
             else:
-                cats = sorted(k for k in released[col.name] if k != NULL_STATE) + [OTHER_STATE]
+                cats = sorted(k for k in released[col.name] if k != NULL_STATE)
+                if _unreleased_mass(released[col.name], rows, t_sigma, n_sigma):
+                    cats.append(OTHER_STATE)
             specs[col.name] = category_spec(col, cats, has_null)
-    sigmas = {c.name: threshold_scale(rho, delta) if thresholded(c, bounds) else n_sigma for c in columns}
+    sigmas = {c.name: t_sigma if thresholded(c, bounds) else n_sigma for c in columns}
     return DomainRelease(specs, released, sigmas, rows, histograms, sigma)
 
 
@@ -207,6 +210,19 @@ def exact_points(x: np.ndarray, low: float, high: float, closed: bool, kind: str
     qs = np.quantile(x, np.linspace(0.0, 1.0, POINTS + 1))
     qs[0], qs[-1] = a, b
     return _tidy(qs, a, b)
+
+
+#: A category column keeps a ``rare category`` state when the rows its released keys leave unexplained exceed this
+#: many noise scales (of the row estimate less the released counts); else suppressed keys' rows, if any, are few
+#: and go to a released category (a state that would hold only noise costs every table it is in).
+OTHER_NOISE = 2.0
+
+
+def _unreleased_mass(counts: Mapping[str, int], rows: float, sigma: float, rows_sigma: float) -> bool:
+    """Whether the released counts of a column leave enough rows unexplained to keep a ``rare category`` state."""
+    deficit = rows - float(sum(counts.values()))
+    spread = float(np.sqrt(len(counts) * sigma**2 + 2 * max(rows_sigma, sigma) ** 2))
+    return deficit > OTHER_NOISE * spread
 
 
 #: A column gets a null state when its noisy null count exceeds this many noise scales.
