@@ -9,9 +9,9 @@ only part (b) (printed, not written). ``--help`` prints this text.
 (b) Local model, ASIA anchored (SmolLM2-135M through llama.cpp): the same, each worker holding one llama.cpp
     context with ONE thread (``--concurrency 1 --threads 1``), so the 1-worker arm uses one core and the 2-worker
     arm two. A reference arm runs the same records in one process with two contexts of one thread each (the
-    whole machine without Dask). The model is loaded once per worker in a warm-up run, not timed. The engine's
-    default shards: whole batches of 8 records (48 records: 6 shards, 3 per worker), so every llama.cpp batch is
-    the size the single-process run decodes.
+    whole machine without Dask). The model is loaded once per worker in a warm-up run, not timed. 48 records in
+    6 shards of one whole batch of 8 (3 per worker on 2 workers), so every llama.cpp batch is the size the
+    single-process run decodes.
 (c) Across hosts, checked on 127.0.0.1: ``dask scheduler`` and two ``dask worker`` processes started from the
     command line, ``causalsynth run/sample --engine dask --scheduler ADDRESS`` against them, outputs compared with
     the local run, and every socket those processes listen on checked to be on loopback.
@@ -142,7 +142,8 @@ def part_b(one: str, two: str) -> tuple[list[str], list[Check]]:
     per_worker = LLMOptions(concurrency=1, threads=1)
     common = {"spec": "asia", "n": N_LLM, "seed": 2, "llm": "local", "realize": "anchored", "retrieval": False,
               "max_rounds": 2, "batch_size": LLM_BATCH}  # fmt: skip
-    dask = {**common, "engine": "dask", "llm_options": per_worker}  # the engine's default shards: whole batches
+    # the same shards in both arms: whole batches of 8 (one llama.cpp batch each), 3 per worker on 2 workers
+    dask = {**common, "engine": "dask", "llm_options": per_worker, "shards": N_LLM // LLM_BATCH}
     for address in (one, two):  # warm-up: every worker loads the model once (one small shard per worker, or more)
         generate(**{**dask, "n": 8, "batch_size": 1, "shards": 8, "scheduler": address})
     loaded = {"1-worker": _models_loaded(one), "2-worker": _models_loaded(two)}
@@ -168,8 +169,8 @@ def part_b(one: str, two: str) -> tuple[list[str], list[Check]]:
     checks.append(Check("(b)", "(b) local model: 2 workers vs 1 worker records/s", ">= 1.6x", f"{x:.2f}x", x >= 1.6))
     intro = [
         "## (b) Local model, ASIA anchored (SmolLM2-135M Q4_0 through llama.cpp)", "",
-        f"{N_LLM} records, seed 2, iterative + anchored, max_rounds 2, batch size {LLM_BATCH}, the engine's default "
-        f"shards (whole batches: {-(-N_LLM // LLM_BATCH)} shards), no retrieval.",
+        f"{N_LLM} records, seed 2, iterative + anchored, max_rounds 2, batch size {LLM_BATCH}, {N_LLM // LLM_BATCH} "
+        "shards of one whole batch each (model runs cut shards at batch boundaries), no retrieval.",
         "Threads: each worker process holds ONE llama.cpp context with ONE thread (`--concurrency 1 --threads 1`): "
         "the 1-worker arm uses one core, the 2-worker arm two. The third arm is the same run in one process "
         "without Dask, with two contexts of one thread each (both cores).", "",

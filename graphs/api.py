@@ -158,7 +158,8 @@ def generate(
     if engine == "dask":
         return _generate_sharded(domain, llm, settings, out, where_run, llm_options, progress,
                                  retrieves=retrieves and llm_name != "template", graph=graph, trace=trace,
-                                 resume=resume is not None, config=config, guard=guard, dp_void=dp_void)  # fmt: skip
+                                 resume=resume is not None, config=config, guard=guard, dp_void=dp_void,
+                                 retrieval_options=options, say=say)  # fmt: skip
     realiser = realiser_of()
     retriever = open_retriever(domain, options, uses_model=llm_name != "template", seed=seed, say=say)
     written = out is not None  # else a temporary folder, read back into memory
@@ -202,12 +203,17 @@ def _generate_sharded(
     opts = llm_options or LLMOptions()
     if settings.realize != "template" and settings.realize != opts.realize:
         opts = LLMOptions(**{**opts.__dict__, "realize": settings.realize})
+    retriever = None  # the corpus is synced here, once; the workers only read the store
+    if unsupported["retrieves"]:
+        retriever = open_retriever(domain, unsupported["retrieval_options"], uses_model=True, seed=settings.seed,
+                                   say=unsupported["say"])  # fmt: skip
     written = out is not None
     with nullcontext(str(out)) if written else tempfile.TemporaryDirectory(prefix="causalsynth-") as where:
         folder = Path(where)
         report = run_sharded(domain, llm, opts, settings, folder, where_run, progress=progress,
                              guard=unsupported["guard"], dp_void=unsupported["dp_void"],
-                             resume=unsupported["resume"], trace=unsupported["trace"]).report
+                             resume=unsupported["resume"], trace=unsupported["trace"],
+                             retriever=retriever).report  # fmt: skip
         return _result(domain, folder, report, written=written)
 
 

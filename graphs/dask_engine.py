@@ -27,11 +27,17 @@ record comes out the same whichever shard, worker or host makes it, and however 
 
 - **Traces**: ``--trace jsonl`` writes each shard's spans; ``traces.jsonl`` holds them all, shard by shard.
 
-Not sharded yet (refused with a message): retrieval, a custom graph, ``--trace phoenix``, ``config=``.
+- **Retrieval**: the client syncs the corpus into the local Chroma store once; each worker opens the store only
+  to read (once per process, with the embedding model) and passages are chosen per record id, so the records are
+  the single-process run's; the retrieval summary sums every shard's counters and leakage findings.
+
+Not sharded yet (refused with a message): a custom graph, ``--trace phoenix``, ``config=``.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -61,6 +67,8 @@ from causalsynth.graphs.tracing import TRACES, RunTracing
 from causalsynth.tools.errors import CausalSynthError, DataError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions, make_realiser
 from causalsynth.tools.quality.guard import MAX_RESAMPLES, PrivacyGuard
+from causalsynth.tools.retrieval.retriever import RetrievalSettings, Retriever
+from causalsynth.tools.retrieval.store import CorpusStore
 from causalsynth.tools.sinks.folder import EVENTS, REJECTS, REPORT
 from causalsynth.tools.sinks.run_folder import FAILED, PARTS, RECORDS, RunSink
 from causalsynth.tools.spec import Domain
@@ -229,6 +237,8 @@ class ShardJob:
     guard: PrivacyGuard | None = None
     dp_void: bool = False
     trace: str = "off"  # "jsonl": the shard writes its spans (``traces-00003.jsonl``, merged at the end)
+    #: Reference passages: the store's settings (the corpus already synced by the client: workers only read).
+    retrieval: RetrievalSettings | None = None
 
 
 @dataclass
@@ -245,6 +255,7 @@ class ShardResult:
     built: bool  # this shard built the worker's realiser (False: reused one)
     seconds: float
     metric_rows: list[dict[str, Any]] = field(default_factory=list)  # accepted rows for the spec's plugin metrics
+    retrieval: dict[str, Any] | None = None  # the shard's retrieval counters and leakage findings
 
 
 def _cached(key: str, make: Callable[[], Any]) -> tuple[Any, bool]:
@@ -301,8 +312,9 @@ def run_shard(job: ShardJob) -> ShardResult:
     folder = out / SHARDS / f"{job.index:05d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     s = job.settings
     sink = RunSink(folder, job.domain.network.names)
+    retriever = shard_retriever(job)
     ctx = RunContext(
-        domain=job.domain, realiser=realiser, settings=s, sink=sink, shard=job.index,
+        domain=job.domain, realiser=realiser, settings=s, sink=sink, shard=job.index, retriever=retriever,
         skeletons=SkeletonSource(job.domain, job.stop - job.first, s.seed, first=job.first), guard=job.guard,
         dp_void=job.dp_void,
     )  # fmt: skip
@@ -320,9 +332,50 @@ def run_shard(job: ShardJob) -> ShardResult:
         index=job.index, first=job.first, stop=job.stop, totals=dict(final.get("totals") or {}),
         ledger={kind: ctx.ledger.codes(kind) for kind in LEDGER_KINDS}, realiser=realiser.name, pid=os.getpid(),
         built=built, seconds=time.perf_counter() - started, metric_rows=metric_rows(ctx),
+        retrieval=retrieval_counts(retriever),
     )  # fmt: skip
     mark_done(out, result)
     return result
+
+
+def shard_retriever(job: Any) -> Retriever | None:
+    """This shard's retriever over the store the client synced, with the shard's own counters.
+
+    Opened once per worker process (the embedding model and the Chroma client are kept, as the local model is).
+    """
+    if job.retrieval is None:
+        return None
+    settings = job.retrieval
+
+    def make() -> Retriever:
+        return Retriever(settings, job.domain.lexicon, CorpusStore(settings.chroma_path), seed=job.settings.seed)
+
+    base, _ = _cached(f"retriever:{job.model_key}:{settings!r}", make)
+    retriever = copy.copy(base)  # caches shared (embeddings, registers, the copy index), counters this shard's
+    retriever.start_run()
+    return retriever
+
+
+def retrieval_counts(retriever: Retriever | None) -> dict[str, Any] | None:
+    """What a shard's retriever counted (for the run's retrieval summary)."""
+    if retriever is None:
+        return None
+    return {"seconds": retriever.seconds, "queries": retriever.queries, "checked": retriever.checked,
+            "copies": list(retriever.copies)}  # fmt: skip
+
+
+def merged_retriever(retriever: Retriever | None, results: Sequence[Any]) -> Retriever | None:
+    """The client's retriever with every shard's counters summed: its ``summary()`` covers the whole run."""
+    if retriever is None:
+        return None
+    retriever.start_run()
+    for r in sorted(results, key=lambda r: r.index):
+        counts = r.retrieval or {}
+        retriever.seconds += float(counts.get("seconds", 0.0))
+        retriever.queries += int(counts.get("queries", 0))
+        retriever.checked += int(counts.get("checked", 0))
+        retriever.copies += list(counts.get("copies", []))
+    return retriever
 
 
 def invoke_traced(graph: Any, start: dict[str, Any], ctx: Any, limit: int, trace: str, folder: Path, shard: int) -> Any:
@@ -353,6 +406,11 @@ def merge_traces(out: Path, shards: int) -> None:
             if part.is_file():
                 with part.open(encoding="utf-8") as f:
                     shutil.copyfileobj(f, merged)
+
+
+def worker_retrieval(retriever: Retriever | None) -> RetrievalSettings | None:
+    """The retrieval settings shipped to workers: the client has synced the corpus, so workers only read."""
+    return None if retriever is None else dataclasses.replace(retriever.settings, corpus=None)
 
 
 def metric_rows(ctx: Any) -> list[dict[str, Any]]:
@@ -560,19 +618,16 @@ class ShardedRun:
 
 
 def check_shardable(
-    domain: Domain, llm: object, *, retrieval: bool, graph: Any, trace: str, resume: bool, config: Any = None
+    domain: Domain, llm: object, *, graph: Any, trace: str, resume: bool = False, config: Any = None, **_: Any
 ) -> None:
     """Refuse what the dask engine does not run yet, naming it.
 
     Raises:
-        UsageError: a chat model or realiser object, retrieval, a custom graph, traces or config.
+        UsageError: a chat model or realiser object, a custom graph, ``--trace phoenix`` or config.
     """
     if not isinstance(llm, str):
         raise UsageError("--engine dask: llm must be named by a string ('local', 'template', 'PROVIDER:MODEL') so "
                          "that every worker can build it")  # fmt: skip
-    if retrieval:
-        raise UsageError(f"--engine dask: {domain.source} retrieves reference passages, which is not sharded yet; "
-                         "run with --no-retrieval")  # fmt: skip
     if graph is not None:
         raise UsageError("--engine dask: a custom graph= is not sharded yet")
     if trace not in ("off", "jsonl"):
@@ -621,6 +676,7 @@ def run_sharded(
     dp_void: bool = False,
     resume: bool = False,
     trace: str = "off",
+    retriever: Retriever | None = None,
 ) -> ShardedRun:
     """Run ``settings.n`` records as shards on a Dask cluster; write the run folder ``out``; return the report.
 
@@ -647,10 +703,11 @@ def run_sharded(
         from causalsynth.graphs.dask_tables import run_tables_sharded
 
         tables = run_tables_sharded(domain, llm, options, settings, out, engine, progress=progress, resume=resume,
-                                    trace=trace)  # fmt: skip
+                                    trace=trace, retriever=retriever)  # fmt: skip
         return ShardedRun(report=tables.report, shards=list(tables.shards))
     started = time.perf_counter()
-    record = plan_record(domain, llm, options, settings, guard=guard.describe() if guard is not None else None)
+    record = plan_record(domain, llm, options, settings, guard=guard.describe() if guard is not None else None,
+                         retrieval=repr(worker_retrieval(retriever)))  # fmt: skip
     ranges, done = resume_plan(out, record, engine.shards, ShardResult) if resume else ([], {})
     if not resume:
         _prepare_folder(out)
@@ -673,7 +730,8 @@ def run_sharded(
             gate = _gate(client, llm, options, key)
             jobs = [
                 ShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
-                         out_dir=str(out), model_key=key, gate=gate, guard=guard, dp_void=dp_void, trace=trace)
+                         out_dir=str(out), model_key=key, gate=gate, guard=guard, dp_void=dp_void, trace=trace,
+                         retrieval=worker_retrieval(retriever))
                 for i, (a, b) in enumerate(ranges) if i not in done
             ]  # fmt: skip
             _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
@@ -685,7 +743,9 @@ def run_sharded(
     except BaseException as exc:
         _abort(out, events, exc)
         raise
-    report = merge_report(domain, settings, results, started, guard=guard, dp_void=dp_void)
+    report = merge_report(
+        domain, settings, results, started, guard=guard, dp_void=dp_void, retriever=merged_retriever(retriever, results)
+    )
     report |= merged_metrics(domain, results, order="record_id")
     report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
                         "rerun": _abandoned(out)} | ({"resumed_shards": len(done)} if resume else {})  # fmt: skip
@@ -745,13 +805,14 @@ def merge_report(
     *,
     guard: PrivacyGuard | None = None,
     dp_void: bool = False,
+    retriever: Retriever | None = None,
 ) -> dict[str, Any]:
     """The run's report over every shard: counters added, measures computed on the concatenated ledger."""
     results = sorted(results, key=lambda r: r.first)
     name = results[0].realiser if results else settings.llm
     ctx = RunContext(domain=domain, realiser=_Named(name), settings=settings,
                      skeletons=SkeletonSource(domain, settings.n, settings.seed), guard=guard,
-                     dp_void=dp_void)  # fmt: skip
+                     dp_void=dp_void, retriever=retriever)  # fmt: skip
     ctx.started = started
     totals: Counter[str] = Counter()
     for r in results:

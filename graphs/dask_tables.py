@@ -66,6 +66,7 @@ from causalsynth.graphs.dask_engine import (
     mark_done,
     merge_traces,
     merged_metrics,
+    merged_retriever,
     metric_rows,
     move_datasets,
     open_client,
@@ -73,6 +74,9 @@ from causalsynth.graphs.dask_engine import (
     plan_record,
     publish_traces,
     resume_plan,
+    retrieval_counts,
+    shard_retriever,
+    worker_retrieval,
     write_plan,
 )
 from causalsynth.tools.errors import DataError
@@ -80,6 +84,7 @@ from causalsynth.tools.llm.factory import LLMOptions
 from causalsynth.tools.relational.checks import TableViolation
 from causalsynth.tools.relational.report import table_report
 from causalsynth.tools.relational.tables import TableSchema
+from causalsynth.tools.retrieval.retriever import RetrievalSettings, Retriever
 from causalsynth.tools.sinks.folder import EVENTS, REJECTS, REPORT
 from causalsynth.tools.sinks.sqlite import SqliteSink
 from causalsynth.tools.sinks.table_folder import ARROW_TYPES, DATABASE, REJECT_SCHEMA
@@ -178,6 +183,7 @@ class TableShardJob:
     model_key: str
     gate: tuple[str, int] | None = None
     trace: str = "off"
+    retrieval: RetrievalSettings | None = None
 
 
 @dataclass
@@ -194,6 +200,7 @@ class TableShardResult:
     seconds: float
     lookups: dict[str, pd.DataFrame] = field(default_factory=dict)
     metric_rows: list[dict[str, Any]] = field(default_factory=list)
+    retrieval: dict[str, Any] | None = None
 
 
 def _base_context(job: TableShardJob) -> TableRunContext:
@@ -216,6 +223,7 @@ def run_table_shard(job: TableShardJob) -> TableShardResult:
     ctx = copy.copy(base)  # shares the draw; the sink, plugins and unique values accepted are this shard's
     ctx.realiser, ctx.settings, ctx.sink, ctx.started = realiser, job.settings, sink, started  # type: ignore[assignment]
     ctx.seen = {}
+    ctx.retriever = shard_retriever(job)
     s = job.settings
     limit = recursion_limit(job.stop - job.first, s.batch_size, s.max_rounds, extra_nodes=extra_nodes(graph))
     start = {"n_requested": job.stop, "next_id": job.first, "totals": {}, "report": None}
@@ -232,6 +240,7 @@ def run_table_shard(job: TableShardJob) -> TableShardResult:
         index=job.index, first=job.first, stop=job.stop, totals=dict(final.get("totals") or {}),
         realiser=realiser.name, pid=os.getpid(), built=built, seconds=time.perf_counter() - started,
         lookups=lookups if job.index == 0 else {}, metric_rows=metric_rows(ctx),
+        retrieval=retrieval_counts(ctx.retriever),
     )  # fmt: skip
     mark_done(out, result)
     return result
@@ -303,6 +312,7 @@ def run_tables_sharded(
     progress: Callable[[int], None] | None = None,
     resume: bool = False,
     trace: str = "off",
+    retriever: Retriever | None = None,
 ) -> ShardedTables:
     """Run ``settings.n`` relational records as shards on a Dask cluster; write the run folder ``out``.
 
@@ -317,7 +327,7 @@ def run_tables_sharded(
     assert domain.schema is not None
     schema = domain.schema
     started = time.perf_counter()
-    record = plan_record(domain, llm, options, settings)
+    record = plan_record(domain, llm, options, settings, retrieval=repr(worker_retrieval(retriever)))
     ranges, done = resume_plan(out, record, engine.shards, TableShardResult) if resume else ([], {})
     if not resume:
         _prepare_folder(out, schema)
@@ -333,7 +343,8 @@ def run_tables_sharded(
             gate = _gate(client, llm, options, key)
             jobs = [
                 TableShardJob(index=i, first=a, stop=b, domain=domain, settings=settings, llm=llm, options=options,
-                              out_dir=str(out), model_key=key, gate=gate, trace=trace)
+                              out_dir=str(out), model_key=key, gate=gate, trace=trace,
+                              retrieval=worker_retrieval(retriever))
                 for i, (a, b) in enumerate(ranges) if i not in done
             ]  # fmt: skip
             _event(events, {"event": "engine", "engine": "dask", "scheduler": engine.scheduler or "LocalCluster",
@@ -352,7 +363,8 @@ def run_tables_sharded(
     for r in results:
         totals.update(r.totals)
     report = table_report(domain.name, schema, dict(totals), settings, time.perf_counter() - started)
-    report["retrieval"] = None
+    merged = merged_retriever(retriever, results)
+    report["retrieval"] = merged.summary() if merged is not None else None
     report |= merged_metrics(domain, results)
     report["engine"] = {"name": "dask", "shards": len(results), "workers": len({r.pid for r in results}),
                         "rerun": _abandoned(out)} | ({"resumed_shards": len(done)} if resume else {})  # fmt: skip
