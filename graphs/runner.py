@@ -86,8 +86,10 @@ def run(
     prompt. ``config`` is a LangChain ``RunnableConfig`` handed to the graph unchanged (callbacks, tags, metadata,
     run_name); ``graph`` replaces the compiled graph (e.g. ``build_graph(domain)`` with a node added). ``trace``
     is ``off`` or ``jsonl`` (spans to ``traces.jsonl`` in ``out_dir``); LangSmith follows its environment variables.
-    ``durable`` checkpoints the run in ``out_dir`` at every batch boundary (``graphs.durable``); ``resume``
-    continues the interrupted run there instead of starting anew. ``guard`` resamples accepted records too close
+    ``durable`` checkpoints the run in ``out_dir`` at every batch boundary (``graphs.durable``; both topologies,
+    and a custom ``graph`` that keeps the batch frame, see ``durable.durable_builder``); ``resume`` continues the
+    interrupted run there instead of starting anew, and retries the records that failed for infrastructure reasons
+    (also in a run that finished with some). ``guard`` resamples accepted records too close
     to a training row (``tools.quality.guard``); ``dp_void`` makes the report say a DP guarantee no longer holds.
 
     Raises:
