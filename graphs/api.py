@@ -196,6 +196,7 @@ def _generate_sharded(
 ) -> GenerationResult:
     """:func:`generate` with ``engine="dask"``: shards on a cluster, read back like a local run."""
     from causalsynth.graphs.dask_engine import check_shardable, run_sharded
+    from causalsynth.graphs.dask_tables import run_tables_sharded
 
     check_shardable(domain, llm, retrieval=unsupported["retrieves"], graph=unsupported["graph"],
                     trace=unsupported["trace"], resume=unsupported["resume"], config=unsupported["config"])  # fmt: skip
@@ -210,10 +211,10 @@ def _generate_sharded(
     written = out is not None
     with nullcontext(str(out)) if written else tempfile.TemporaryDirectory(prefix="causalsynth-") as where:
         folder = Path(where)
-        report = run_sharded(domain, llm, opts, settings, folder, where_run, progress=progress,
-                             guard=unsupported["guard"], dp_void=unsupported["dp_void"],
-                             resume=unsupported["resume"], trace=unsupported["trace"],
-                             retriever=retriever).report  # fmt: skip
+        run = run_tables_sharded if domain.schema is not None else run_sharded  # relational: whole records
+        report = run(domain, llm, opts, settings, folder, where_run, progress=progress, guard=unsupported["guard"],
+                     dp_void=unsupported["dp_void"], resume=unsupported["resume"], trace=unsupported["trace"],
+                     retriever=retriever).report  # fmt: skip
         return _result(domain, folder, report, written=written)
 
 
@@ -235,7 +236,7 @@ def _llm(
             local = llm
             return name, lambda: ChatRealiser(
                 local, domain.lexicon, realize=opts.realize, anchoring="grammar", seed=seed, seeded_calls=True,
-                concurrency=local.contexts, timeout=opts.timeout, retries=opts.retries, name=name,
+                concurrency=local.contexts, timeout=None, retries=opts.retries, name=name,
             )  # fmt: skip
         chat = llm
         return name, lambda: ChatRealiser(

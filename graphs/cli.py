@@ -136,7 +136,14 @@ def run_cmd(
     anchor_via: Annotated[
         str, typer.Option("--anchor-via", help="auto, grammar (llama.cpp server), json-schema or prompt.")
     ] = "auto",
-    timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="Seconds allowed per LLM call.")] = 120.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=1.0,
+            help="Seconds per call to a PROVIDER:MODEL (the local model runs in this process and has no limit).",
+        ),
+    ] = 120.0,
     retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Retries of a transient failure.")] = 2,
     no_retrieval: Annotated[
         bool, typer.Option("--no-retrieval", help="Prompt without reference passages from the corpus (ablations).")

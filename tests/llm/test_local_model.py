@@ -217,3 +217,43 @@ def test_the_spec_sets_how_much_connective_text_the_model_may_write(asia_spec, m
         anchor = four.anchor(request)
         assert anchor is not None and len(anchor.slots) == 4 and anchor.matches(result.text), result.text
         assert not check_facts(lex, request.skeleton, extract(lex, result.text)), result.text
+
+
+def test_a_caller_giving_up_on_a_batched_request_neither_kills_the_batcher_nor_its_neighbours(asia_spec, model_path,
+                                                                                             skeletons):  # fmt: skip
+    # Setup: three anchored requests queued together; the second one's caller gives up before its batch starts
+    model = LocalChatModel(model_path=model_path, batch_window=0.5, seed=1)
+    realiser = ChatRealiser(model, asia_spec.lexicon, realize="anchored", anchoring="grammar", seed=1,
+                            seeded_calls=True)  # fmt: skip
+    requests = [RealisationRequest(record_id=i, skeleton=s) for i, s in enumerate(skeletons[:4])]
+
+    def submit(request: RealisationRequest):  # type: ignore[no-untyped-def]
+        anchor = realiser.anchor(request)
+        return anchor, model._submit(realiser.messages(request, anchor), anchor, {"seed": request.record_id})
+
+    # Run
+    first, given_up, third = (submit(r) for r in requests[:3])
+    assert given_up[1].cancel()
+    outcomes = [first[1].result(timeout=300), third[1].result(timeout=300)]
+    later = submit(requests[3])  # the batcher still serves
+    last = later[1].result(timeout=300)
+
+    # Assert
+    assert given_up[1].cancelled()
+    for (anchor, _), out in zip((first, third, later), (*outcomes, last), strict=True):
+        assert anchor is not None and anchor.matches(out.text), out.text
+
+
+def test_the_local_model_is_not_timed_out_however_long_its_batch_takes(tmp_path):
+    # Setup: --timeout 1 s, far below the time a batch of 12 anchored records takes on 2 cores
+    out = tmp_path / "run"
+    args = ["run", "asia", "-n", "12", "--seed", "3", "--no-retrieval", "--timeout", "1", "--out", str(out)]
+
+    # Run
+    result = CliRunner().invoke(app, args)
+
+    # Assert: every record was written by the model and judged; none failed for "infrastructure"
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report.get("n_failed", 0) == 0 and report["n_accepted"] + report["n_rejected"] == 12
+    assert report["llm_calls"] >= 12 and report["realizability"] >= 11 / 12

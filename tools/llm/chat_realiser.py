@@ -121,7 +121,7 @@ class ChatRealiser:
         seed: int = 0,
         seeded_calls: bool = False,
         concurrency: int = 4,
-        timeout: float = 300.0,
+        timeout: float | None = 300.0,
         retries: int = 2,
         name: str | None = None,
     ):
@@ -203,7 +203,8 @@ class ChatRealiser:
                         if kind == "fatal":
                             raise FatalModelError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
                         if kind == "permanent" or attempt == self.retries:
-                            why = f"no reply within {self.timeout:g} s" if isinstance(exc, TimeoutError) else exc
+                            timed_out = isinstance(exc, TimeoutError) and self.timeout is not None
+                            why = f"no reply within {self.timeout:g} s" if timed_out else exc
                             error = f"{type(exc).__name__}: {why}"
                             if kind == "transient":
                                 self._outage.failed(error)

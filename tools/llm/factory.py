@@ -75,7 +75,7 @@ def make_realiser(llm: str, lexicon: Lexicon, *, seed: int = 0, options: LLMOpti
         return ChatRealiser(
             model, lexicon, realize=opts.realize, anchoring="prompt" if opts.anchor_via == "prompt" else "grammar",
             seed=seed, seeded_calls=True, concurrency=model.contexts,
-            timeout=opts.timeout, retries=opts.retries, name=f"local:{Path(model.model_path).name}",
+            timeout=None, retries=opts.retries, name=f"local:{Path(model.model_path).name}",
         )  # fmt: skip
     match = _PROVIDER_MODEL.match(llm)
     if match is None:

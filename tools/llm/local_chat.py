@@ -345,6 +345,12 @@ class _Batcher:
 
     @staticmethod
     def _run(decoder: BatchDecoder, work: list[tuple[Program, Future[Outcome]]]) -> None:
+        # A request whose caller gave up before its share started (its future cancelled: Ctrl-C, a failed run) is
+        # not decoded; the others are marked running, so they can no longer be cancelled and setting their results
+        # cannot fail (a cancelled future's set_result raised here and killed the thread, leaving its share waiting).
+        work = [(p, fut) for p, fut in work if fut.set_running_or_notify_cancel()]
+        if not work:
+            return
         try:
             outs = decoder.run([p for p, _ in work])
         except Exception as exc:  # every request of the share fails with the reason; the batcher goes on
