@@ -479,7 +479,7 @@ def mark_done(out: Path, result: Any) -> None:
     tmp.mkdir()
     (tmp / "result.json").write_text(json.dumps(fields, default=_plain), encoding="utf-8")
     arrays = {f"{kind}::{var}": codes for kind, cols in ledger.items() for var, codes in cols.items()}
-    np.savez(tmp / "ledger.npz", **arrays)
+    np.savez(tmp / "ledger.npz", **arrays)  # type: ignore[arg-type]  # the stubs read a key as allow_pickle
     for table, frame in lookups.items():
         frame.to_parquet(tmp / f"lookup-{table}.parquet", index=False)
     try:
@@ -697,14 +697,8 @@ def run_sharded(
         CausalSynthError: a shard failed (its error, as the single-process run would raise it).
     """
     check_engine(engine)
-    if domain.schema is not None:  # whole relational records, shard by shard (graphs.dask_tables)
-        if guard is not None:
-            raise UsageError("--privacy-reference: the guard checks specs of single records; this spec has tables")
-        from causalsynth.graphs.dask_tables import run_tables_sharded
-
-        tables = run_tables_sharded(domain, llm, options, settings, out, engine, progress=progress, resume=resume,
-                                    trace=trace, retriever=retriever)  # fmt: skip
-        return ShardedRun(report=tables.report, shards=list(tables.shards))
+    if domain.schema is not None:
+        raise UsageError(f"{domain.source} declares tables: run it with graphs.dask_tables.run_tables_sharded")
     started = time.perf_counter()
     record = plan_record(domain, llm, options, settings, guard=guard.describe() if guard is not None else None,
                          retrieval=repr(worker_retrieval(retriever)))  # fmt: skip

@@ -79,7 +79,7 @@ from causalsynth.graphs.dask_engine import (
     worker_retrieval,
     write_plan,
 )
-from causalsynth.tools.errors import DataError
+from causalsynth.tools.errors import DataError, UsageError
 from causalsynth.tools.llm.factory import LLMOptions
 from causalsynth.tools.relational.checks import TableViolation
 from causalsynth.tools.relational.report import table_report
@@ -221,7 +221,7 @@ def run_table_shard(job: TableShardJob) -> TableShardResult:
     folder = out / SHARDS / f"{job.index:05d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     sink = ShardTableSink(folder, base.schema)
     ctx = copy.copy(base)  # shares the draw; the sink, plugins and unique values accepted are this shard's
-    ctx.realiser, ctx.settings, ctx.sink, ctx.started = realiser, job.settings, sink, started  # type: ignore[assignment]
+    ctx.realiser, ctx.settings, ctx.sink, ctx.started = realiser, job.settings, sink, started
     ctx.seen = {}
     ctx.retriever = shard_retriever(job)
     s = job.settings
@@ -313,6 +313,8 @@ def run_tables_sharded(
     resume: bool = False,
     trace: str = "off",
     retriever: Retriever | None = None,
+    guard: Any = None,
+    dp_void: bool = False,
 ) -> ShardedTables:
     """Run ``settings.n`` relational records as shards on a Dask cluster; write the run folder ``out``.
 
@@ -325,6 +327,8 @@ def run_tables_sharded(
     """
     check_engine(engine)
     assert domain.schema is not None
+    if guard is not None:
+        raise UsageError("--privacy-reference: the guard checks specs of single records; this spec has tables")
     schema = domain.schema
     started = time.perf_counter()
     record = plan_record(domain, llm, options, settings, retrieval=repr(worker_retrieval(retriever)))

@@ -240,7 +240,6 @@ def test_cli_run_on_its_own_local_cluster_writes_the_run_folder(
     ("kwargs", "message"),
     [
         ({"spec": "asia", "llm": "template", "config": {"tags": ["mine"]}}, "config="),
-        ({"spec": "clinic", "llm": "local"}, "run with --no-retrieval"),
         ({"spec": "asia", "llm": "template", "resume": "somewhere"}, "no interrupted --engine dask run there"),
         ({"spec": "asia", "llm": "template", "trace": "phoenix", "out": "o"}, "--trace phoenix"),
     ],
