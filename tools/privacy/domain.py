@@ -42,7 +42,7 @@ def thresholded(column: Column, bounds: Mapping[str, PublicBounds]) -> bool:
 
 
 def histogram_queries(column: Column) -> int:
-    """Noisy histograms a column needs for its bins: one per numeric column."""
+    """Noisy histograms a column needs for its bins (one in "bounds", one in "bins"): one per numeric column."""
     return 1 if column.kind in NUMERIC else 0
 
 
@@ -92,22 +92,33 @@ def private_domain(
     t_sigma = threshold_scale(rho, delta) if rho > 0 else 0.0
     k = bins if isinstance(bins, int) else bins(rows)
     specs: dict[str, ColumnSpec] = {}
-    h_rho = rho_of("bins")[0] if any(c.kind in NUMERIC for c in columns) else 0.0
+    numeric = [c for c in columns if c.kind in NUMERIC]
+    b_rho = rho_of("bounds")[0] if numeric else 0.0
+    b_sigma = gaussian_scale(b_rho) if b_rho > 0 else 0.0
+    coarse: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for col in numeric:  # first the range, on a public grid
+        b = bounds.get(col.name, PublicBounds())
+        edges = cell_edges(b.low, b.high, col.kind)
+        noisy = measure("bounds", noisy_histogram(_cells_of(col.name, edges), b_rho))
+        coarse[col.name] = (edges, np.asarray(noisy, dtype=float))
+    h_rho = rho_of("bins")[0] if numeric else 0.0
     sigma = gaussian_scale(h_rho) if h_rho > 0 else 0.0
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for col in columns:
-        if col.kind in NUMERIC:
-            b = bounds.get(col.name, PublicBounds())
-            edges = cell_edges(b.low, b.high, col.kind)
-            noisy = measure("bins", noisy_histogram(_cells_of(col.name, edges), h_rho))
-            histograms[col.name] = (edges, np.asarray(noisy, dtype=float))
+    ranges: dict[str, tuple[float, float]] = {}
+    for col in numeric:  # then the shape, on even cells inside the released range (its edges are post-processing)
+        edges, noisy = coarse[col.name]
+        low, high, _ = cuts_from_histogram(edges, noisy, k, b_sigma, col.kind)
+        fine = fine_edges(low, high, col.kind, edges, noisy)
+        noisy_fine = measure("bins", noisy_histogram(_cells_of(col.name, fine), h_rho))
+        histograms[col.name] = (fine, np.asarray(noisy_fine, dtype=float))
+        ranges[col.name] = (low, high)
     for col in columns:
         b = bounds.get(col.name, PublicBounds())
         has_null = NULL_STATE in released[col.name]
         if col.kind in NUMERIC:
             edges, noisy = histograms[col.name]
-            low, high, cuts = cuts_from_histogram(edges, noisy, k, sigma, col.kind)
-            spec = numeric_spec(col, low, high, cuts, has_null)
+            low, high = ranges[col.name]
+            spec = numeric_spec(col, low, high, quantile_cuts(edges, noisy, k, col.kind), has_null)
             points = [
                 noisy_points(edges, noisy, bin_.low, bin_.high, bin_.closed, col.kind) for bin_ in spec.bins or []
             ]
@@ -272,10 +283,10 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
     (``groups``: single cells, runs of 6 and of 18, i.e. a third of a decade and a decade on the log grid), since
     spread data stands out only in wide runs; each level's threshold lets an empty run through with chance
     ``FALSE_RUN``.
-    A finer level's survivors move a bound out (a narrow peak stands out only in single cells), or in within the
-    outermost coarse run, unless the cells it would cut off hold more than noise together (a spread-out tail of
-    real rows stays inside). The cuts are quantiles
-    of the noisy counts between the bounds (running cumulative maximum, so the CDF is monotone; no clipping,
+    A finer level's survivors move a bound out (a narrow peak next to the range stands out only in single cells;
+    one far from it is taken for noise), or in within the outermost coarse run, unless the cells it would cut off
+    hold more than noise together (a spread-out tail of real rows stays inside). The cuts are quantiles of the
+    noisy counts between the bounds (running cumulative maximum, so the CDF is monotone; no clipping,
     which would bias towards uniform).
     """
     n = len(noisy)
@@ -286,14 +297,25 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
         alive = np.flatnonzero(sums >= sigma * np.sqrt(width) * float(norm.isf(FALSE_RUN / len(sums))))
         if len(alive) == 0:
             continue
-        first, last = int(alive[0]) * width, min(n, (int(alive[-1]) + 1) * width) - 1
+        starts = alive * width
+        ends = np.minimum(n, (alive + 1) * width) - 1
         if lo_cell == n:  # the coarsest level that finds anything sets the bounds
-            lo_cell, hi_cell = first, last
-        else:  # a finer level moves a bound out to what it finds, or in inside the outermost coarse run
-            if first < lo_cell or (lo_cell <= first < lo_cell + coarser and _empty(noisy[lo_cell:first], sigma)):
-                lo_cell = first
-            if last > hi_cell or (hi_cell - coarser < last <= hi_cell and _empty(noisy[last + 1 : hi_cell + 1], sigma)):
-                hi_cell = last
+            lo_cell, hi_cell = int(starts[0]), int(ends[-1])
+        else:  # a finer level moves a bound out to a run next to it, or in inside the outermost coarse run
+            below = starts[(starts < lo_cell) & (starts >= lo_cell - coarser)]
+            inside = starts[starts >= lo_cell]
+            if len(below):
+                lo_cell = int(below.min())
+            elif len(inside) and inside[0] < lo_cell + coarser and _empty(noisy[lo_cell : int(inside[0])], sigma):
+                lo_cell = int(inside[0])
+            above = ends[(ends > hi_cell) & (ends <= hi_cell + coarser)]
+            under = ends[ends <= hi_cell]
+            if len(above):
+                hi_cell = int(above.max())
+            elif (
+                len(under) and under[-1] > hi_cell - coarser and _empty(noisy[int(under[-1]) + 1 : hi_cell + 1], sigma)
+            ):
+                hi_cell = int(under[-1])
         coarser = width
     if hi_cell < lo_cell:  # nothing stands out of the noise at any width: the largest cell
         lo_cell = hi_cell = int(np.argmax(noisy))
@@ -307,6 +329,58 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
         cuts = [float(np.round(c)) for c in cuts]
         high = high - 1 if high - 1 >= low else high  # integer cells are [k, k+step): the largest value is below
     return low, high, cuts
+
+
+#: Cells of the second (shape) histogram of a numeric column, evenly spread over its released range.
+FINE_CELLS = 32
+
+
+def fine_edges(low: float, high: float, kind: str, edges: np.ndarray | None = None, noisy: np.ndarray | None = None
+               ) -> np.ndarray:  # fmt: skip
+    """The second histogram's cells over ``[low, high]``: equal-mass cells by the first (noisy) histogram.
+
+    Post-processing of the first release: its counts inside the range, projected onto non-negative counts, give a
+    CDF whose ``1/FINE_CELLS`` quantiles are the cells' edges, so a heavy tail gets wide cells and the bulk narrow
+    ones. Integer kinds with a short range get one cell per integer.
+    """
+    from causalsynth.tools.privacy.cpts import project_to_simplex
+
+    integer = kind in {"integer", "date"}
+    top = high + 1 if integer else high
+    if integer and high - low + 1 <= FINE_CELLS:
+        return np.arange(np.floor(low), np.floor(high) + 2, dtype=float)
+    if top <= low:
+        return np.array([low, low + 1.0])
+    grid = np.linspace(low, top, FINE_CELLS + 1)
+    if edges is not None and noisy is not None:
+        knots = np.unique(np.clip(edges, low, top))
+        mass = np.zeros(len(knots) - 1)
+        for i in range(len(edges) - 1):  # the first histogram's cells, cut to the range
+            lo, hi = edges[i], edges[i + 1]
+            for j in range(len(knots) - 1):
+                overlap = min(hi, knots[j + 1]) - max(lo, knots[j])
+                if overlap > 0 and hi > lo:
+                    mass[j] += noisy[i] * overlap / (hi - lo)
+        total = float(mass.sum())
+        if total > 0 and len(knots) > 1:
+            cdf = np.concatenate([[0.0], np.cumsum(project_to_simplex(mass, total))]) / total
+            grid = np.interp(np.linspace(0, 1, FINE_CELLS + 1), cdf, knots)
+    grid = np.concatenate([[low], grid[1:-1], [top]])
+    if integer:
+        grid = np.round(grid)
+    return np.unique(grid)
+
+
+def quantile_cuts(edges: np.ndarray, noisy: np.ndarray, bins: int, kind: str) -> list[float]:
+    """Cut points at the ``1/bins`` quantiles of a noisy histogram projected onto non-negative counts."""
+    from causalsynth.tools.privacy.cpts import project_to_simplex
+
+    total = float(noisy.sum())
+    mass = project_to_simplex(noisy, total) if total > 0 else np.ones(len(noisy))
+    cdf = np.concatenate([[0.0], np.cumsum(mass)])
+    cdf = cdf / cdf[-1] if cdf[-1] > 0 else np.linspace(0, 1, len(cdf))
+    cuts = [float(np.interp(q, cdf, edges)) for q in (i / bins for i in range(1, bins))]
+    return [float(np.round(c)) for c in cuts] if kind in {"integer", "date"} else cuts
 
 
 def _empty(cells: np.ndarray, sigma: float) -> bool:

@@ -33,7 +33,7 @@ from causalsynth.tools.privacy.domain import (
 )
 from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_histogram
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, FitSpec
-from causalsynth.tools.privacy.structure import learned_dag, private_bayes
+from causalsynth.tools.privacy.structure import HILL_CLIMB_MAX_COLUMNS, learned_dag, private_bayes
 
 #: Largest CPT (parent configurations x states) a fit will measure.
 MAX_CPT_CELLS = 200_000
@@ -44,8 +44,9 @@ SHRINK = 0.2
 
 #: Budget shares, learned structure / user DAG. Every column's 1-way marginal is measured ("marginals"), then the
 #: family tables ("cpts": one per child); the category release ("domain") is reused as a measurement too.
-SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bins": 0.10, "marginals": 0.20, "select": 0.14, "cpts": 0.38}
-SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bins": 0.10, "marginals": 0.22, "cpts": 0.50}
+SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bounds": 0.08, "bins": 0.06, "marginals": 0.17, "select": 0.13,
+                "cpts": 0.38}  # fmt: skip
+SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bounds": 0.08, "bins": 0.06, "marginals": 0.18, "cpts": 0.50}
 #: Bins per numeric column: under DP chosen from the rows and the family tables' noise (see :func:`auto_bins`).
 DP_BINS = (3, 12)
 #: A family table (a child and its parents) is a candidate under DP when it keeps this many noise scales per cell.
@@ -98,8 +99,8 @@ def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
     shares = SHARES_DAG if options.dag is not None else SHARES_LEARN
     families = n - 1 if options.dag is None else sum(1 for p in options.dag.values() if p)
     domain = sum(1 for c in columns if thresholded(c, options.bounds))
-    queries = {"domain": domain, "nulls": n - domain, "bins": histograms, "marginals": n, "select": n - 1,
-               "cpts": families}  # fmt: skip
+    queries = {"domain": domain, "nulls": n - domain, "bounds": histograms, "bins": histograms, "marginals": n,
+               "select": n - 1, "cpts": families}  # fmt: skip
     return [Step(k, shares[k], queries[k], thresholded=k == "domain") for k in shares if queries[k] > 0]
 
 
@@ -223,7 +224,7 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
     user_dag = dag is not None
     if dag is None:
         dag = learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target)
-        structure = "pgmpy hill climbing (BDeu)" if len(names) <= 24 else "pgmpy Chow-Liu tree"
+        structure = "pgmpy hill climbing (BDeu)" if len(names) <= HILL_CLIMB_MAX_COLUMNS else "pgmpy Chow-Liu tree"
     else:
         structure = "user DAG"
     _check_cpt_sizes(dag, cards)

@@ -24,7 +24,7 @@ from causalsynth.tools.privacy.mechanisms import noisy_argmax
 #: Pairs whose 2-way table has more cells than this are not candidates (their counts would drown in noise).
 MAX_PAIR_CELLS = 4096
 #: Above this many columns, no-DP learning uses the Chow-Liu tree instead of hill climbing.
-HILL_CLIMB_MAX_COLUMNS = 24
+HILL_CLIMB_MAX_COLUMNS = 64
 
 Codes = Callable[[pd.DataFrame], Mapping[str, NDArray[np.int64]]]
 
