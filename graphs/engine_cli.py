@@ -14,7 +14,12 @@ SchedulerOpt = Annotated[
     typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://127.0.0.1:8786 (default: a LocalCluster)."),
 ]
 ShardsOpt = Annotated[
-    int | None, typer.Option("--shards", help="Shards the record ids are cut into (default: 4 per worker).")
+    int | None,
+    typer.Option(
+        "--shards",
+        help="Shards the record ids are cut into (default: 4 per worker). Model and relational runs cut at batch "
+        "boundaries: at most one shard per --batch-size records.",
+    ),
 ]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", help="Worker processes of the LocalCluster started without --scheduler.")

@@ -76,7 +76,7 @@ def test_a_killed_client_loses_only_unfinished_shards_and_resume_runs_the_rest(
     two_workers: str, tmp_path: Path
 ) -> None:
     # Setup: the local run, and a CLI client of the 2-worker cluster, SIGKILLed once some shards have finished
-    n, common = 3000, ["--llm", "template", "--batch-size", "25", "--seed", "8"]
+    n, common = 2000, ["--llm", "template", "--batch-size", "25", "--seed", "8"]
     kwargs: dict[str, Any] = {"llm": "template", "batch_size": 25, "seed": 8}
     local = cs.generate("alarm", n, out=tmp_path / "local", **kwargs)
     out = tmp_path / "dask"
