@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import causalsynth
-from causalsynth.graphs.dask_tables import plan_table_shards
+from causalsynth.graphs.dask_engine import SHARDS, STAGE
+from causalsynth.graphs.dask_tables import TableShardResult, merge_tables, plan_table_shards, table_schemas
+from causalsynth.tools.errors import DataError
+from causalsynth.tools.sinks.table_folder import REJECT_SCHEMA
 from causalsynth.tools.spec import Domain, load_domain_text
 from tests.conftest import ROOT, run_cli
 
@@ -130,3 +135,24 @@ def test_hospital_through_the_cli_keeps_every_constraint_in_the_database(
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     assert pd.read_csv(tmp_path / "dask" / "notes.csv").equals(pd.read_csv(tmp_path / "local" / "notes.csv"))
     assert len(pd.read_parquet(tmp_path / "dask" / "doctors.parquet")) == 60
+
+
+def test_a_unique_value_two_shards_drew_stops_the_merge_with_one_named_error(club: Domain, tmp_path: Path) -> None:
+    # Setup: two finished shards whose repairs drew the same new code (no lookup tables in this spec)
+    schema = club.schema
+    assert schema is not None
+    schemas = table_schemas(schema)
+    for index, (pid, code) in enumerate([(1, "C1-23"), (2, "C1-23")]):
+        people = {"id": [pid], "code": [code], "member": [True], "fee": [50.0]}
+        for name, table in (("people.parquet", pa.Table.from_pydict(people, schema=schemas["people"])),
+                            ("visits.parquet", schemas["visits"].empty_table()),
+                            ("rejects.parquet", REJECT_SCHEMA.empty_table())):  # fmt: skip
+            path = tmp_path / SHARDS / STAGE / name / f"shard-{index:05d}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path)
+    results = [TableShardResult(index=i, first=i, stop=i + 1, totals={}, realiser="template", pid=0, built=False,
+                                seconds=0.0) for i in range(2)]  # fmt: skip
+    # Run / Assert: the database refuses the second, and the message names the shard, column and what to do
+    with pytest.raises(DataError, match=r"merging shard 1 \(records 1\.\.1\).*UNIQUE constraint failed: people\.code"):
+        merge_tables(schema, tmp_path, results)
+    assert not (tmp_path / "database.sqlite").exists() and not (tmp_path / "people.parquet").exists()
