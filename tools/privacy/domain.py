@@ -108,6 +108,9 @@ def private_domain(
     for col in numeric:  # then the shape, on even cells inside the released range (its edges are post-processing)
         edges, noisy = coarse[col.name]
         low, high, _ = cuts_from_histogram(edges, noisy, k, b_sigma, col.kind)
+        b = bounds.get(col.name, PublicBounds())
+        low = float(b.low) if b.low is not None else low  # public bounds are the range, not searched
+        high = float(b.high) if b.high is not None else high
         fine = fine_edges(low, high, col.kind, edges, noisy)
         noisy_fine = measure("bins", noisy_histogram(_cells_of(col.name, fine), h_rho))
         histograms[col.name] = (fine, np.asarray(noisy_fine, dtype=float))
