@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean phoenix
+.PHONY: setup demo test lint bench clean phoenix llama-server
 
 $(STAMP): pyproject.toml examples/plugins/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +52,12 @@ setup: $(STAMP) $(MODEL_STAMP) $(PHOENIX_STAMP)
 demo: setup
 	$(BIN)/causalsynth run examples/asia.yaml -n 60 --seed 0 --out out/demo
 
-test: setup $(LG_STAMP)
+# llama.cpp's own llama-server (parallel slots; tests/llm/test_llama_server.py, bench/server.py), compiled once from
+# the llama.cpp inside the same llama-cpp-python sdist, portable, and kept in the user cache beside the wheel.
+llama-server: $(STAMP)
+	$(BIN)/python scripts/llama_server_build.py >/dev/null
+
+test: setup $(LG_STAMP) llama-server
 	$(BIN)/python -m pytest -q
 
 # mypy and import-linter read folders, so they run over the package laid out as it installs (build/lint).

@@ -254,7 +254,8 @@ def test_import_adds_to_an_existing_phrasebook_and_a_second_import_adds_nothing(
     # Setup
     spec = tmp_path / "asia.yaml"
     shutil.copy(ROOT / "examples" / "asia.yaml", spec)
-    phrasebook_path(spec).write_text("model: local\nphrases:\n  dysp:\n    'no': {terse: ['Breathing comfortably now.']}\n")
+    book = "model: local\nphrases:\n  dysp:\n    'no': {terse: ['Breathing comfortably now.']}\n"
+    phrasebook_path(spec).write_text(book)
     candidates = tmp_path / "c.yaml"
     candidates.write_text("phrases:\n  dysp:\n    'no': ['Walks two miles without shortness of breath.']\n")
 

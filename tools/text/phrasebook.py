@@ -204,18 +204,19 @@ def screen_book(lexicon: Lexicon, candidates: Phrasebook) -> tuple[Phrasebook, l
         for state, regs in by_state.items():
             for register, phrases in regs.items():
                 for phrase in phrases:
+                    why: str | None
                     if var not in lexicon.roles:
-                        reason: str | None = f"unknown variable {var!r}"
+                        why = f"unknown variable {var!r}"
                     elif lexicon.roles[var] != "observed":
-                        reason = f"{var} is latent: a text must never state it"
+                        why = f"{var} is latent: a text must never state it"
                     elif state not in lexicon.states[var]:
-                        reason = f"{var} has no state {state!r} (valid: {', '.join(lexicon.states[var])})"
+                        why = f"{var} has no state {state!r} (valid: {', '.join(lexicon.states[var])})"
                     else:
-                        reason = phrase_reason(lexicon, var, state, phrase)
-                    if reason is None:
+                        why = phrase_reason(lexicon, var, state, phrase)
+                    if why is None:
                         kept.add(var, state, register, phrase)
                     else:
-                        dropped.append(Dropped(var, state, "phrase", phrase, reason))
+                        dropped.append(Dropped(var, state, "phrase", phrase, why))
     return kept, dropped
 
 
