@@ -79,7 +79,7 @@ def _tables(batches: Any) -> dict[str, Any]:
     for tables in items:
         if isinstance(tables, Mapping):
             for table, cols in tables.items():
-                first = next(iter(cols.values()), []) if isinstance(cols, Mapping) else []
+                first: Any = next(iter(cols.values()), []) if isinstance(cols, Mapping) else []
                 if isinstance(first, Sequence):  # not a batch summarised already (an input seen again at its end)
                     rows[table] = rows.get(table, 0) + len(first)
     return {"batches": len(items), "rows": rows}
