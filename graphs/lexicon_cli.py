@@ -66,6 +66,18 @@ def _model(llm: str, model_path: Path | None, base_url: str | None, temperature:
                                            temperature=temperature))  # fmt: skip
 
 
+def _book_path(spec: str, out: Path | None) -> Path:
+    """The phrasebook to write: ``--out``, or the one beside SPEC's file."""
+    if out is None:
+        where = resolve_spec(spec)
+        if isinstance(where, str):
+            raise UsageError(f"{spec} is a bnlearn name, not a file: give --out for the phrasebook")
+        out = phrasebook_path(where)
+    if out.exists() and out.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name")
+    return out
+
+
 def _reasons(dropped: list[Dropped], top: int = 6) -> str:
     counts = Counter(d.reason.split(" (")[0].split(":")[0] for d in dropped)
     return "; ".join(f"{n} {why}" for why, n in counts.most_common(top))
@@ -184,13 +196,7 @@ def expand_cmd(
     bad = [r for r in regs if r not in REGISTERS]
     if bad or not regs:
         raise UsageError(f"--registers {registers!r}: expected some of {', '.join(REGISTERS)}")
-    where = resolve_spec(spec)
-    if out is None:
-        if isinstance(where, str):
-            raise UsageError(f"{spec} is a bnlearn name, not a file: give --out for the phrasebook")
-        out = phrasebook_path(where)
-    if out.exists() and out.is_dir():
-        raise UsageError(f"--out {out}: is a folder; give a file name")
+    out = _book_path(spec, out)
     domain = load_domain(spec, phrasebook=False)
     names = [v.strip() for v in variables.split(",") if v.strip()] if variables else None
     unknown = [v for v in names or () if v not in domain.lexicon.observed]
@@ -259,13 +265,7 @@ def import_cmd(
     trip as ``expand``'s proposals; what is kept is added to the phrasebook (existing phrasings are kept), and
     every dropped candidate is listed with its reason.
     """
-    where = resolve_spec(spec)
-    if out is None:
-        if isinstance(where, str):
-            raise UsageError(f"{spec} is a bnlearn name, not a file: give --out for the phrasebook")
-        out = phrasebook_path(where)
-    if out.exists() and out.is_dir():
-        raise UsageError(f"--out {out}: is a folder; give a file name")
+    out = _book_path(spec, out)
     if not candidates.is_file():
         raise UsageError(f"{candidates}: no such file")
     if candidates.resolve() == out.resolve():

@@ -86,20 +86,28 @@ def _facts(stated: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(stated.items())) or "no fact"
 
 
-def phrase_reason(lexicon: Lexicon, var: str, state: str, phrase: str) -> str | None:
-    """Why ``phrase`` cannot state ``var=state`` with this lexicon, or None when it reads back as exactly that."""
-    if not phrase.strip(" ."):
+def form_reason(lexicon: Lexicon, sentence: str) -> str | None:
+    """Why ``sentence`` cannot be one sentence of a text (empty, too long, several, markup, forbidden), or None."""
+    if not sentence.strip(" ."):
         return "empty"
-    if len(phrase) > MAX_PHRASE_CHARS:
+    if len(sentence) > MAX_PHRASE_CHARS:
         return f"longer than {MAX_PHRASE_CHARS} characters"
-    if "\n" in phrase or len([s for s in sentences(phrase) if s.strip()]) != 1:
+    if "\n" in sentence or len([s for s in sentences(sentence) if s.strip()]) != 1:
         return "not one sentence"
-    if _MARKUP.search(phrase.replace(VALUE_SLOT, "")):
+    if _MARKUP.search(sentence.replace(VALUE_SLOT, "")):
         return "contains markup or a placeholder"
-    lowered = phrase.lower()
+    lowered = sentence.lower()
     for bad in lexicon.text.forbidden:
         if bad.lower() in lowered:
             return f"contains the forbidden phrase {bad!r}"
+    return None
+
+
+def phrase_reason(lexicon: Lexicon, var: str, state: str, phrase: str) -> str | None:
+    """Why ``phrase`` cannot state ``var=state`` with this lexicon, or None when it reads back as exactly that."""
+    form = form_reason(lexicon, phrase)
+    if form is not None:
+        return form
     texts = [phrase]
     if VALUE_SLOT in phrase:
         rule = lexicon.numeric.get(var)

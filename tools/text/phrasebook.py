@@ -32,8 +32,7 @@ from causalsynth.tools.errors import Problem, SpecError
 from causalsynth.tools.tabular import write_text
 from causalsynth.tools.text.extract import extract
 from causalsynth.tools.text.lexicon import Lexicon
-from causalsynth.tools.text.lexicon_check import MAX_PHRASE_CHARS, Dropped, phrase_reason
-from causalsynth.tools.text.sentences import sentences
+from causalsynth.tools.text.lexicon_check import Dropped, form_reason, phrase_reason
 from causalsynth.tools.yamlio import format_path, line_of, load_yaml, scalar_text
 
 SUFFIX = ".phrases.yaml"
@@ -139,16 +138,9 @@ def read_phrasebook(path: Path) -> tuple[Phrasebook, list[Problem]]:
 
 def opening_reason(lexicon: Lexicon, opening: str) -> str | None:
     """Why ``opening`` cannot open a text, or None when it is one sentence that says nothing about any variable."""
-    if not opening.strip(" ."):
-        return "empty"
-    if len(opening) > MAX_PHRASE_CHARS:
-        return f"longer than {MAX_PHRASE_CHARS} characters"
-    if "\n" in opening or len([s for s in sentences(opening) if s.strip()]) != 1:
-        return "not one sentence"
-    lowered = opening.lower()
-    for bad in lexicon.text.forbidden:
-        if bad.lower() in lowered:
-            return f"contains the forbidden phrase {bad!r}"
+    form = form_reason(lexicon, opening)
+    if form is not None:
+        return form
     got = extract(lexicon, opening)
     touched = sorted(v for v in lexicon.order if v in got.stated() or got.mentioned(v))
     if touched:
