@@ -78,6 +78,21 @@ def _book_path(spec: str, out: Path | None) -> Path:
     return out
 
 
+def _existing_book(domain: Domain, out: Path) -> Phrasebook:
+    """The phrasebook already at ``out`` (empty if none), checked against the spec's own lexicon.
+
+    Raises:
+        SpecError: it is malformed or a phrasing does not read back (nothing is written then).
+    """
+    if not out.is_file():
+        return Phrasebook()
+    book, problems = read_phrasebook(out)
+    problems += check_phrasebook(domain.lexicon, book, str(out))
+    if problems:
+        raise SpecError(str(out), problems)
+    return book
+
+
 def _reasons(dropped: list[Dropped], top: int = 6) -> str:
     counts = Counter(d.reason.split(" (")[0].split(":")[0] for d in dropped)
     return "; ".join(f"{n} {why}" for why, n in counts.most_common(top))
@@ -205,13 +220,8 @@ def expand_cmd(
                          f"({', '.join(domain.lexicon.observed)})")  # fmt: skip
     # Screened against the spec's own words only: the book's phrasings must not vouch for their own words.
     checks = Screen(domain, embedder=shared_embedder()) if screen else None
-    book = Phrasebook()
-    if out.is_file():
-        book, problems = read_phrasebook(out)
-        problems += check_phrasebook(domain.lexicon, book, str(out))
-        if problems:
-            raise SpecError(str(out), problems)
-        domain.lexicon = with_phrasebook(domain.lexicon, book)
+    book = _existing_book(domain, out)
+    domain.lexicon = with_phrasebook(domain.lexicon, book)
     model = _model(llm, model_path, base_url, temperature)
     started = time.perf_counter()
     book.model = "; ".join(dict.fromkeys(m for m in (*book.model.split("; "), llm) if m))
@@ -274,12 +284,7 @@ def import_cmd(
     offered, problems = read_phrasebook(candidates)
     if problems:
         raise SpecError(str(candidates), problems)
-    book = Phrasebook()
-    if out.is_file():
-        book, problems = read_phrasebook(out)
-        problems += check_phrasebook(domain.lexicon, book, str(out))
-        if problems:
-            raise SpecError(str(out), problems)
+    book = _existing_book(domain, out)
     kept, dropped = screen_book(domain.lexicon, offered)
     added = merge_books(book, kept)
     who = source or offered.model or f"imported from {candidates.name}"

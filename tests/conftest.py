@@ -12,7 +12,9 @@ import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from causalsynth.tools.spec import Domain, load_domain
@@ -77,3 +79,19 @@ def write_spec(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+#: Report entries that measure time or name the engine: a run compared with another must equal it in everything else.
+UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
+
+
+def by_id(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows in record-id order (sharded runs write them shard by shard)."""
+    return frame.sort_values("record_id").reset_index(drop=True)
+
+
+def same_report(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Two run reports are equal apart from timings and the engine's name."""
+    for key in sorted(set(a) | set(b)):
+        if key not in UNTIMED:
+            assert a.get(key) == b.get(key), key

@@ -19,20 +19,7 @@ from causalsynth.graphs.dask_engine import SHARDS, EngineOptions, gate_model, pl
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.llm.factory import LLMOptions
 from causalsynth.tools.spec import load_domain
-from tests.conftest import run_cli
-
-#: Report entries that measure time or name the engine: everything else must be equal.
-UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
-
-
-def by_id(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("record_id").reset_index(drop=True)
-
-
-def same_report(a: dict[str, Any], b: dict[str, Any]) -> None:
-    for key in sorted(set(a) | set(b)):
-        if key not in UNTIMED:
-            assert a.get(key) == b.get(key), key
+from tests.conftest import by_id, run_cli, same_report
 
 
 def test_shards_cover_every_id_once() -> None:

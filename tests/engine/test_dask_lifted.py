@@ -20,19 +20,7 @@ import causalsynth as cs
 from causalsynth.graphs.dask_engine import SHARDS
 from causalsynth.graphs.trace_cli import journey, read_spans
 from causalsynth.tools.errors import UsageError
-from tests.conftest import ROOT, run_cli
-
-UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
-
-
-def by_id(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("record_id").reset_index(drop=True)
-
-
-def same_report(a: dict[str, Any], b: dict[str, Any]) -> None:
-    for key in sorted(set(a) | set(b)):
-        if key not in UNTIMED:
-            assert a.get(key) == b.get(key), key
+from tests.conftest import ROOT, by_id, run_cli, same_report
 
 
 @pytest.fixture(scope="module")

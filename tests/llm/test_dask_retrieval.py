@@ -9,25 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 import causalsynth as cs
 from causalsynth.graphs.dask_engine import local_cluster
 from causalsynth.graphs.retrieval import RetrievalOptions
 from causalsynth.tools.llm.factory import LLMOptions
-from tests.conftest import ROOT
-
-UNTIMED = ("seconds", "records_per_second", "accepted_per_second", "engine")
-
-
-def by_id(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("record_id").reset_index(drop=True)
-
-
-def same_report(a: dict[str, Any], b: dict[str, Any]) -> None:
-    for key in sorted(set(a) | set(b)):
-        if key not in UNTIMED:
-            assert a.get(key) == b.get(key), key
+from tests.conftest import ROOT, by_id, same_report
 
 
 def test_retrieval_with_the_local_model_gives_the_single_process_records(tmp_path: Path) -> None:
