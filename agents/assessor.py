@@ -19,7 +19,7 @@ from causalsynth.agents.context import RunContext
 from causalsynth.agents.state import Attempt, RunState
 from causalsynth.tools.causal.sampler import Sampler
 from causalsynth.tools.quality.guard import MAX_RESAMPLES, PERCENTILE
-from causalsynth.tools.quality.run_quality import ci_summary, drift_summary, tvd_summary
+from causalsynth.tools.quality.run_quality import ci_summary, drift_summary, no_drift, tvd_summary
 from causalsynth.tools.text.realisation import Violation
 
 #: The ledger's record of which records failed for infrastructure reasons (their ids, as one column).
@@ -42,11 +42,22 @@ def assess(state: RunState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     rejected = state.get("rejected", [])
     failed = state.get("failed", [])
     observed = ctx.domain.lexicon.observed
+    # What the extractor read: an accepted record without "facts" stated exactly its skeleton's observed facts.
+    exact = [r for r in accepted if "facts" not in r]
+    read = [r["facts"] for r in accepted if "facts" in r]
     if ctx.guard is None:
-        ctx.ledger.add_codes("accepted", ctx.skeletons.codes([r["id"] for r in accepted]), len(accepted))
+        codes = ctx.skeletons.codes([r["id"] for r in accepted])
+        ctx.ledger.add_codes("accepted", codes, len(accepted))
+        if len(exact) == len(accepted):
+            ctx.ledger.add_codes("extracted", {v: codes[v] for v in observed}, len(exact))
+        elif exact:
+            exact_codes = ctx.skeletons.codes([r["id"] for r in exact])
+            ctx.ledger.add_codes("extracted", {v: exact_codes[v] for v in observed}, len(exact))
     else:  # skeletons may have been resampled: encode the ones accepted
         ctx.ledger.add("accepted", [r["skeleton"] for r in accepted], ctx.domain.network.names)
-    ctx.ledger.add("extracted", [r.get("facts", {}) for r in accepted], observed)
+        ctx.ledger.add("extracted", [r["skeleton"] for r in exact], observed)
+    if read:
+        ctx.ledger.add("extracted", read, observed)
 
     batch: Counter[str] = Counter(n_accepted=len(accepted), n_rejected=len(rejected))
     if failed:  # infrastructure failures: counted, and left out of the measures of the text
@@ -129,9 +140,12 @@ def run_report(ctx: RunContext, n_requested: int, totals: Counter[str]) -> dict[
     judged, n_judged = _judged(ctx, n_requested) if n_failed else (ledger.codes("skeleton"), n_requested)
     extracted = ci_summary(net, ledger.codes("extracted"), n_acc, observed=lexicon.observed, alpha=s.alpha)
     skeleton = ci_summary(net, judged, n_judged, observed=lexicon.observed, alpha=s.alpha)
-    accepted_tvd = tvd_summary(net, ledger.codes("accepted"), n_acc)
     floor_tvd = tvd_summary(net, judged, n_judged)
-    drift = drift_summary(net, ledger.codes("accepted"), n_acc, judged, n_judged)
+    if ctx.guard is None and n_acc == n_judged:  # every judged record accepted: the same rows, nothing drifts
+        accepted_tvd, drift = floor_tvd, no_drift(net, n_acc)
+    else:
+        accepted_tvd = tvd_summary(net, ledger.codes("accepted"), n_acc)
+        drift = drift_summary(net, ledger.codes("accepted"), n_acc, judged, n_judged)
     seconds = time.perf_counter() - ctx.started
     rounds = {k.split(":", 1)[1]: int(v) for k, v in totals.items() if k.startswith("rounds:")}
     rounds = dict(sorted(rounds.items(), key=lambda kv: int(kv[0])))  # "10" after "9"

@@ -123,14 +123,28 @@ def drift_summary(network: Network, codes: Codes, n_rows: int, reference: Codes,
         return TVDSummary(None, None, None, None, None, None, n_rows, pair_set(network))
     cards = {v: network.node(v).card for v in network.names}
     singles = {v: np.bincount(reference[v], minlength=cards[v]) / n_reference for v in network.names}
-    joint = {
-        (a, b): (
-            np.bincount(reference[a].astype(np.intp) * cards[b] + reference[b], minlength=cards[a] * cards[b])
-            / n_reference
-        ).reshape(cards[a], cards[b])
-        for a, b in tvd_pairs(network)
-    }
+    joint = {pair: table / n_reference for pair, table in pair_counts(reference, cards, tvd_pairs(network)).items()}
     return _tvd(network, codes, n_rows, singles, joint)
+
+
+def no_drift(network: Network, n_rows: int) -> TVDSummary:
+    """What :func:`drift_summary` gives when the data are the reference's own rows: every distance 0."""
+    pairs = pair_set(network)
+    pair = 0.0 if tvd_pairs(network) else None
+    return TVDSummary(0.0, 0.0, 0.0, 0.0, pair, pair, n_rows, pairs)
+
+
+def pair_counts(
+    codes: Codes, cards: Mapping[str, int], pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], NDArray[np.float64]]:
+    """Joint counts of each pair of coded variables, as ``cards[a] x cards[b]`` tables (one ``bincount`` each)."""
+    wide = {v: codes[v].astype(np.intp) for v in dict.fromkeys(v for pair in pairs for v in pair)}
+    return {
+        (a, b): np.bincount(wide[a] * cards[b] + wide[b], minlength=cards[a] * cards[b])
+        .reshape(cards[a], cards[b])
+        .astype(np.float64)
+        for a, b in pairs
+    }
 
 
 def _tvd(
@@ -145,11 +159,8 @@ def _tvd(
         0.5 * float(np.abs(np.bincount(codes[v], minlength=cards[v]) / n_rows - singles[v]).sum())
         for v in network.names
     ]
-    pair_tvd = []
-    for (a, b), table in joint.items():
-        cell = codes[a].astype(np.intp) * cards[b] + codes[b]
-        freq = np.bincount(cell, minlength=cards[a] * cards[b]) / n_rows
-        pair_tvd.append(0.5 * float(np.abs(freq - table.ravel()).sum()))
+    counts = pair_counts(codes, cards, list(joint))
+    pair_tvd = [0.5 * float(np.abs(counts[pair] / n_rows - table).sum()) for pair, table in joint.items()]
     every = single_tvd + pair_tvd
     return TVDSummary(
         mean=float(np.mean(every)),
