@@ -42,7 +42,7 @@ def thresholded(column: Column, bounds: Mapping[str, PublicBounds]) -> bool:
 
 
 def histogram_queries(column: Column) -> int:
-    """Noisy histograms a column needs for its bins (one in "bounds", one in "bins"): one per numeric column."""
+    """Queries a column needs for its bins (one each in "bounds", "spikes" and "bins"): one per numeric column."""
     return 1 if column.kind in NUMERIC else 0
 
 
@@ -59,6 +59,8 @@ class DomainRelease:
     rows: float  # a row-count estimate from the releases (post-processing)
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     sigma_bins: float = 0.0
+    #: per column, the second category release's noisy counts and their noise scale (the columns it covered)
+    second: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)
 
 
 #: Points of a bin's inverse CDF stored for decoding (evenly spaced probabilities 0, 1/m, ..., 1).
@@ -76,10 +78,6 @@ def private_domain(
     number of rows.
     """
     released: dict[str, dict[str, int]] = {}
-    rho, delta = rho_of("domain")
-    for col in columns:
-        if thresholded(col, bounds):
-            released[col.name] = measure("domain", thresholded_counts(_keys_of(col), rho, delta))
     n_rho = rho_of("nulls")[0]
     n_sigma = gaussian_scale(n_rho) if n_rho > 0 else 0.0
     for col in columns:
@@ -88,8 +86,28 @@ def private_domain(
             released[col.name] = {_VALUE: int(values)}
             if nulls > NULL_NOISE * n_sigma:  # a null state only where nulls stand out of the noise
                 released[col.name][NULL_STATE] = int(nulls)
-    rows = max((float(sum(r.values())) for r in released.values()), default=1.0)
+    rho, delta = rho_of("domain")
+    keyed = [c for c in columns if thresholded(c, bounds)]
+    for col in keyed:
+        released[col.name] = measure("domain", thresholded_counts(_keys_of(col), rho, delta))
+    rows = _rows_estimate(released, [c.name for c in columns if not thresholded(c, bounds)])
     t_sigma = threshold_scale(rho, delta) if rho > 0 else 0.0
+    second: dict[str, dict[str, int]] = {}
+    t_sigma2 = 0.0
+    rho2, delta2 = rho_of("domain2")
+    if keyed and rho2 > 0:  # the second release, on the columns the first left rows unexplained in (all if none)
+        short = [c for c in keyed if _unreleased_mass(released[c.name], rows, t_sigma, n_sigma)]
+        short.sort(key=lambda c: -_deficit_z(released[c.name], rows, t_sigma, n_sigma))
+        chosen = short[:SECOND_COLUMNS] or keyed
+        joint = measure("domain2", thresholded_counts(_joint_keys_of(chosen), rho2, delta2, len(chosen)))
+        second = {c.name: {} for c in chosen}
+        for key, count in joint.items():
+            index, _, value = key.partition(_SEP)
+            second[chosen[int(index)].name][value] = int(count)
+        t_sigma2 = threshold_scale(rho2, delta2, len(chosen))
+    released_all: dict[str, dict[str, int]] = {}
+    for name, counts in released.items():  # the keys either release named; the second's counts where it has one
+        released_all[name] = {**counts, **second.get(name, {})}
     k = bins if isinstance(bins, int) else bins(rows)
     specs: dict[str, ColumnSpec] = {}
     numeric = [c for c in columns if c.kind in NUMERIC]
@@ -101,6 +119,11 @@ def private_domain(
         edges = cell_edges(b.low, b.high, col.kind)
         noisy = measure("bounds", noisy_histogram(_cells_of(col.name, edges), b_rho))
         coarse[col.name] = (edges, np.asarray(noisy, dtype=float))
+    s_rho, s_delta = rho_of("spikes") if numeric else (0.0, 0.0)
+    spikes: dict[str, dict[float, int]] = {}
+    for col in numeric if s_rho > 0 else []:  # values many rows hold exactly (a point mass: 0, 100, a default)
+        out = measure("spikes", thresholded_counts(_values_of(col.name), s_rho, s_delta))
+        spikes[col.name] = {float(v): int(c) for v, c in out.items()}
     h_rho = rho_of("bins")[0] if numeric else 0.0
     sigma = gaussian_scale(h_rho) if h_rho > 0 else 0.0
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -109,35 +132,73 @@ def private_domain(
         edges, noisy = coarse[col.name]
         low, high, _ = cuts_from_histogram(edges, noisy, k, b_sigma, col.kind)
         b = bounds.get(col.name, PublicBounds())
-        low = float(b.low) if b.low is not None else low  # public bounds are the range, not searched
-        high = float(b.high) if b.high is not None else high
+        points_ = list(spikes.get(col.name, {}))  # a released spike is inside the range
+        low = float(b.low) if b.low is not None else min([low, *points_])  # public bounds are the range, not searched
+        high = float(b.high) if b.high is not None else max([high, *points_])
         fine = fine_edges(low, high, col.kind, edges, noisy)
         noisy_fine = measure("bins", noisy_histogram(_cells_of(col.name, fine), h_rho))
         histograms[col.name] = (fine, np.asarray(noisy_fine, dtype=float))
         ranges[col.name] = (low, high)
     for col in columns:
         b = bounds.get(col.name, PublicBounds())
-        has_null = NULL_STATE in released[col.name]
+        has_null = NULL_STATE in released_all[col.name]
         if col.kind in NUMERIC:
             edges, noisy = histograms[col.name]
             low, high = ranges[col.name]
-            spec = numeric_spec(col, low, high, quantile_cuts(edges, noisy, k, col.kind), has_null)
-            points = [
-                noisy_points(edges, noisy, bin_.low, bin_.high, bin_.closed, col.kind) for bin_ in spec.bins or []
-            ]
-            specs[col.name] = with_points(spec, points)
+            specs[col.name] = spiked_spec(col, low, high, edges, noisy, spikes.get(col.name, {}), k, has_null)
         else:
             if b.categories is not None:
                 cats = list(b.categories)
             elif col.kind == "boolean":
                 cats = ["false", "true"]
             else:
-                cats = sorted(k for k in released[col.name] if k != NULL_STATE)
-                if _unreleased_mass(released[col.name], rows, t_sigma, n_sigma):
+                cats = sorted(k for k in released_all[col.name] if k != NULL_STATE)
+                final, sigma_final = (
+                    (released_all[col.name], t_sigma2) if col.name in second else (released[col.name], t_sigma)
+                )
+                if _unreleased_mass(final, rows, sigma_final, n_sigma):
                     cats.append(OTHER_STATE)
             specs[col.name] = category_spec(col, cats, has_null)
     sigmas = {c.name: t_sigma if thresholded(c, bounds) else n_sigma for c in columns}
-    return DomainRelease(specs, released, sigmas, rows, histograms, sigma)
+    again = {name: (counts, t_sigma2) for name, counts in second.items()}
+    return DomainRelease(specs, released, sigmas, rows, histograms, sigma, again)
+
+
+def spike_end(value: float, kind: str) -> float:
+    """The upper end of a spike's own bin ``[value, end)``: the next integer, or the next 6-significant-digit tick."""
+    if kind in {"integer", "date"}:
+        return float(value) + 1.0
+    tick = 10.0 ** (np.floor(np.log10(abs(value))) - 5) if value != 0 else 1e-6
+    return float(value) + float(tick)
+
+
+def spiked_spec(col: Column, low: float, high: float, edges: np.ndarray, noisy: np.ndarray,
+                spikes: Mapping[float, int], bins: int, has_null: bool) -> ColumnSpec:  # fmt: skip
+    """A numeric column's bins from its noisy shape histogram and its released spikes (post-processing only).
+
+    Each released spike inside ``[low, high]`` (at most ``bins - 1``, the largest first) gets its own bin
+    ``[value, spike_end)`` that decodes to exactly that value; its released count is taken out of the histogram
+    cell that holds it, and the other bins are quantiles of what remains.
+    """
+    chosen = sorted(sorted((v for v in spikes if low <= v <= high), key=lambda v: -spikes[v])[: max(bins - 1, 0)])
+    rest = np.asarray(noisy, dtype=float).copy()
+    for v in chosen:
+        cell = int(np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(rest) - 1))
+        rest[cell] -= spikes[v]
+    ends = {v: spike_end(v, col.kind) for v in chosen}
+    cuts = [c for c in quantile_cuts(edges, rest, max(bins - len(chosen), 1), col.kind)
+            if not any(v <= c <= ends[v] for v in chosen)]  # fmt: skip
+    for v in chosen:
+        cuts += [v] + ([ends[v]] if ends[v] < high else [])
+    spec = numeric_spec(col, low, high, cuts, has_null)
+    points: list[list[float] | None] = []
+    for bin_ in spec.bins or []:
+        spike = next((v for v in chosen if bin_.low == v and bin_.high <= ends[v]), None)
+        if spike is not None:
+            points.append([float(spike)] * (POINTS + 1))
+        else:
+            points.append(noisy_points(edges, rest, bin_.low, bin_.high, bin_.closed, col.kind))
+    return with_points(spec, points)
 
 
 def with_points(spec: ColumnSpec, points: Sequence[list[float] | None]) -> ColumnSpec:
@@ -232,11 +293,26 @@ def exact_points(x: np.ndarray, low: float, high: float, closed: bool, kind: str
 OTHER_NOISE = 2.0
 
 
+def _rows_estimate(released: Mapping[str, Mapping[str, int]], complete: Sequence[str]) -> float:
+    """The row count from the releases (post-processing).
+
+    The mean total of the complete (null / value) histograms, whose noise is unbiased; else the largest total of
+    the thresholded releases (which miss suppressed keys).
+    """
+    if complete:
+        return max(1.0, float(np.mean([sum(released[n].values()) for n in complete])))
+    return max((float(sum(r.values())) for r in released.values()), default=1.0)
+
+
 def _unreleased_mass(counts: Mapping[str, int], rows: float, sigma: float, rows_sigma: float) -> bool:
     """Whether the released counts of a column leave enough rows unexplained to keep a ``rare category`` state."""
+    return _deficit_z(counts, rows, sigma, rows_sigma) > OTHER_NOISE
+
+
+def _deficit_z(counts: Mapping[str, int], rows: float, sigma: float, rows_sigma: float) -> float:
+    """The rows a column's released counts leave unexplained, in noise scales."""
     deficit = rows - float(sum(counts.values()))
-    spread = float(np.sqrt(len(counts) * sigma**2 + 2 * max(rows_sigma, sigma) ** 2))
-    return deficit > OTHER_NOISE * spread
+    return deficit / float(np.sqrt(len(counts) * sigma**2 + 2 * max(rows_sigma, sigma) ** 2))
 
 
 #: A column gets a null state when its noisy null count exceeds this many noise scales.
@@ -259,6 +335,35 @@ def _keys_of(col: Column) -> Callable[[pd.DataFrame], dict[str, int]]:
             return {NULL_STATE: nulls, _VALUE: len(values) - nulls}
         counts = values.fillna(NULL_STATE).astype(str).value_counts()
         return {str(k): int(v) for k, v in counts.items()}
+
+    return keys
+
+
+#: The second category release covers at most this many columns (those whose first release left the most rows
+#: unexplained), so that its budget is not spread thin.
+SECOND_COLUMNS = 2
+
+
+def _values_of(name: str) -> Callable[[pd.DataFrame], dict[str, int]]:
+    """Counts of a numeric column's exact values (keys: the values' shortest round-trip text)."""
+
+    def keys(table: pd.DataFrame) -> dict[str, int]:
+        counts = table[name].dropna().astype(float).value_counts()
+        return {repr(float(k)): int(v) for k, v in counts.items()}
+
+    return keys
+
+
+#: Separates a column's index from its value in the keys of the second (joint) category release.
+_SEP = "\x1f"
+
+
+def _joint_keys_of(cols: Sequence[Column]) -> Callable[[pd.DataFrame], dict[str, int]]:
+    """Key counts of several category columns in one map (``index<SEP>value``): each row holds one key per column."""
+    parts = [_keys_of(c) for c in cols]
+
+    def keys(table: pd.DataFrame) -> dict[str, int]:
+        return {f"{i}{_SEP}{k}": v for i, part in enumerate(parts) for k, v in part(table).items()}
 
     return keys
 

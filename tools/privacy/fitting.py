@@ -37,16 +37,26 @@ from causalsynth.tools.privacy.structure import HILL_CLIMB_MAX_COLUMNS, learned_
 
 #: Largest CPT (parent configurations x states) a fit will measure.
 MAX_CPT_CELLS = 200_000
-#: Pseudo-counts of the child's marginal added to each CPT row without DP.
-PSEUDO_COUNT = 1.0
+#: Pseudo-counts of the child's marginal added to each CPT row without DP (a little: the counts are exact).
+PSEUDO_COUNT = 0.1
 #: Under DP, pseudo-counts per unit of noise scale (times the square root of the child's states) added to each row.
 SHRINK = 0.2
 
 #: Budget shares, learned structure / user DAG. Every column's 1-way marginal is measured ("marginals"), then the
-#: family tables ("cpts": one per child); the category release ("domain") is reused as a measurement too.
-SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bounds": 0.08, "bins": 0.06, "marginals": 0.17, "select": 0.13,
-                "cpts": 0.38}  # fmt: skip
-SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bounds": 0.08, "bins": 0.06, "marginals": 0.18, "cpts": 0.50}
+#: family tables ("cpts": one per child). A category column without a public list is measured by its category
+#: release instead ("domain": one thresholded release per column, then "domain2": one joint release on the columns
+#: the first left rows unexplained in, or all if none): its share of "marginals" goes to those two releases.
+SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "bins": 0.06, "marginals": 0.17,
+                "select": 0.07, "cpts": 0.39}  # fmt: skip
+SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "bins": 0.06, "marginals": 0.18,
+              "cpts": 0.45}  # fmt: skip
+#: Steps released with the Gaussian threshold (each query also spends a share of delta).
+THRESHOLDED_STEPS = {"domain", "domain2", "spikes"}
+#: The part of the category releases' share spent on the first (per column) release; the rest on the second.
+FIRST_RELEASE = 0.7
+#: The numeric columns' range and shape histograms ("bounds", "bins") get their full shares at this part of the
+#: columns numeric, proportionally less below it.
+NUMERIC_PART = 0.5
 #: Bins per numeric column: under DP chosen from the rows and the family tables' noise (see :func:`auto_bins`).
 DP_BINS = (3, 12)
 #: A family table (a child and its parents) is a candidate under DP when it keeps this many noise scales per cell.
@@ -96,12 +106,27 @@ def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
     """The queries a DP fit issues, grouped by step, known from the schema and options alone."""
     n = len(columns)
     histograms = sum(histogram_queries(c) for c in columns)
-    shares = SHARES_DAG if options.dag is not None else SHARES_LEARN
+    shares = dict(SHARES_DAG if options.dag is not None else SHARES_LEARN)
     families = n - 1 if options.dag is None else sum(1 for p in options.dag.values() if p)
     domain = sum(1 for c in columns if thresholded(c, options.bounds))
-    queries = {"domain": domain, "nulls": n - domain, "bounds": histograms, "bins": histograms, "marginals": n,
-               "select": n - 1, "cpts": families}  # fmt: skip
-    return [Step(k, shares[k], queries[k], thresholded=k == "domain") for k in shares if queries[k] > 0]
+    releases = shares.pop("domain") + shares["marginals"] * domain / n
+    shares["marginals"] *= (n - domain) / n
+    for step in ("bounds", "spikes", "bins"):  # set for a half-numeric table: fewer numeric columns, less budget
+        shares[step] *= min(1.0, histograms / (NUMERIC_PART * n))
+    first = {
+        "nulls": shares.pop("nulls"),
+        "domain": releases * FIRST_RELEASE,
+        "domain2": releases * (1 - FIRST_RELEASE),
+    }
+    shares = {**first, **shares}
+    queries = {"nulls": n - domain, "domain": domain, "domain2": min(domain, 1), "bounds": histograms,
+               "spikes": histograms, "bins": histograms, "marginals": n - domain, "select": n - 1,
+               "cpts": families}  # fmt: skip
+    return [
+        Step(k, shares[k], queries[k], thresholded=k in THRESHOLDED_STEPS)
+        for k in shares
+        if queries[k] > 0 and shares[k] > 0
+    ]
 
 
 def fit_table(raw: pd.DataFrame, source: str, options: FitOptions, say: Callable[[str], None] = lambda _: None
@@ -158,7 +183,8 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     cards = {n: len(state_names(specs[n])) for n in names}
     codes = _coder(specs)
     measurements = [*_released_counts(release, specs)]
-    for n in names:
+    keyed = {c.name for c in columns if thresholded(c, options.bounds)}  # measured by their category releases
+    for n in (n for n in names if n not in keyed):
         noisy = measure("marginals", noisy_histogram(_histogram(codes, [n], [cards[n]]), per_query["marginals"][0]))
         measurements.append(Measurement((n,), np.asarray(noisy, dtype=np.float64), sigma_m**2))
     n_hat = estimate_total(measurements)
@@ -198,9 +224,11 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
 
 
 def _released_counts(release: DomainRelease, specs: Mapping[str, ColumnSpec]) -> list[Measurement]:
-    """The category release as partial 1-way measurements: the states whose key was released are known."""
+    """The category releases as partial 1-way measurements: the states whose key was released are known."""
     out = []
-    for name, counts in release.counts.items():
+    releases = [(name, counts, release.sigma_counts[name]) for name, counts in release.counts.items()]
+    releases += [(name, counts, sigma) for name, (counts, sigma) in release.second.items()]
+    for name, counts, sigma in releases:
         states = state_names(specs[name])
         values = np.zeros(len(states))
         known = np.zeros(len(states), dtype=bool)
@@ -211,7 +239,7 @@ def _released_counts(release: DomainRelease, specs: Mapping[str, ColumnSpec]) ->
                 values[states.index(state)] = count
                 known[states.index(state)] = True
         if known.any():
-            out.append(Measurement((name,), values, release.sigma_counts[name] ** 2, known))
+            out.append(Measurement((name,), values, sigma**2, known))
     return out
 
 
@@ -223,8 +251,8 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
     codes = _coder(specs)(table)
     user_dag = dag is not None
     if dag is None:
-        dag = learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target)
-        structure = "pgmpy hill climbing (BDeu)" if len(names) <= HILL_CLIMB_MAX_COLUMNS else "pgmpy Chow-Liu tree"
+        dag = _trim_parents(learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target), cards)
+        structure = "pgmpy hill climbing (AIC)" if len(names) <= HILL_CLIMB_MAX_COLUMNS else "pgmpy Chow-Liu tree"
     else:
         structure = "user DAG"
     _check_cpt_sizes(dag, cards)
@@ -256,6 +284,17 @@ def _dag_check(nodes: Mapping[str, Any], specs: Mapping[str, ColumnSpec], codes:
     messages = [f"DAG check: {len(rejected)} of {report.n_tests} implied CIs rejected by the data at alpha={alpha}"]
     messages += [f"  contradicted: {s}" for s in rejected]
     return check, messages
+
+
+def _trim_parents(dag: Mapping[str, list[str]], cards: Mapping[str, int]) -> dict[str, list[str]]:
+    """A learned DAG whose CPTs fit ``MAX_CPT_CELLS``: the widest parents are dropped where one would not."""
+    out = {}
+    for n, parents in dag.items():
+        kept = list(parents)
+        while kept and int(np.prod([cards[p] for p in kept])) * cards[n] > MAX_CPT_CELLS:
+            kept.remove(max(kept, key=lambda p: cards[p]))
+        out[n] = kept
+    return out
 
 
 def _check_cpt_sizes(dag: Mapping[str, list[str]], cards: Mapping[str, int]) -> None:

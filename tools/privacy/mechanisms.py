@@ -8,6 +8,7 @@ selection); none is drawn here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -46,17 +47,18 @@ def noisy_row_count(rho: float) -> Any:
     return lib.c.make_approximate(ones >> count >> lib.m.make_gaussian(*out_space, scale=scale))
 
 
-def thresholded_counts(keys: Callable[[Table], dict[str, int]], rho: float, delta: float) -> Any:
+def thresholded_counts(keys: Callable[[Table], dict[str, int]], rho: float, delta: float, columns: int = 1) -> Any:
     """Counts of keys not known in advance, released only above a noisy threshold (Gaussian threshold, PTR).
 
-    One row changes one key's count by one: stability (l0, l2, linf) = (d, d, d).
+    ``columns``: how many columns' keys the map holds (each row holds one key per column). One row changes one
+    key's count by one in each: stability (l0, l2, linf) = (k d, ceil(sqrt(k) d), d) for ``k = columns``.
     """
     lib = dp()
     metric = lib.l02inf_distance(lib.absolute_distance(T=int))
     space = (lib.map_domain(lib.atom_domain(T=str), lib.atom_domain(T=int)), metric)
-    hist = _user_transformation(*space, keys, lambda d: (d, d, d))
+    hist = _user_transformation(*space, keys, lambda d: _threshold_stability(d, columns))
 
-    scale, threshold = _threshold_params(rho, delta)
+    scale, threshold = _threshold_params(rho, delta, columns)
     return hist >> lib.m.make_gaussian_threshold(*space, scale=scale, threshold=threshold)
 
 
@@ -65,9 +67,14 @@ def gaussian_scale(rho: float) -> float:
     return _gaussian_scale(rho, vector=True)
 
 
-def threshold_scale(rho: float, delta: float) -> float:
-    """The noise scale :func:`thresholded_counts` uses at ``(rho, delta)``."""
-    return _threshold_params(rho, delta)[0]
+def threshold_scale(rho: float, delta: float, columns: int = 1) -> float:
+    """The noise scale :func:`thresholded_counts` uses at ``(rho, delta)`` over ``columns`` columns' keys."""
+    return _threshold_params(rho, delta, columns)[0]
+
+
+def _threshold_stability(d: int, columns: int) -> tuple[int, int, int]:
+    """(l0, l2, linf) distance between the key-count maps of tables ``d`` rows apart, ``columns`` keys a row."""
+    return d * columns, int(math.ceil(d * math.sqrt(columns) - 1e-9)), d
 
 
 @lru_cache(maxsize=256)
@@ -83,7 +90,7 @@ def _gaussian_scale(rho: float, vector: bool) -> float:
 
 
 @lru_cache(maxsize=256)
-def _threshold_params(rho: float, delta: float) -> tuple[float, int]:
+def _threshold_params(rho: float, delta: float, columns: int = 1) -> tuple[float, int]:
     """Scale and threshold of the Gaussian threshold mechanism whose OpenDP map is within ``(rho, delta)``."""
     lib = dp()
     space = (
@@ -94,8 +101,9 @@ def _threshold_params(rho: float, delta: float) -> tuple[float, int]:
     def make(scale: float, threshold: int) -> Any:
         return lib.m.make_gaussian_threshold(*space, scale=scale, threshold=threshold)
 
-    scale = lib.binary_search(lambda s: make(s, 1 << 30).map((1, 1, 1))[0] <= rho, bounds=(1e-6, 1e9))
-    threshold = lib.binary_search(lambda t: make(scale, t).map((1, 1, 1))[1] <= delta, bounds=(1, 1 << 30))
+    d_in = _threshold_stability(1, columns)
+    scale = lib.binary_search(lambda s: make(s, 1 << 30).map(d_in)[0] <= rho, bounds=(1e-6, 1e9))
+    threshold = lib.binary_search(lambda t: make(scale, t).map(d_in)[1] <= delta, bounds=(1, 1 << 30))
     return float(scale), int(threshold)
 
 
