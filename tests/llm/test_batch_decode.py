@@ -43,8 +43,10 @@ def requests(asia_spec) -> list[RealisationRequest]:
     ]
 
 
-def _realise(asia_spec: Domain, requests: list[RealisationRequest], **model: object) -> list[str]:
-    chat = LocalChatModel(model_path=str(ensure_model()), **model)  # type: ignore[arg-type]
+def _realise(
+    asia_spec: Domain, requests: list[RealisationRequest], chat: LocalChatModel | None = None, **model: object
+) -> list[str]:
+    chat = chat or LocalChatModel(model_path=str(ensure_model()), **model)  # type: ignore[arg-type]
     realiser = ChatRealiser(chat, asia_spec.lexicon, realize="anchored", anchoring="grammar", seeded_calls=True)
     out = realiser.realise(requests)
     assert all(r.error is None for r in out), [r.error for r in out]
@@ -57,13 +59,18 @@ def test_the_same_seed_gives_the_same_text_alone_batched_or_on_two_contexts(asia
     anchors = [realiser.anchor(r) for r in requests]
 
     # Run
-    alone = _realise(asia_spec, requests, contexts=1, threads=1, max_batch=1)
+    one_by_one = LocalChatModel(model_path=str(ensure_model()), contexts=1, threads=1, max_batch=1)
+    alone = _realise(asia_spec, requests, one_by_one)
     batched = _realise(asia_spec, requests, contexts=1, threads=1)
     two_contexts = _realise(asia_spec, requests, contexts=2, threads=1)
     reordered = _realise(asia_spec, requests[::-1], contexts=1, threads=1)[::-1]
 
     # Assert
     assert batched == alone
+    # one round per record: each distinct prefix (the reference header counts the excerpts) was evaluated once,
+    # then kept for the later rounds
+    prefixes = len({len(r.references) for r in requests})
+    assert one_by_one._batcher is not None and one_by_one._batcher.decoders[0].prefix_evaluations == prefixes
     assert two_contexts == alone
     assert reordered == alone
     for anchor, text in zip(anchors, alone, strict=True):

@@ -5,13 +5,14 @@ steps of its reply (forced text: the fact phrases; gaps: one optional free sente
 of programs: every llama.cpp call evaluates tokens of many records at once (a matrix-matrix product per layer
 instead of a matrix-vector one, which is where a CPU gains), and the forced phrases go in as prompt tokens.
 
-Prompt sharing: a prefix (system prompt, few-shot examples, the reference header) is evaluated once per round and
-its key/value cells are shared with every record that starts with it (``llama_memory_seq_cp`` adds a sequence id
-to cells; nothing is copied). A reference passage is evaluated once per round as a block that sees the prefix
-and itself, and shared the same way by every record citing it. Blocks are placed in parallel, all starting where
-the prefix ends (parallel context windows): a record's own tokens see its prefix and all its blocks, but its
-second block was not encoded after its first. This is what makes a passage reusable whatever precedes it; it is
-a different prompt from writing the passages one after the other, stated in the README.
+Prompt sharing: a prefix (system prompt, few-shot examples, the reference header) is evaluated once and its
+key/value cells are shared with every record that starts with it (``llama_memory_seq_cp`` adds a sequence id to
+cells; nothing is copied); they stay in the context's first cells after the round, for the next rounds (up to
+:data:`KEPT_PREFIXES` prefixes; a run's records share one or two). A reference passage is evaluated once per round
+as a block that sees the prefix and itself, and shared the same way by every record citing it. Blocks are placed in
+parallel, all starting where the prefix ends (parallel context windows): a record's own tokens see its prefix and
+all its blocks, but its second block was not encoded after its first. This is what makes a passage reusable whatever
+precedes it; it is a different prompt from writing the passages one after the other, stated in the README.
 
 Same seed, same text, at any batch size: llama.cpp's CPU kernels are not batch-invariant as they come (a
 sequence's logits moved by up to 0.5 between a batch of 1 and a batch of 3, measured here), so every call is
@@ -21,9 +22,10 @@ shaped so that the numbers a record sees do not depend on its neighbours:
   quantised matrix kernels then take the same path for every row, and flash attention takes its per-row path
   (it switches to a tiled kernel at 64 rows and to a split-KV kernel for a single row);
 - that per-row path skips masked cells and adds up the visible ones in cell order, so each record's cells are kept
-  in one canonical order: the cache is cleared at the start of a round and filled prefix first, then first
-  blocks, then second blocks, then records' own tokens, never freeing a cell inside a round (a dropped partial
-  sentence moves to a scratch sequence instead of leaving a hole);
+  in one canonical order: prefixes first (a record sees only its own), then first blocks, then second blocks, then
+  records' own tokens, never freeing a cell inside a round (a dropped partial sentence moves to a scratch sequence
+  instead of leaving a hole); a round ends by freeing every cell but the prefixes', so the next round's cells all
+  follow them;
 - sampling is ours, per record, from the record's seed (numpy's PCG64), over the logits of that record alone.
 
 The gap grammar is the anchor's (:meth:`causalsynth.tools.text.anchoring.Anchor.gap_gbnf`): nothing, or a space,
@@ -44,6 +46,8 @@ from numpy.typing import NDArray
 
 from causalsynth.tools.errors import UsageError
 
+#: Prompt prefixes a context keeps evaluated between rounds (more, and it starts again from an empty cache).
+KEPT_PREFIXES = 8
 #: Tokens per llama.cpp call: below flash attention's 64-row tile, a multiple of the padding unit.
 UBATCH = 56
 PAD = 8
@@ -176,6 +180,10 @@ class BatchDecoder:
         self._eog = np.array([bool(llama_cpp.llama_vocab_is_eog(self._vocab, t)) for t in range(self.n_vocab)])
         self._classes()
         self._tok_cache: dict[str, list[int]] = {}
+        #: the prefixes whose cells earlier rounds left in the context's first cells (see :meth:`_round`)
+        self._kept: dict[str, _Node] = {}
+        #: how many prefixes rounds have evaluated (a prefix kept from an earlier round is not evaluated again)
+        self.prefix_evaluations = 0
 
     # -- vocabulary -------------------------------------------------------------------------------------------
 
@@ -310,7 +318,7 @@ class BatchDecoder:
 
     def capacity(self, programs: Sequence[Program]) -> int:
         """How many of ``programs`` (from the first) one round can take: sequence ids and cells (estimated)."""
-        seqs, cells = 2, 0
+        seqs, cells = 2 + len(self._kept), sum(len(n.tokens) for n in self._kept.values())
         seen: set[tuple[int, str, str]] = set()
         for n, p in enumerate(programs):
             new = {(-1, p.prefix, "")} | {(i, p.prefix, b) for i, b in enumerate(p.blocks)}
@@ -336,21 +344,28 @@ class BatchDecoder:
 
     def _round(self, programs: Sequence[Program]) -> list[Outcome]:
         L = self._L
-        L.llama_memory_clear(self._mem, True)
-        seq_ids = iter(range(2, self.max_seqs))  # 0: padding tokens, 1: dropped partial sentences
+        wanted = list(dict.fromkeys(p.prefix for p in programs))
+        if len(self._kept.keys() | set(wanted)) > KEPT_PREFIXES:
+            L.llama_memory_clear(self._mem, True)
+            self._kept = {}
+        # 0: padding tokens, 1: dropped partial sentences; the kept prefixes hold their own sequence ids
+        held = {n.seq for n in self._kept.values()}
+        seq_ids = (s for s in range(2, self.max_seqs) if s not in held)
         prefixes: dict[str, _Node] = {}
         blocks: dict[tuple[int, str, str], _Node] = {}
         slots = max((len(p.blocks) for p in programs), default=0)
-        for p in programs:  # the shared nodes, keyed by their text (a block also by its prefix and slot)
-            if p.prefix not in prefixes:
-                prefixes[p.prefix] = _Node(next(seq_ids), self.tokenize(p.prefix, first=True), 0)
+        for text in wanted:  # the shared nodes, keyed by their text (a block also by its prefix and slot)
+            prefixes[text] = self._kept.get(text) or _Node(next(seq_ids), self.tokenize(text, first=True), 0)
+        new = {text: n for text, n in prefixes.items() if text not in self._kept}
         for slot in range(slots):
             for p in programs:
                 if slot < len(p.blocks) and (key := (slot, p.prefix, p.blocks[slot])) not in blocks:
                     parent = prefixes[p.prefix]
                     blocks[key] = _Node(next(seq_ids), self.tokenize(p.blocks[slot]), len(parent.tokens), parent)
-        # Canonical cell order: prefixes, first blocks, second blocks, ..., then the records' own tokens.
-        self._evaluate([(n.seq, n.tokens, 0) for n in prefixes.values()])
+        # Canonical cell order: prefixes, first blocks, second blocks, ..., then the records' own tokens. A prefix
+        # kept from an earlier round sits in the first cells already: what evaluating it again would write.
+        self._evaluate([(n.seq, n.tokens, 0) for n in new.values()])
+        self.prefix_evaluations += len(new)
         for slot in range(slots):
             nodes = [n for (s, _, _), n in blocks.items() if s == slot]
             for n in nodes:
@@ -370,10 +385,19 @@ class BatchDecoder:
                 r.out.prompt_tokens += len(node.tokens)
             self._queue(r, p.tail)
             recs.append(r)
-        for n in [*prefixes.values(), *blocks.values()]:
+        for n in blocks.values():
             L.llama_memory_seq_rm(self._mem, n.seq, -1, -1)  # the records hold those cells now
-        self._loop(recs)
-        L.llama_memory_clear(self._mem, True)
+        try:
+            self._loop(recs)
+        except BaseException:
+            L.llama_memory_clear(self._mem, True)
+            self._kept = {}
+            raise
+        # Free every cell but the prefixes' (later rounds reuse them): the scratch sequences', the records' and so
+        # the blocks'. Every cell freed follows all the prefixes' cells, so the next round's cells follow them too.
+        for seq in (0, 1, *(r.seq for r in recs)):
+            L.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        self._kept |= new
         return [r.out for r in recs]
 
     def _queue(self, r: _Rec, text: str = "") -> None:
