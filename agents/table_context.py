@@ -86,6 +86,14 @@ class TableRunContext(FrameContext):
             out[table] = to_columns(frame.iloc[lo:hi])
         return out
 
+    def take_entities(self, entities: list[int]) -> Tables:
+        """The drawn rows of the records (root rows) ``entities`` and their descendants, as :meth:`take` gives them."""
+        out: Tables = {}
+        for table in self.schema.record_tables:
+            frame = self._rows[table]
+            out[table] = to_columns(frame[np.isin(frame[ENTITY].to_numpy(), entities)])
+        return out
+
 
 def to_columns(frame: pd.DataFrame) -> dict[str, list[Any]]:
     """A frame as JSON-like columns (nulls as None, numpy scalars as Python values)."""

@@ -15,12 +15,23 @@ from causalsynth.tools.relational.report import table_report
 
 
 def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dict[str, Any]:
-    """Write the batch's accepted rows and rejection reasons; after the last batch, the report and the files."""
+    """Write the batch's accepted rows, rejection reasons and failed texts; after the last batch, the report and files.
+
+    Records that failed for infrastructure reasons are written as ``failed`` rows (``failed.parquet``: which text,
+    why), none of their table rows: a resumed run retries them (``graphs.runner.restore_tables``).
+    """
     ctx = runtime.context
     accepted = state.get("accepted", [])
     rejected = state.get("rejected", [])
+    failed = state.get("failed", [])
+    if failed and ctx.sink is not None:  # into the batch's own part, with the batch's other files
+        write_failed = getattr(ctx.sink, "write_failed", None)
+        if write_failed is not None:
+            write_failed(failed)
+        else:  # a sink without a failed file (a Dask shard's): the reasons go to its event log
+            ctx.emit({"event": "failed", "rows": [dict(v) for v in failed]})
     done = sum(len(t[ctx.schema.root]["_entity"]) for t in accepted) + len({v["entity"] for v in rejected})
-    ctx.flush(accepted, rejected, done)
+    ctx.flush(accepted, rejected, done + len({v["entity"] for v in failed}))
     realised = ctx.schema.realised()
     if ctx.retriever is not None and realised is not None:  # the leakage check on the accepted texts
         table, column = realised
@@ -35,9 +46,10 @@ def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dic
         report["retrieval"] = ctx.retriever.summary() if ctx.retriever is not None else None
         plugins = run_plugins(ctx)
         if plugins is not None and plugins.metrics:  # over the accepted rows the plugin_metrics node kept
-            report["metrics"], failed = plugins.metric_values()
-            report["metrics_records"] = len(plugins.rows)  # what they cover (a resumed run: its own batches)
-            report |= {"metrics_failed": failed} if failed else {}
+            report["metrics"], metrics_failed = plugins.metric_values()
+            report["metrics_records"] = len(plugins.rows)  # every accepted record (a resume restores the kept ones)
+            report |= {"metrics_failed": metrics_failed} if metrics_failed else {}
         ctx.finish(report)
-    return {"accepted": Overwrite([]), "rejected": Overwrite([]), "report": report,
-            "info": {"batch": state.get("batch", 0), "records": done, "finished": report is not None}}  # fmt: skip
+    return {"accepted": Overwrite([]), "rejected": Overwrite([]), "failed": Overwrite([]), "report": report,
+            "info": {"batch": state.get("batch", 0), "records": done, "finished": report is not None}
+            | ({"failed": len({v["entity"] for v in failed})} if failed else {})}  # fmt: skip

@@ -36,6 +36,7 @@ from causalsynth.graphs.durable import finish as durable_finish
 from causalsynth.graphs.tracing import RunTracing, check_trace
 from causalsynth.tools.errors import UsageError
 from causalsynth.tools.quality.guard import MAX_RESAMPLES, PrivacyGuard
+from causalsynth.tools.relational.sampling import ENTITY
 from causalsynth.tools.retrieval.retriever import Retriever
 from causalsynth.tools.sinks.resumable import ResumableRunSink, ResumableTableSink
 from causalsynth.tools.sinks.run_folder import RunSink
@@ -155,9 +156,10 @@ def run(
         if not resume:
             start = None
         elif isinstance(context, TableRunContext):
-            start = restore_tables(compiled, context)
+            start = restore_tables(compiled, context, saver)
         else:
             start = restore(compiled, context, saver)
+        if resume:
             limit += recursion_limit(settings.n, settings.batch_size, settings.max_rounds)  # room for a retry batch
     except BaseException as exc:
         sink.abort(f"{type(exc).__name__}: {exc}")
@@ -221,13 +223,24 @@ def _has_metrics(domain: Domain) -> bool:
     return domain.plugins is not None and bool(domain.plugins.metrics)
 
 
-def restore_tables(graph: Any, context: TableRunContext) -> dict[str, Any] | None:
-    """Bring a resumed relational run's parts, database and unique-value sets to its last checkpoint."""
+def restore_tables(graph: Any, context: TableRunContext, saver: BatchSaver) -> dict[str, Any] | None:
+    """Bring a resumed relational run's parts, database and unique-value sets to its last checkpoint.
+
+    Records whose text failed for infrastructure reasons in the kept batches are retried as ``restore`` retries
+    failed records: their drawn rows are put in the state as one more batch (checkpointed as it is, so a kill during
+    the retry resumes the retry), which runs before the batches still to do, or, for a finished run, before its
+    report is computed again. Their rows start again from the draw, with no attempt made.
+    """
     sink = context.sink
     assert isinstance(sink, ResumableTableSink)
     values = _snapshot(graph)
     lookups = {t: to_columns(f) for t, f in context.lookups.items()}
-    batches = values.get("batch", -1) + 1 if values and "n_requested" in values else 0
+    root = context.schema.root
+    in_flight = list((values.get("tables") or {}).get(root, {}).get(ENTITY) or [])  # a retry batch not yet run
+    if values and "n_requested" in values:
+        batches = values.get("batch", -1) + (0 if in_flight else 1)
+    else:
+        batches = 0
     sink.resume(batches, lookups)
     restore_seen(context, {t: sink.kept(t) for t in context.schema.record_tables})
     realised = context.schema.realised()
@@ -246,9 +259,27 @@ def restore_tables(graph: Any, context: TableRunContext) -> dict[str, Any] | Non
         context.emit({"event": "resumed", "batches_kept": 0})
         return None
     next_id = int(values.get("next_id", 0))
+    retry = [] if in_flight else sink.failed_entities()
     if context.progress is not None:
-        context.progress(next_id)
-    context.emit({"event": "resumed", "batches_kept": batches, "next_id": next_id})
+        context.progress(next_id - len(retry or in_flight))  # those are counted again when their batch is written
+    event: dict[str, Any] = {"event": "resumed", "batches_kept": batches, "next_id": next_id}
+    if retry or in_flight:
+        event["retrying_failed"] = len(retry or in_flight)
+    context.emit(event)
+    if retry:
+        tables = context.take_entities(retry)
+        if realised is not None:  # as sample_tables starts a batch: no attempt made yet
+            tables[realised[0]]["_attempts"] = [0] * len(tables[realised[0]][realised[1]])
+        saver.keep_next = True
+        config = graph.update_state(
+            {"configurable": thread_config()},
+            {"tables": tables, "batch": batches, "round": 0, "violations": [], "feedback": {}, "before": [],
+             "report": None, "totals": {"entities_failed": -len(retry)},
+             "info": {"batch": batches, "retrying_failed": len(retry)}},
+            as_node="sample_tables",
+        )  # fmt: skip
+        assert config is not None
+        values = _snapshot(graph)
     return values if "n_requested" in values else None
 
 

@@ -14,11 +14,14 @@ def table_report(
     """Summarise a run from its counters (see ``causalsynth.agents.table_validator`` for what each counts).
 
     ``compliance_before`` is the share of generated rows (per table, and of whole records) that broke no
-    constraint or rule when first validated. Accepted rows broke nothing in their last validation; whether the
-    written data complies is checked independently, with SQL against the database (``bench/schema.py``).
+    constraint or rule when first validated. Records whose text failed for infrastructure reasons are counted
+    (``n_failed``, only when there are some) and left out of realizability, compliance and selection drift.
+    Accepted rows broke nothing in their last validation; whether the written data complies is checked
+    independently, with SQL against the database (``bench/schema.py``).
     """
     n = settings.n
     accepted = int(totals.get("entities_accepted", 0))
+    failed = int(totals.get("entities_failed", 0))  # infrastructure failures: counted, left out of the measures
     before = {
         t: 1 - totals.get(f"rows_violating_before.{t}", 0) / totals[f"rows_before.{t}"]
         for t in schema.order
@@ -27,7 +30,7 @@ def table_report(
     entities_before = totals.get("entities_before", 0)
 
     def section(prefix: str) -> dict[str, int]:
-        return {k[len(prefix) :]: int(v) for k, v in sorted(totals.items()) if k.startswith(prefix)}
+        return {k[len(prefix) :]: int(v) for k, v in sorted(totals.items()) if k.startswith(prefix) and v}
 
     rounds = {int(k): int(v) for k, v in section("accepted_round.").items()}
     drift = selection_drift(section("requested."), section("accepted."))
@@ -39,7 +42,8 @@ def table_report(
         "n_requested": n,
         "n_accepted": accepted,
         "n_rejected": int(totals.get("entities_rejected", 0)),
-        "realizability": accepted / n if n else None,
+        **({"n_failed": failed} if failed else {}),
+        "realizability": accepted / (n - failed) if n > failed else None,
         "compliance_before": {
             "records": 1 - totals.get("entities_violating_before", 0) / entities_before if entities_before else None,
             "rows": before,

@@ -10,6 +10,12 @@ under a temporary name and renamed. :meth:`ResumableTableSink.resume` deletes th
 checkpoint and builds the database again from the lookup tables and the kept parts, so the database never holds a
 row the tables do not, nor one written past the checkpoint. The per-table Parquet and CSV files are assembled
 from the parts when the run finishes.
+
+A batch's records that failed for infrastructure reasons go to its part's ``failed.parquet`` (none of their rows
+anywhere else). Like the records sink, a record's outcome is the one in its latest part: a retried record's later
+part (its rows, its rejection or its failure again) supersedes the failure; so that a part says which records its
+accepted rows belong to, a run with failures writes each later part's accepted record ids (``entities.parquet``).
+A run that still has failed records keeps its parts when it finishes, for a later ``--resume``.
 """
 
 from __future__ import annotations
@@ -30,10 +36,14 @@ from causalsynth.tools.relational.tables import TableSchema
 from causalsynth.tools.sinks.folder import REJECTS, RunFolder
 from causalsynth.tools.sinks.run_folder import FAILED, PARTS, RECORDS, RunSink
 from causalsynth.tools.sinks.sqlite import SqliteSink
-from causalsynth.tools.sinks.table_folder import ARROW_TYPES, DATABASE, REJECT_SCHEMA
+from causalsynth.tools.sinks.table_folder import ARROW_TYPES, DATABASE, REJECT_SCHEMA, violation_table
 
 #: Name of a batch's part file of rejection reasons inside its part folder (tables go under ``tables/``).
 _REJECT_PART = "rejects.parquet"
+#: A batch's failed texts (infrastructure), and the ids of the records it accepted (written once a run has failures).
+_FAILED_PART = "failed.parquet"
+_ENTITY_PART = "entities.parquet"
+_ENTITY_SCHEMA = pa.schema([pa.field("entity", pa.int64())])
 
 
 def _index(path: Path) -> int | None:
@@ -124,6 +134,8 @@ class ResumableTableSink(RunFolder):
         self.part = 0  # index of the next batch's parts
         self.parts_dir = Path(out_dir) / PARTS
         self._lookups: dict[str, pa.Table] = {}
+        self._failed_rows: Sequence[TableViolation] = ()  # the batch's failed texts, written with its parts
+        self._with_entities = False  # the run has had failures: each part also lists its accepted records
         self._schemas = {
             t: pa.schema([pa.field(c, ARROW_TYPES[cs.type]) for c, cs in schema.tables[t].columns.items()])
             for t in schema.order
@@ -138,7 +150,40 @@ class ResumableTableSink(RunFolder):
         self.db = SqliteSink(self._partial(DATABASE), schema)
 
     def _names(self) -> list[str]:
-        return [*(f"{t}.{ext}" for t in self.schema.order for ext in ("parquet", "csv")), DATABASE, REJECTS]
+        """``failed.parquet`` only while some record's latest outcome is a failure."""
+        failed = [FAILED] if not hasattr(self, "db") or self._failed_tables() else []
+        return [*(f"{t}.{ext}" for t in self.schema.order for ext in ("parquet", "csv")), DATABASE, REJECTS, *failed]
+
+    def write_failed(self, failed: Sequence[TableViolation]) -> None:
+        """The batch's failed texts (infrastructure); written into its part by the :meth:`write` that follows."""
+        self._failed_rows = failed
+        self._with_entities = True
+
+    def _failed_tables(self) -> list[pa.Table]:
+        """Each part's failed texts less the records a later part holds (their outcome there is the current one)."""
+        batches = self._batches()
+        if not any((b / _FAILED_PART).is_file() for b in batches):
+            return []
+        later: set[int] = set()
+        out = []
+        for batch in reversed(batches):  # latest first: collect what each later part settled
+            path = batch / _FAILED_PART
+            if path.is_file():
+                table = pq.read_table(path, schema=REJECT_SCHEMA)
+                ids = table["entity"].to_pylist()
+                if later:
+                    table = table.filter(pa.array([i not in later for i in ids], type=pa.bool_()))
+                if len(table):
+                    out.append(table)
+                later.update(ids)
+            for name in (_REJECT_PART, _ENTITY_PART):
+                if (batch / name).is_file():
+                    later.update(pq.read_table(batch / name, columns=["entity"])["entity"].to_pylist())
+        return out[::-1]
+
+    def failed_entities(self) -> list[int]:
+        """Ids of the records (root row order) whose latest outcome is a failure (infrastructure), in the kept parts."""
+        return sorted({i for t in self._failed_tables() for i in t["entity"].to_pylist()})
 
     def _batch_dir(self, index: int) -> Path:
         return self.parts_dir / f"{index:06d}"
@@ -171,12 +216,15 @@ class ResumableTableSink(RunFolder):
                 if rows:
                     self._write_atomic(self._table(t, rows), where / "tables" / f"{t}.parquet")
             if rejected:
-                cols: dict[str, list[Any]] = {"entity": [int(v["entity"]) for v in rejected]}
-                for c in REJECT_SCHEMA.names[1:]:
-                    cols[c] = [None if v[c] is None else str(v[c]) for v in rejected]  # type: ignore[literal-required]
-                self._write_atomic(pa.Table.from_pydict(cols, schema=REJECT_SCHEMA), where / _REJECT_PART)
+                self._write_atomic(violation_table(rejected), where / _REJECT_PART)
+            if self._failed_rows:
+                self._write_atomic(violation_table(self._failed_rows), where / _FAILED_PART)
+            if self._with_entities:  # a retried record's accepted rows supersede its failure
+                ids = [int(e) for tables in accepted for e in tables[self.schema.root]["_entity"]]
+                self._write_atomic(pa.Table.from_pydict({"entity": ids}, schema=_ENTITY_SCHEMA), where / _ENTITY_PART)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(f"{self.out_dir}: cannot write: {exc}") from None
+        self._failed_rows = ()
         self.part += 1
 
     @staticmethod
@@ -202,6 +250,7 @@ class ResumableTableSink(RunFolder):
             if not path.is_dir() or index is None or index >= batches:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.part = batches
+        self._with_entities = any((b / _FAILED_PART).is_file() for b in self._batches())
         self.write_lookups(lookups)  # a fresh database (created by __init__): lookups, then each kept batch
         for batch in self._batches():
             tables = {}
@@ -227,8 +276,15 @@ class ResumableTableSink(RunFolder):
             for batch in self._batches():
                 if (batch / _REJECT_PART).is_file():
                     writer.write_table(pq.read_table(batch / _REJECT_PART, schema=REJECT_SCHEMA))
+        failed = self._failed_tables()
+        if failed:
+            with pq.ParquetWriter(self._partial(FAILED), REJECT_SCHEMA) as writer:
+                for table in failed:
+                    writer.write_table(table)
 
     def finish(self, report: Mapping[str, Any]) -> None:
-        """Assemble and publish the files, write the report, then drop the parts."""
+        """Assemble and publish the files, write the report; drop the parts unless records failed (to be retried)."""
+        failed = bool(self._failed_tables())
         super().finish(report)
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        if not failed:
+            shutil.rmtree(self.parts_dir, ignore_errors=True)

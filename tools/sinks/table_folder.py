@@ -1,4 +1,8 @@
-"""A relational run's output folder: a Parquet and a CSV file per table, a SQLite database, rejects (``folder``)."""
+"""A relational run's output folder: a Parquet and a CSV file per table, a SQLite database, rejects (``folder``).
+
+Records whose text failed for infrastructure reasons go to ``failed.parquet`` (the rejects' columns, one row per
+failed text, ``kind`` ``infrastructure``), published only when there are some; none of their rows is written.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from causalsynth.tools.errors import DataError
 from causalsynth.tools.relational.checks import TableViolation
 from causalsynth.tools.relational.tables import TableSchema
 from causalsynth.tools.sinks.folder import REJECTS, RunFolder
+from causalsynth.tools.sinks.run_folder import FAILED
 from causalsynth.tools.sinks.sqlite import SqliteSink
 
 DATABASE = "database.sqlite"
@@ -41,7 +46,10 @@ class TableSink(RunFolder):
 
     def __init__(self, out_dir: Path, schema: TableSchema) -> None:
         self.schema = schema
+        self._failed: pq.ParquetWriter | None = None  # opened by the first failed record
+        self._started = False  # until then, _names() lists every file a run may publish (stale ones are removed)
         super().__init__(out_dir)
+        self._started = True
         self._schemas = {
             t: pa.schema([pa.field(c, ARROW_TYPES[cs.type]) for c, cs in schema.tables[t].columns.items()])
             for t in schema.order
@@ -55,12 +63,24 @@ class TableSink(RunFolder):
         self.db = SqliteSink(self._partial(DATABASE), schema)
 
     def _names(self) -> list[str]:
-        return [*(f"{t}.{ext}" for t in self.schema.order for ext in ("parquet", "csv")), DATABASE, REJECTS]
+        failed = [FAILED] if not self._started or self._failed is not None else []
+        return [*(f"{t}.{ext}" for t in self.schema.order for ext in ("parquet", "csv")), DATABASE, REJECTS, *failed]
 
     def _close_files(self, complete: bool) -> None:
         for writer in [*self._parquet.values(), *self._csv.values(), self._rejects]:
             writer.close()
+        if self._failed is not None:
+            self._failed.close()
         self.db.close()
+
+    def write_failed(self, failed: Sequence[TableViolation]) -> None:
+        """Append the texts of records set aside because their model call failed (infrastructure), with the reason."""
+        try:
+            if self._failed is None:
+                self._failed = pq.ParquetWriter(self._partial(FAILED), REJECT_SCHEMA)
+            self._failed.write_table(violation_table(failed))
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"{self.out_dir}: cannot write: {exc}") from None
 
     def write(
         self, accepted: Sequence[Mapping[str, Mapping[str, Sequence[Any]]]], rejected: Sequence[TableViolation]
@@ -77,10 +97,15 @@ class TableSink(RunFolder):
             except (OSError, pa.ArrowException) as exc:
                 raise DataError(f"{self.out_dir}: cannot write: {exc}") from None
         if rejected:
-            cols = {"entity": [int(v["entity"]) for v in rejected]}
-            for c in REJECT_SCHEMA.names[1:]:
-                cols[c] = [None if v[c] is None else str(v[c]) for v in rejected]  # type: ignore[literal-required]
             try:
-                self._rejects.write_table(pa.Table.from_pydict(cols, schema=REJECT_SCHEMA))
+                self._rejects.write_table(violation_table(rejected))
             except (OSError, pa.ArrowException) as exc:
                 raise DataError(f"{self.out_dir}: cannot write: {exc}") from None
+
+
+def violation_table(violations: Sequence[TableViolation]) -> pa.Table:
+    """Violations (or failed texts) as rows of ``REJECT_SCHEMA``."""
+    cols: dict[str, list[Any]] = {"entity": [int(v["entity"]) for v in violations]}
+    for c in REJECT_SCHEMA.names[1:]:
+        cols[c] = [None if v[c] is None else str(v[c]) for v in violations]  # type: ignore[literal-required]
+    return pa.Table.from_pydict(cols, schema=REJECT_SCHEMA)
