@@ -10,7 +10,7 @@ which refuses any measurement costlier than its planned slot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -116,16 +116,27 @@ def _scaled_slots(epsilon: float, delta: float, steps: tuple[Step, ...]) -> tupl
             for _ in range(s.queries)
         ]
 
-    low, high = 0.0, max(epsilon, 1.0) ** 2
-    for _ in range(50):
-        mid = (low + high) / 2
-        if composed_epsilon(slots(mid), delta) <= epsilon:
-            low = mid
-        else:
-            high = mid
+    def lump(total_rho: float) -> list[tuple[str, float, float]]:  # zCDP composition adds rho and delta
+        return [("all", total_rho, delta_each * n_thresholded)]
+
+    low = _largest_rho(lump, epsilon, delta)  # the search on one slot: each try composes one measurement, not all
+    if composed_epsilon(slots(low), delta) > epsilon:  # the plan itself is checked by OpenDP; searched if it differs
+        low = _largest_rho(slots, epsilon, delta)
     if low <= 0:
         raise PrivacyBudgetError(f"epsilon={epsilon:g}, delta={delta:g} leaves no budget for the fit")
     return tuple(slots(low))
+
+
+def _largest_rho(plan: Callable[[float], list[tuple[str, float, float]]], epsilon: float, delta: float) -> float:
+    """The largest total rho whose plan OpenDP composes to at most ``epsilon`` (bisection)."""
+    low, high = 0.0, max(epsilon, 1.0) ** 2
+    for _ in range(50):
+        mid = (low + high) / 2
+        if composed_epsilon(plan(mid), delta) <= epsilon:
+            low = mid
+        else:
+            high = mid
+    return low
 
 
 def _compositor(slots: Sequence[tuple[str, float, float]]) -> Any:

@@ -80,6 +80,24 @@ def private_bayes(
     placed = [first]
     parents: dict[str, list[str]] = {n: [] for n in names}
     remaining = [n for n in names if n != first]
+    scored: dict[tuple[str, tuple[str, ...]], float] = {}  # a family's score on the table (the same every round)
+    table_id: list[int] = []
+
+    def score_of(coded: Mapping[str, NDArray[np.int64]], child: str, ps: tuple[str, ...]) -> float:
+        if (child, ps) not in scored:
+            index = np.zeros(len(coded[child]), dtype=np.int64)
+            size = 1
+            for p in ps:
+                index = index * cards[p] + coded[p]
+                size *= cards[p]
+            joint = np.bincount(index * cards[child] + coded[child], minlength=size * cards[child])
+            joint = joint.reshape(size, cards[child])
+            if SCORE == "mi":
+                scored[(child, ps)] = _mutual_information_counts(joint)
+            else:
+                scored[(child, ps)] = float(np.abs(joint - np.outer(joint.sum(axis=1), marginals[child])).sum())
+        return scored[(child, ps)]
+
     while remaining:
         candidates: list[tuple[str, tuple[str, ...]]] = []
         for c in remaining:
@@ -98,22 +116,11 @@ def private_bayes(
                 candidates = [candidates[i] for i in sorted(keep)]
 
             def scores(table: pd.DataFrame, candidates: list[tuple[str, tuple[str, ...]]] = candidates) -> list[float]:
+                if table_id != [id(table)]:  # scores are memoised per table (a row-wise function of it, as before)
+                    scored.clear()
+                    table_id[:] = [id(table)]
                 coded = codes(table)
-                out = []
-                for child, ps in candidates:
-                    index = np.zeros(len(coded[child]), dtype=np.int64)
-                    size = 1
-                    for p in ps:
-                        index = index * cards[p] + coded[p]
-                        size *= cards[p]
-                    joint = np.bincount(index * cards[child] + coded[child], minlength=size * cards[child])
-                    joint = joint.reshape(size, cards[child])
-                    if SCORE == "mi":
-                        out.append(_mutual_information_counts(joint))
-                    else:
-                        expected = np.outer(joint.sum(axis=1), marginals[child])
-                        out.append(float(np.abs(joint - expected).sum()))
-                return out
+                return [score_of(coded, child, ps) for child, ps in candidates]
 
             sensitivity = MI_SENSITIVITY if SCORE == "mi" else 2.0
             c, ps = candidates[int(measure("select", noisy_argmax(scores, rho, sensitivity=sensitivity)))]
