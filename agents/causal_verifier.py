@@ -38,7 +38,10 @@ def verify_causal(state: RunState, runtime: Runtime[RunContext]) -> dict[str, An
     for i, (r, fast) in enumerate(zip(records, clean, strict=True)):
         if fast and not r["violations"] and (tools is None or not tools[i]):
             # It states exactly its skeleton's facts: no "facts" of its own (what a slower attempt read is dropped).
-            routes["accept"].append(r if "facts" not in r else {k: v for k, v in r.items() if k != "facts"})
+            if "facts" in r:
+                r = r.copy()
+                del r["facts"]
+            routes["accept"].append(r)
             continue
         got = extract(lexicon, r["text"])
         # A failed generator call has no text to check: its one violation says why, without an omission per fact.

@@ -319,12 +319,14 @@ class BatchDecoder:
     def capacity(self, programs: Sequence[Program]) -> int:
         """How many of ``programs`` (from the first) one round can take: sequence ids and cells (estimated)."""
         seqs, cells = 2 + len(self._kept), sum(len(n.tokens) for n in self._kept.values())
-        seen: set[tuple[int, str, str]] = set()
+        seen: set[tuple[int, str, str]] = {(-1, text, "") for text in self._kept}
         for n, p in enumerate(programs):
             new = {(-1, p.prefix, "")} | {(i, p.prefix, b) for i, b in enumerate(p.blocks)}
             new -= seen
-            own = len(p.tail) + sum(len(x) for x in p.steps if isinstance(x, str)) + p.budget
-            need = sum(len(k[1] if k[0] < 0 else k[2]) for k in new) // 2 + own // 2 + 64
+            shared = sum(len(self.tokenize(k[1], first=True) if k[0] < 0 else self.tokenize(k[2])) for k in new)
+            forced = len(self.tokenize(p.tail)) + sum(len(self.tokenize(x)) for x in p.steps if isinstance(x, str))
+            sampled = min(p.budget, sum(x.max_tokens for x in p.steps if isinstance(x, Gap)))
+            need = shared + forced + sampled + 64  # 64: tokens merging differently across forced pieces, and more
             if n and (seqs + len(new) + 1 > self.max_seqs or cells + need > self.n_ctx - 4 * UBATCH):
                 return n
             seen |= new
