@@ -252,7 +252,9 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
     user_dag = dag is not None
     if dag is None:
         dag = _trim_parents(learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target), cards)
-        structure = "pgmpy hill climbing (AIC)" if len(names) <= HILL_CLIMB_MAX_COLUMNS else "pgmpy Chow-Liu tree"
+        structure = (
+            "pgmpy hill climbing (BDeu, ESS 100)" if len(names) <= HILL_CLIMB_MAX_COLUMNS else "pgmpy Chow-Liu tree"
+        )
     else:
         structure = "user DAG"
     _check_cpt_sizes(dag, cards)
