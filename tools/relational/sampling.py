@@ -12,7 +12,7 @@ Values are JSON-like: dates and date-times as ISO strings, nulls as None.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from causalsynth.tools.errors import DataError
 from causalsynth.tools.relational.derive import derive_columns
 from causalsynth.tools.relational.fake_values import PROVIDERS, provider, to_datetime64
 from causalsynth.tools.relational.frame_data import ancestor_values
+from causalsynth.tools.relational.row_streams import RowStreams
 from causalsynth.tools.relational.tables import ColumnSpec, Offset, TableSchema, ValueMap
 
 ENTITY = "_entity"
@@ -30,6 +31,8 @@ VAR_PREFIX = "_v_"
 #: Streams of the draw's own redraws of repeated unique values (far from the repairer's attempt numbers).
 DISTINCT_ATTEMPT = 1_000_000
 DISTINCT_ROUNDS = 8
+#: What a column is drawn from: one stream for all rows (the first draw), or a stream per row (a repair's redraw).
+Rng: TypeAlias = np.random.Generator | RowStreams
 
 
 def var_column(var: str) -> str:
@@ -51,6 +54,14 @@ class RelationalSampler:
         """A stream named by (seed, table, column or purpose, attempt)."""
         key = [self.seed, attempt, *(ord(c) for c in f"{table}\x00{what}")]
         return np.random.default_rng(np.random.SeedSequence(key))
+
+    def row_streams(self, table: str, what: str, attempt: int, keys: Any) -> RowStreams:
+        """A stream per row named by (seed, table, column, attempt, the row's primary key in ``keys``).
+
+        A row's values drawn from it do not depend on which other rows are drawn with it (``resample``).
+        """
+        key = [self.seed, attempt, *(ord(c) for c in f"{table}\x00{what}\x00rows")]
+        return RowStreams(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0]), keys)
 
     def sample(self, n: int) -> dict[str, pd.DataFrame]:
         """``n`` root rows and all their descendants, every table a DataFrame of JSON-like values."""
@@ -175,9 +186,9 @@ class RelationalSampler:
         column: str,
         frame: pd.DataFrame,
         frames: Mapping[str, pd.DataFrame],
-        rng: np.random.Generator,
+        rng: Rng,
     ) -> Any:
-        """Values of ``column`` for every row of ``frame`` (JSON-like)."""
+        """Values of ``column`` for every row of ``frame`` (JSON-like), from ``rng`` (a stream, or one per row)."""
         spec = self.schema.tables[table]
         cs = spec.columns[column]
         m = len(frame)
@@ -194,11 +205,15 @@ class RelationalSampler:
             states = frame[var_column(cs.variable)].to_numpy()
             values = states if cs.map is None else _by_state(cs, cs.map, states, rng)
         elif cs.provider is not None:
-            if cs.provider in PROVIDERS:
-                values = np.asarray(PROVIDERS[cs.provider][0](rng, m, cs))
+            if cs.provider in PROVIDERS:  # the built-in ones call only what RowStreams has
+                values = np.asarray(PROVIDERS[cs.provider][0](cast(np.random.Generator, rng), m, cs))
             else:  # a plugin's: its failure stops the run with the provider's name (no column is left half drawn)
+                fn = provider(cs.provider)[0]
                 try:
-                    values = np.asarray(provider(cs.provider)[0](rng, m, cs), dtype=object)
+                    if isinstance(rng, RowStreams):  # it may call any Generator method: a Generator per row
+                        values = np.asarray([_one(fn(g, 1, cs)) for g in rng.generators()], dtype=object)
+                    else:
+                        values = np.asarray(fn(rng, m, cs), dtype=object)
                 except Exception as exc:
                     raise DataError(
                         f"provider {cs.provider} failed on {table}.{column}: {type(exc).__name__}: {exc}"
@@ -222,7 +237,7 @@ class RelationalSampler:
         off: Offset,
         frame: pd.DataFrame,
         frames: Mapping[str, pd.DataFrame],
-        rng: np.random.Generator,
+        rng: Rng,
     ) -> Any:
         src_table, _, src_col = off.from_.rpartition(".")
         if src_table and src_table != table:
@@ -243,18 +258,31 @@ class RelationalSampler:
         return pd.to_numeric(base).to_numpy(dtype=float) + amount
 
 
-def _by_state(cs: ColumnSpec, mapping: Mapping[str, Any], states: Any, rng: np.random.Generator) -> Any:
+def _one(values: Any) -> Any:
+    """The single value a provider drew for one row.
+
+    Raises:
+        ValueError: it drew some other number of values.
+    """
+    got = np.asarray(values, dtype=object).reshape(-1)
+    if len(got) != 1:
+        raise ValueError(f"gave {len(got)} values for 1 row")
+    return got[0]
+
+
+def _by_state(cs: ColumnSpec, mapping: Mapping[str, Any], states: Any, rng: Rng) -> Any:
     """Per row, a value from the map entry of the row's state."""
     states_arr = np.asarray(states, dtype=object)
     out = np.empty(len(states_arr), dtype=object)
     for state, spec in mapping.items():
         rows = np.flatnonzero(states_arr == state)
         if len(rows):
-            out[rows] = list(_draw_value(cs, spec, len(rows), rng))
+            part = rng.rows(rows) if isinstance(rng, RowStreams) else rng
+            out[rows] = list(_draw_value(cs, spec, len(rows), part))
     return out
 
 
-def _draw_value(cs: ColumnSpec, spec: Any, m: int, rng: np.random.Generator) -> Any:
+def _draw_value(cs: ColumnSpec, spec: Any, m: int, rng: Rng) -> Any:
     """``m`` draws of a map entry: a fixed value, ``[low, high]`` uniform, or ``{range, mode}`` triangular."""
     if isinstance(spec, dict):
         low, high = spec["range"]
@@ -323,13 +351,17 @@ def resample(
 
     Offsets in the same table and in child tables (``from: table.column``) follow the new values. Returns the
     ``(table, column)`` pairs that changed.
+
+    Each row draws from a stream of its own (seed, table, column, attempt, the row's primary key), so a row's new
+    values are the same whichever rows are redrawn with it: in any batch, batch size, shard or ``--resume`` retry.
     """
     schema = sampler.schema
     frame = frames[table]
     changed = []
     for col in [column, *sampler.dependents(table, column)]:
         part = frame.iloc[rows]
-        values = sampler.draw(table, col, part, frames, sampler.rng(table, col, attempt))
+        streams = sampler.row_streams(table, col, attempt, part[schema.pk(table)].to_numpy())
+        values = sampler.draw(table, col, part, frames, streams)
         if frame[col].dtype != object:
             frame[col] = frame[col].astype(object)
         frame.loc[frame.index[rows], col] = pd.Series(values, index=part.index, dtype=object)
