@@ -5,8 +5,7 @@ fix, or that has used its rounds, is rejected with every violation as its reason
 
 A record one of whose texts failed for infrastructure reasons (``_failed``, set by ``agents.table_generator``) is
 neither: its empty text says nothing about the generator. The text's own violations are dropped; the record stays in
-the batch while its other columns still need a redraw (redraws are drawn per batch, so the other records of the
-batch get the values an uninterrupted run gives them), then it is set aside whole as ``failed``: every row of it
+the batch while its other columns still need a redraw, then it is set aside whole as ``failed``: every row of it
 (root and descendants) is left out of the tables and the database, so no foreign key points at a missing row, and
 one ``failed`` row per failed text (``kind`` ``infrastructure``, the reason) says which. It is left out of every
 measure: what its first validation added to the counters is taken back. ``--resume`` retries it from its drawn rows.
