@@ -199,12 +199,7 @@ def restore(graph: Any, context: RunContext, saver: BatchSaver) -> dict[str, Any
     restore_retriever(context, next_id, accepted)  # the retrieve node queried each record of the kept batches once
     if _has_metrics(context.domain):
         restore_metric_rows(context, records=sink.accepted_records())
-    if context.progress is not None:
-        context.progress(next_id - len(retry or in_flight))  # those are counted again when their batch is written
-    event: dict[str, Any] = {"event": "resumed", "batches_kept": batches, "next_id": next_id}
-    if retry or in_flight:
-        event["retrying_failed"] = len(retry or in_flight)
-    context.emit(event)
+    _announce(context, batches, next_id, len(retry or in_flight))
     if retry:
         saver.keep_next = True
         config = graph.update_state(
@@ -216,6 +211,16 @@ def restore(graph: Any, context: RunContext, saver: BatchSaver) -> dict[str, Any
         assert config is not None
         values = _snapshot(graph)
     return values
+
+
+def _announce(context: RunContext | TableRunContext, batches: int, next_id: int, retrying: int) -> None:
+    """Report a resume: progress up to the records kept, and the ``resumed`` event (with the failed ones retried)."""
+    if context.progress is not None:
+        context.progress(next_id - retrying)  # those are counted again when their batch is written
+    event: dict[str, Any] = {"event": "resumed", "batches_kept": batches, "next_id": next_id}
+    if retrying:
+        event["retrying_failed"] = retrying
+    context.emit(event)
 
 
 def _has_metrics(domain: Domain) -> bool:
@@ -260,12 +265,7 @@ def restore_tables(graph: Any, context: TableRunContext, saver: BatchSaver) -> d
         return None
     next_id = int(values.get("next_id", 0))
     retry = [] if in_flight else sink.failed_entities()
-    if context.progress is not None:
-        context.progress(next_id - len(retry or in_flight))  # those are counted again when their batch is written
-    event: dict[str, Any] = {"event": "resumed", "batches_kept": batches, "next_id": next_id}
-    if retry or in_flight:
-        event["retrying_failed"] = len(retry or in_flight)
-    context.emit(event)
+    _announce(context, batches, next_id, len(retry or in_flight))
     if retry:
         tables = context.take_entities(retry)
         if realised is not None:  # as sample_tables starts a batch: no attempt made yet

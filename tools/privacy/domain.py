@@ -349,7 +349,7 @@ def _values_of(name: str) -> Callable[[pd.DataFrame], dict[str, int]]:
 
     def keys(table: pd.DataFrame) -> dict[str, int]:
         counts = table[name].dropna().astype(float).value_counts()
-        return {repr(float(k)): int(v) for k, v in counts.items()}
+        return {repr(float(k)): int(v) for k, v in zip(counts.index.to_numpy(float), counts.to_numpy(), strict=True)}
 
     return keys
 
