@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean phoenix llama-server
+.PHONY: setup demo test test-slow lint bench clean phoenix llama-server
 
 $(STAMP): pyproject.toml examples/plugins/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,8 +57,13 @@ demo: setup
 llama-server: $(STAMP)
 	$(BIN)/python scripts/llama_server_build.py >/dev/null
 
+# `make test` leaves out the tests marked slow (kill sweeps, real-server retries, Dask with the real model,
+# llama-server, large networks); `make test-slow` runs just those. CI (.ci/run) runs both.
 test: setup $(LG_STAMP) llama-server
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+
+test-slow: setup $(LG_STAMP) llama-server
+	$(BIN)/python -m pytest -q -m slow --durations=15
 
 # mypy and import-linter read folders, so they run over the package laid out as it installs (build/lint).
 lint: setup

@@ -19,6 +19,9 @@ from causalsynth.tools.sinks import folder as folder_module
 from causalsynth.tools.sinks import run_folder
 from tests.durable.test_resume import same_output
 
+#: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
+pytestmark = pytest.mark.slow
+
 RUN = {"llm": "template", "batch_size": 150, "seed": 11, "max_rounds": 1}
 N = 3000  # 20 batches
 

@@ -17,6 +17,9 @@ from causalsynth.tools.llm.local_model import ensure_model
 from tests.conftest import ROOT
 from tests.durable.test_resume import same_output
 
+#: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
+pytestmark = pytest.mark.slow
+
 CLI = [sys.executable, "-c", "from causalsynth.graphs.cli import main; main()"]
 ARGS = ["run", str(ROOT / "examples" / "asia.yaml"), "-n", "8", "--batch-size", "2", "--seed", "5",
         "--no-retrieval", "--concurrency", "1"]  # fmt: skip

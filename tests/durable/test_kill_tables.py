@@ -21,6 +21,9 @@ from causalsynth.tools.sinks import resumable
 from causalsynth.tools.sinks.sqlite import SqliteSink
 from tests.durable.test_tables import RUN, N, same_tables
 
+#: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)

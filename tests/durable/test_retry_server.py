@@ -21,6 +21,9 @@ from causalsynth.tools.text.consistency import check_facts
 from causalsynth.tools.text.extract import extract
 from tests.conftest import ROOT, free_port, stop_group
 
+#: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
+pytestmark = pytest.mark.slow
+
 CLI = [sys.executable, "-c", "from causalsynth.graphs.cli import main; main()"]
 SPEC = ROOT / "examples" / "asia.yaml"
 N = 6

@@ -9,11 +9,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import causalsynth as cs
 from causalsynth.graphs.dask_engine import local_cluster
 from causalsynth.graphs.retrieval import RetrievalOptions
 from causalsynth.tools.llm.factory import LLMOptions
 from tests.conftest import ROOT, by_id, same_report
+
+#: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
+pytestmark = pytest.mark.slow
 
 
 def test_retrieval_with_the_local_model_gives_the_single_process_records(tmp_path: Path) -> None:

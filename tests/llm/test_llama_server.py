@@ -35,6 +35,9 @@ from causalsynth.tools.text.realisation import RealisationRequest
 from tests.conftest import ROOT, free_port, stop_group
 from tests.fakes import ScriptedChatModel
 
+#: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
+pytestmark = pytest.mark.slow
+
 SLOTS = 4
 
 
