@@ -25,11 +25,7 @@ def write_tables(state: TableRunState, runtime: Runtime[TableRunContext]) -> dic
     rejected = state.get("rejected", [])
     failed = state.get("failed", [])
     if failed and ctx.sink is not None:  # into the batch's own part, with the batch's other files
-        write_failed = getattr(ctx.sink, "write_failed", None)
-        if write_failed is not None:
-            write_failed(failed)
-        else:  # a sink without a failed file (a Dask shard's): the reasons go to its event log
-            ctx.emit({"event": "failed", "rows": [dict(v) for v in failed]})
+        ctx.sink.write_failed(failed)
     done = sum(len(t[ctx.schema.root]["_entity"]) for t in accepted) + len({v["entity"] for v in rejected})
     ctx.flush(accepted, rejected, done + len({v["entity"] for v in failed}))
     realised = ctx.schema.realised()

@@ -5,8 +5,8 @@ its parent's shard and no foreign key crosses shards (lookup tables belong to no
 What makes a shard's rows equal to the single-process run's:
 
 - **Whole batches**: a shard is a run of whole batches of the single-process run (its first id a multiple of the
-  batch size), because a repair redraws the broken rows of one batch together. So a run of ``n`` records in
-  batches of ``b`` has at most ``ceil(n / b)`` shards.
+  batch size): a repaired unique value is checked against the values accepted in earlier batches (below). So a
+  run of ``n`` records in batches of ``b`` has at most ``ceil(n / b)`` shards.
 - **The same draw**: every worker draws the run's rows once (seeded; cached for the next shards of the run) and
   takes its shard's records from it, with global ids and keys, as the single-process run takes each batch.
 - **Unique values** are made distinct over the whole draw before any record is validated (the draw redraws
@@ -17,8 +17,9 @@ What makes a shard's rows equal to the single-process run's:
   the merge, where the database's ``UNIQUE`` constraint fails the run with a message naming the column and
   value, rather than write tables that differ from the single-process run's.
 
-A shard writes its accepted rows per table and its rejects as Parquet in a private folder, then publishes them as
-``TABLE.parquet/shard-00003.parquet`` (a re-run shard replaces its files). When every shard is done the client
+A shard writes its accepted rows per table, its rejects and its failed texts (infrastructure failures; only a shard
+that had some) as Parquet in a private folder, then publishes them as ``TABLE.parquet/shard-00003.parquet`` (a
+re-run shard replaces its files). When every shard is done the client
 writes, once: each table's CSV, and ``database.sqlite`` with the schema's constraints (keys, foreign keys,
 ``UNIQUE``, types; lookup tables first, then each shard's rows, parents first), then the report from the sum of
 every shard's counters (compliance and selection drift over the whole output).
@@ -86,8 +87,9 @@ from causalsynth.tools.relational.report import table_report
 from causalsynth.tools.relational.tables import TableSchema
 from causalsynth.tools.retrieval.retriever import RetrievalSettings, Retriever
 from causalsynth.tools.sinks.folder import EVENTS, REJECTS, REPORT
+from causalsynth.tools.sinks.run_folder import FAILED
 from causalsynth.tools.sinks.sqlite import SqliteSink
-from causalsynth.tools.sinks.table_folder import ARROW_TYPES, DATABASE, REJECT_SCHEMA
+from causalsynth.tools.sinks.table_folder import ARROW_TYPES, DATABASE, REJECT_SCHEMA, violation_table
 from causalsynth.tools.spec import Domain
 from causalsynth.tools.tabular import write_text
 
@@ -108,14 +110,6 @@ def table_schemas(schema: TableSchema) -> dict[str, pa.Schema]:
     }
 
 
-def reject_table(rejected: Sequence[TableViolation]) -> pa.Table:
-    """Rejected records' violations as ``rejects.parquet`` rows (as the single-process sink writes them)."""
-    cols: dict[str, list[Any]] = {"entity": [int(v["entity"]) for v in rejected]}
-    for c in REJECT_SCHEMA.names[1:]:
-        cols[c] = [None if v[c] is None else str(v[c]) for v in rejected]  # type: ignore[literal-required]
-    return pa.Table.from_pydict(cols, schema=REJECT_SCHEMA)
-
-
 class ShardTableSink:
     """One shard's output: accepted rows per record table and rejects as Parquet in a private folder, events."""
 
@@ -127,6 +121,7 @@ class ShardTableSink:
         self._schemas = table_schemas(schema)
         self._parquet = {t: pq.ParquetWriter(folder / f"{t}.parquet", self._schemas[t]) for t in schema.record_tables}
         self._rejects = pq.ParquetWriter(folder / REJECTS, REJECT_SCHEMA)
+        self._failed: pq.ParquetWriter | None = None  # made by the first failed text
         self._events = (folder / EVENTS).open("w", encoding="utf-8")
 
     def event(self, event: Mapping[str, Any]) -> None:
@@ -141,11 +136,20 @@ class ShardTableSink:
                 cols = {c: list(tables[t][c]) for c in self.schema.tables[t].columns}
                 self._parquet[t].write_table(pa.Table.from_pydict(cols, schema=self._schemas[t]))
         if rejected:
-            self._rejects.write_table(reject_table(rejected))
+            self._rejects.write_table(violation_table(rejected))
+
+    def write_failed(self, failed: Sequence[TableViolation]) -> None:
+        """Append texts that failed for infrastructure reasons (the shard's part of ``failed.parquet``)."""
+        if self._failed is None:
+            self._failed = pq.ParquetWriter(self.folder / FAILED, REJECT_SCHEMA)
+        self._failed.write_table(violation_table(failed))
+
+    def _writers(self) -> list[pq.ParquetWriter]:
+        return [*self._parquet.values(), self._rejects, *([self._failed] if self._failed is not None else [])]
 
     def finish(self, report: Mapping[str, Any]) -> None:
         """Close the files (the shard's own report is not kept: the client reports over every shard)."""
-        for writer in [*self._parquet.values(), self._rejects]:
+        for writer in self._writers():
             writer.close()
         self.finished = True
 
@@ -158,7 +162,7 @@ class ShardTableSink:
     def abort(self, reason: str) -> None:
         """Close the files; the private folder is discarded by whoever re-runs or aborts the run."""
         if not self.finished:
-            for writer in [*self._parquet.values(), self._rejects]:
+            for writer in self._writers():
                 try:
                     writer.close()
                 except (OSError, pa.ArrowException):
@@ -248,7 +252,9 @@ def run_table_shard(job: TableShardJob) -> TableShardResult:
 
 def _publish(folder: Path, out: Path, index: int, schema: TableSchema) -> None:
     """Move a finished shard's files into the run's datasets under fixed names (a re-run replaces, never adds)."""
-    for name in _datasets(schema):
+    for name in [*_datasets(schema), FAILED]:
+        if name == FAILED and not (folder / name).exists():  # only a shard with failed texts has one
+            continue
         dest = _staged(out, name, index)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(folder / name, dest)
@@ -421,7 +427,7 @@ def merge_tables(schema: TableSchema, out: Path, results: Sequence[TableShardRes
                 writer.close()
         for t in schema.lookups:
             os.replace(out / f".{t}.parquet.partial", out / f"{t}.parquet")
-        move_datasets(out, _datasets(schema), required=_datasets(schema))
+        move_datasets(out, [*_datasets(schema), FAILED], required=_datasets(schema))
         for name, path in partial.items():
             os.replace(path, out / name)
     except (OSError, pa.ArrowException) as exc:

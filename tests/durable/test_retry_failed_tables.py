@@ -243,3 +243,24 @@ def test_an_interrupted_retry_resumes_the_retry(server, script, reference, tmp_p
     same_as_reference(reference, out)
     events = [json.loads(line) for line in (out / "run.jsonl").read_text().splitlines()]
     assert [e.get("retrying_failed") for e in events if e.get("event") == "resumed"] == [len(diabetic)] * 2
+
+
+def test_a_sharded_run_writes_the_same_failed_rows_as_one_process(server, script, tmp_path):
+    # Setup: the diabetic patients' notes fail, in one process and on 3 shards of a 2-worker Dask cluster
+    from causalsynth.graphs.dask_engine import local_cluster
+
+    script.refuse_for = (DIABETIC,)
+    local = cs.generate("hospital", N, out=tmp_path / "local", **options(server))
+    # Run
+    with local_cluster(2) as cluster:
+        sharded = cs.generate("hospital", N, out=tmp_path / "dask", engine="dask",
+                              scheduler=cluster.scheduler_address, shards=3, **options(server))  # fmt: skip
+    # Assert: the same failed rows (a dataset of one file per shard that had failures), counts and tables
+    keys = ["entity", "table", "row"]
+    failed = [pd.read_parquet(tmp_path / f / FAILED).sort_values(keys, ignore_index=True) for f in ("local", "dask")]
+    assert len(failed[0]) > 0
+    pd.testing.assert_frame_equal(*failed)
+    assert sharded.report["n_failed"] == local.report["n_failed"] > 0
+    for table, frame in tables(tmp_path / "local").items():
+        pd.testing.assert_frame_equal(frame, tables(tmp_path / "dask")[table], obj=table)
+    database(tmp_path / "dask")
