@@ -52,6 +52,12 @@ SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "bi
               "cpts": 0.45}  # fmt: skip
 #: Steps released with the Gaussian threshold (each query also spends a share of delta).
 THRESHOLDED_STEPS = {"domain", "domain2", "spikes"}
+#: With a ``--target``, a family holding it scores this part of the estimated rows more in the private structure
+#: selection (a public constant, so the scores' sensitivity is unchanged): the target gets informative children.
+#: HealthInsurance at epsilon 1, 12-16 fits each: TSTR AUC 0.59 -> 0.60-0.61, 2-way TVD unchanged (+-0.0005);
+#: wa_churn AUC 0.78 -> 0.80. Forcing the target into every family (a tree-augmented naive Bayes) gave the same
+#: AUC and a worse 2-way TVD (0.0379); a second measurement of the target's families, no better AUC.
+TARGET_BONUS = 0.05
 #: The part of the category releases' share spent on the first (per column) release; the rest on the second.
 FIRST_RELEASE = 0.7
 #: The numeric columns' range and shape histograms ("bounds", "bins") get their full shares at this part of the
@@ -193,7 +199,7 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         marginals = {n: (first[n] + 1e-9) / (first[n] + 1e-9).sum() for n in names}
         max_cells = n_hat / (FAMILY_NOISE * sigma_c)
         dag = private_bayes(names, cards, codes, marginals, max_cells, per_query["select"][0], measure,
-                            options.target, options.seed)  # fmt: skip
+                            options.target, options.seed, TARGET_BONUS * n_hat)  # fmt: skip
         structure = "private Bayesian network (exponential mechanism, in-degree <= 2), consistent marginals"
     else:
         structure = "user DAG, consistent marginals"

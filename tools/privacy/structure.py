@@ -66,6 +66,7 @@ def private_tree(
 def private_bayes(
     names: Sequence[str], cards: Mapping[str, int], codes: Codes, marginals: Mapping[str, NDArray[np.float64]],
     max_cells: float, rho: float, measure: Callable[[str, Any], Any], root: str | None, seed: int = 0,
+    bonus: float = 0.0,
 ) -> dict[str, list[str]]:  # fmt: skip
     """A DAG of in-degree <= 2 chosen greedily with the exponential mechanism (PrivBayes-style), ``{child: parents}``.
 
@@ -73,7 +74,8 @@ def private_bayes(
     among the columns already placed, picked by noisy max over the score ``|N(P, c) - N(P) x q_c|_1``: how far
     the counts of ``c`` given its parents ``P`` are from the released marginal ``q_c`` (adding or removing a row
     moves it by at most 2). Families whose table has more than ``max_cells`` cells are not candidates (their
-    counts would drown in noise); above ``MAX_CANDIDATES`` per round a public random subset is scored.
+    counts would drown in noise); above ``MAX_CANDIDATES`` per round a public random subset is scored. A family
+    holding ``root`` (the target) scores ``bonus`` more: a public constant, so the sensitivity stays 2.
     """
     rng = np.random.default_rng([seed, 0x5E1EC7])
     first = root if root is not None else names[0]
@@ -120,7 +122,7 @@ def private_bayes(
                     scored.clear()
                     table_id[:] = [id(table)]
                 coded = codes(table)
-                return [score_of(coded, child, ps) for child, ps in candidates]
+                return [score_of(coded, child, ps) + (bonus if root in ps else 0.0) for child, ps in candidates]
 
             sensitivity = MI_SENSITIVITY if SCORE == "mi" else 2.0
             c, ps = candidates[int(measure("select", noisy_argmax(scores, rho, sensitivity=sensitivity)))]
