@@ -166,6 +166,22 @@ def orient(names: Sequence[str], edges: Sequence[tuple[str, str]], root: str | N
     return parents
 
 
+def _ordered(search: type[Any]) -> type[Any]:
+    """Hill climbing (pgmpy's) with its candidate operations in one fixed order.
+
+    pgmpy lists the edges it may add from a ``set``, whose order follows string hashes (``PYTHONHASHSEED``), and
+    takes the first best operation: on ties (BDeu scores both directions of an edge alike) the learned DAG, and
+    so the spec, changed from one process to the next. Sorted, the same data always gives the same DAG.
+    """
+
+    class Ordered(search):  # type: ignore[misc, valid-type]
+        def _legal_operations(self, *args: Any, **kwargs: Any) -> list[Any]:
+            ops = super()._legal_operations(*args, **kwargs)
+            return sorted(ops, key=lambda op: (op[0][0], str(op[0][1][0]), str(op[0][1][1])))
+
+    return Ordered
+
+
 def learned_dag(codes: pd.DataFrame, root: str | None) -> dict[str, list[str]]:
     """Pgmpy structure learning on exact state codes (no DP)."""
     with warnings.catch_warnings():  # pgmpy 1.1.0 announces a new home for its scores; the estimators API still works
@@ -177,7 +193,7 @@ def learned_dag(codes: pd.DataFrame, root: str | None) -> dict[str, list[str]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             score = BDeu(data, equivalent_sample_size=EXACT_ESS)
-            model = HillClimbSearch(data).estimate(
+            model = _ordered(HillClimbSearch)(data).estimate(
                 scoring_method=score, max_indegree=EXACT_INDEGREE, show_progress=False
             )
         parents: dict[str, list[str]] = {str(n): [] for n in data.columns}
