@@ -174,7 +174,7 @@ def _ordered(search: type[Any]) -> type[Any]:
     so the spec, changed from one process to the next. Sorted, the same data always gives the same DAG.
     """
 
-    class Ordered(search):  # type: ignore[misc, valid-type]
+    class Ordered(search):
         def _legal_operations(self, *args: Any, **kwargs: Any) -> list[Any]:
             ops = super()._legal_operations(*args, **kwargs)
             return sorted(ops, key=lambda op: (op[0][0], str(op[0][1][0]), str(op[0][1][1])))
