@@ -10,6 +10,8 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,21 @@ def stop_group(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=timeout)
+
+
+def wait_serving(url: str, process: subprocess.Popen[bytes], log: Path, *, seconds: float, name: str) -> None:
+    """Poll ``url`` until it answers 200; fail the test with the log's tail if the server exits or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 (a loopback URL of the test's)
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{name} did not start within {seconds:.0f} s: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

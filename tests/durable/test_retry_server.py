@@ -8,8 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +17,7 @@ from causalsynth.tools.llm.local_model import ensure_model
 from causalsynth.tools.spec import load_domain
 from causalsynth.tools.text.consistency import check_facts
 from causalsynth.tools.text.extract import extract
-from tests.conftest import ROOT, free_port, stop_group
+from tests.conftest import ROOT, free_port, stop_group, wait_serving
 
 #: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
 pytestmark = pytest.mark.slow
@@ -41,17 +39,12 @@ def _serve(port: int, log: Path) -> subprocess.Popen[bytes]:
            "--port", str(port), "--n_ctx", "2048", "--model_alias", "smollm2"]  # fmt: skip
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as reply:
-                if reply.status == 200:
-                    return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop_group(proc)
-                pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
+    try:
+        wait_serving(f"http://127.0.0.1:{port}/v1/models", proc, log, seconds=90, name="llama_cpp.server")
+    except BaseException:
+        stop_group(proc)
+        raise
+    return proc
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from causalsynth.tools.llm.local_model import ensure_model
 from causalsynth.tools.spec import load_domain
 from causalsynth.tools.text.consistency import check_facts
 from causalsynth.tools.text.extract import extract
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_serving
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +31,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as reply:
-                    assert reply.status == 200
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.5)
+        wait_serving(f"{base}/models", proc, log, seconds=90, name="llama_cpp.server")
         yield base, log
     finally:
         proc.terminate()

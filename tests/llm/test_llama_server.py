@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ from causalsynth.tools.spec import load_domain
 from causalsynth.tools.text.consistency import check_facts
 from causalsynth.tools.text.extract import extract
 from causalsynth.tools.text.realisation import RealisationRequest
-from tests.conftest import ROOT, free_port, stop_group
+from tests.conftest import ROOT, free_port, stop_group, wait_serving
 from tests.fakes import ScriptedChatModel
 
 #: Long integration runs: `make test-slow` (and CI) runs them, `make test` leaves them out.
@@ -64,17 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"llama-server did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_serving(f"{base}/health", proc, log, seconds=120, name="llama-server")
         yield base, log
     finally:
         stop_group(proc)

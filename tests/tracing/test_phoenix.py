@@ -24,7 +24,7 @@ import pytest
 import causalsynth as cs
 from causalsynth.graphs import phoenix
 from causalsynth.tools.errors import UsageError
-from tests.conftest import ROOT, free_port, run_cli, stop_group
+from tests.conftest import ROOT, free_port, run_cli, stop_group, wait_serving
 from tests.fakes import ScriptedChatModel
 from tests.tracing.test_langsmith import backdoor
 
@@ -72,19 +72,7 @@ def phoenix_server(tmp_path_factory) -> Iterator[str]:
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"phoenix exited with {server.returncode}: {(folder / 'serve.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"phoenix not healthy after 180 s: {(folder / 'serve.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_serving(f"{url}/healthz", server, folder / "serve.log", seconds=180, name="phoenix")
         # Both of its ports listen on loopback only (127.0.0.1, or its IPv4-mapped IPv6 form)
         loopback = {"0100007F", "0000000000000000FFFF00000100007F"}
         assert _listeners(port) <= loopback and _listeners(grpc_port) <= loopback, (
