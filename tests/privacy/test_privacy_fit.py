@@ -68,7 +68,7 @@ def test_fitted_spec_records_provenance_and_budget_split(fitted: tuple[pd.DataFr
 
     # Assert
     assert fit is not None and fit.dp and fit.epsilon == 1.0 and fit.delta == 1e-6
-    steps = {"domain", "domain2", "nulls", "bounds", "spikes", "bins", "marginals", "select", "cpts"}
+    steps = {"domain", "domain2", "nulls", "bounds", "spikes", "zoom", "bins", "marginals", "select", "cpts"}
     assert {s.step for s in fit.budget} == steps
     assert sum(s.rho for s in fit.budget) == pytest.approx(fit.rho)
     assert fit.rows == pytest.approx(12_000, abs=400)  # the noisy row count

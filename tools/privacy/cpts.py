@@ -1,8 +1,4 @@
-"""CPTs from counts: noisy counts through OpenDP under DP, exact ones without.
-
-Both are smoothed towards the child's marginal so that parent configurations with little mass fall back to it
-instead of to noise.
-"""
+"""Count-table helpers for CPTs: a row's flat cell index, and the projection onto non-negative counts."""
 
 from __future__ import annotations
 
@@ -18,21 +14,6 @@ def joint_index(codes: Sequence[NDArray[np.int64]], cards: Sequence[int]) -> NDA
     for c, k in zip(codes, cards, strict=True):
         index = index * k + c
     return index
-
-
-def cpt_from_counts(counts: NDArray[np.float64], card: int, pseudo: float) -> NDArray[np.float64]:
-    """``P(child | parents)`` rows from a flat count vector.
-
-    Each row of noisy counts is projected onto the non-negative counts with the same total (Euclidean projection
-    onto a scaled simplex): unlike clipping negatives, this does not hand every empty state a share of the noise.
-    Then ``pseudo`` counts of the child's marginal are added to each row, so rows with little mass fall back to it.
-    """
-    table = np.asarray(counts, dtype=float).reshape(-1, card)
-    projected = np.stack([project_to_simplex(row, max(float(row.sum()), 0.0)) for row in table])
-    marginal = projected.sum(axis=0) + 1e-9
-    marginal = marginal / marginal.sum()
-    smoothed = projected + pseudo * marginal
-    return smoothed / smoothed.sum(axis=1, keepdims=True)
 
 
 def project_to_simplex(values: NDArray[np.float64], total: float) -> NDArray[np.float64]:

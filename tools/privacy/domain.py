@@ -42,7 +42,7 @@ def thresholded(column: Column, bounds: Mapping[str, PublicBounds]) -> bool:
 
 
 def histogram_queries(column: Column) -> int:
-    """Queries a column needs for its bins (one each in "bounds", "spikes" and "bins"): one per numeric column."""
+    """Queries a column needs for its bins (one in each of "bounds", "spikes", "zoom", "bins"): one if numeric."""
     return 1 if column.kind in NUMERIC else 0
 
 
@@ -57,8 +57,6 @@ class DomainRelease:
     counts: dict[str, dict[str, int]]  # per column, the released noisy counts (categories and nulls)
     sigma_counts: dict[str, float]  # per column, the noise scale of those counts
     rows: float  # a row-count estimate from the releases (post-processing)
-    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    sigma_bins: float = 0.0
     #: per column, the second category release's noisy counts and their noise scale (the columns it covered)
     second: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)
 
@@ -114,31 +112,46 @@ def private_domain(
     b_rho = rho_of("bounds")[0] if numeric else 0.0
     b_sigma = gaussian_scale(b_rho) if b_rho > 0 else 0.0
     coarse: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    groups: dict[str, tuple[int, ...]] = {}
     for col in numeric:  # first the range, on a public grid
         b = bounds.get(col.name, PublicBounds())
         edges = cell_edges(b.low, b.high, col.kind)
         noisy = measure("bounds", noisy_histogram(_cells_of(col.name, edges), b_rho))
         coarse[col.name] = (edges, np.asarray(noisy, dtype=float))
+        groups[col.name] = LOG_GROUPS if _log_grid(b, col.kind) else EVEN_GROUPS
     s_rho, s_delta = rho_of("spikes") if numeric else (0.0, 0.0)
     spikes: dict[str, dict[float, int]] = {}
     for col in numeric if s_rho > 0 else []:  # values many rows hold exactly (a point mass: 0, 100, a default)
         out = measure("spikes", thresholded_counts(_values_of(col.name), s_rho, s_delta))
         spikes[col.name] = {float(v): int(c) for v, c in out.items()}
     h_rho = rho_of("bins")[0] if numeric else 0.0
-    sigma = gaussian_scale(h_rho) if h_rho > 0 else 0.0
+    z_rho = rho_of("zoom")[0] if numeric else 0.0
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     ranges: dict[str, tuple[float, float]] = {}
-    for col in numeric:  # then the shape, on even cells inside the released range (its edges are post-processing)
+    zooms: dict[str, _Zoom] = {}
+    for col in numeric:  # then the shape, on cells inside the released range (their edges are post-processing)
         edges, noisy = coarse[col.name]
-        low, high, _ = cuts_from_histogram(edges, noisy, k, b_sigma, col.kind)
+        low, high, _ = cuts_from_histogram(edges, noisy, k, b_sigma, col.kind, groups[col.name])
         b = bounds.get(col.name, PublicBounds())
         points_ = list(spikes.get(col.name, {}))  # a released spike is inside the range
         low = float(b.low) if b.low is not None else min([low, *points_])  # public bounds are the range, not searched
         high = float(b.high) if b.high is not None else max([high, *points_])
         fine = fine_edges(low, high, col.kind, edges, noisy)
-        noisy_fine = measure("bins", noisy_histogram(_cells_of(col.name, fine), h_rho))
-        histograms[col.name] = (fine, np.asarray(noisy_fine, dtype=float))
-        ranges[col.name] = (low, high)
+        zoom = np.asarray(measure("zoom", noisy_histogram(_cells_of(col.name, fine), z_rho)), dtype=float)
+        zooms[col.name] = _zoomed(col, fine, zoom, low, high, b, points_, z_rho)
+    for col in numeric:
+        z = zooms[col.name]
+        counts = np.asarray(measure("bins", noisy_histogram(_cells_of(col.name, z.cells), h_rho)), dtype=float)
+        if z.counts is None:  # new cells: the second release alone is the shape
+            shape, shape_rho = counts, h_rho
+        elif z_rho + h_rho > 0:  # the same cells: both releases, weighted by their rho
+            shape, shape_rho = (z_rho * z.counts + h_rho * counts) / (z_rho + h_rho), z_rho + h_rho
+        else:
+            shape, shape_rho = counts, 0.0
+        first, last = _occupied(shape, gaussian_scale(shape_rho) if shape_rho > 0 else 0.0)
+        b = bounds.get(col.name, PublicBounds())
+        ranges[col.name] = _cut_range(z.low, z.high, z.cells, first, last, b, list(spikes.get(col.name, {})), col.kind)
+        histograms[col.name] = (z.cells, shape)
     for col in columns:
         b = bounds.get(col.name, PublicBounds())
         has_null = NULL_STATE in released_all[col.name]
@@ -161,7 +174,55 @@ def private_domain(
             specs[col.name] = category_spec(col, cats, has_null)
     sigmas = {c.name: t_sigma if thresholded(c, bounds) else n_sigma for c in columns}
     again = {name: (counts, t_sigma2) for name, counts in second.items()}
-    return DomainRelease(specs, released, sigmas, rows, histograms, sigma, again)
+    return DomainRelease(specs, released, sigmas, rows, again)
+
+
+#: The zoom histogram (on cells of equal mass by the range histogram) calls for new cells when one of its cells
+#: holds more than this part of the rows: the range histogram's cells were far too wide for the data (integer
+#: years 1963 to 2015 inside the cell 1000 to 2000).
+ZOOM_SHARE = 0.2
+#: ... and that cell's count stands this many noise scales above an equal share (sparse columns' noise alone
+#: often puts a fifth of the noisy total in one cell).
+ZOOM_NOISE = 4.0
+
+
+@dataclass(frozen=True)
+class _Zoom:
+    """Where a numeric column's second shape release counts: ``cells`` over ``[low, high]``.
+
+    ``counts``: the zoom release's counts on the same cells (``None`` when the cells are new).
+    """
+
+    cells: np.ndarray
+    low: float
+    high: float
+    counts: np.ndarray | None
+
+
+def _zoomed(col: Column, fine: np.ndarray, zoom: np.ndarray, low: float, high: float, b: PublicBounds,
+            spikes: Sequence[float], z_rho: float) -> _Zoom:  # fmt: skip
+    """The second shape release's cells, from the zoom release's counts on ``fine`` (post-processing).
+
+    Where one zoom cell clearly holds more than ``ZOOM_SHARE`` of the rows, new cells of equal mass by the zoom
+    counts; else the same cells (the two releases are then averaged).
+    """
+    total = float(zoom.sum())
+    sigma = gaussian_scale(z_rho) if z_rho > 0 else 0.0
+    top = float(zoom.max()) if len(zoom) else 0.0
+    if total <= 0 or len(fine) <= 2 or top <= ZOOM_SHARE * total or top - total / len(zoom) <= ZOOM_NOISE * sigma:
+        return _Zoom(fine, low, high, zoom)
+    return _Zoom(fine_edges(low, high, col.kind, fine, zoom), low, high, None)
+
+
+def _cut_range(low: float, high: float, cells: np.ndarray, first: int, last: int, b: PublicBounds,
+               spikes: Sequence[float], kind: str) -> tuple[float, float]:  # fmt: skip
+    """The range cut to the occupied ``cells[first:last + 1]`` (public bounds and released spikes stay inside)."""
+    if b.low is None:
+        low = min([max(low, float(cells[first])), *spikes])
+    if b.high is None:
+        top = float(cells[last + 1]) - (1.0 if kind in {"integer", "date"} else 0.0)
+        high = max([max(min(high, top), low), *spikes])
+    return low, high
 
 
 def spike_end(value: float, kind: str) -> float:
@@ -198,7 +259,31 @@ def spiked_spec(col: Column, low: float, high: float, edges: np.ndarray, noisy: 
             points.append([float(spike)] * (POINTS + 1))
         else:
             points.append(noisy_points(edges, rest, bin_.low, bin_.high, bin_.closed, col.kind))
-    return with_points(spec, points)
+    return _trimmed(with_points(spec, points))
+
+
+def _trimmed(spec: ColumnSpec) -> ColumnSpec:
+    """The outer bins cut to where their decoding points reach (post-processing).
+
+    The released range is cut to the occupied shape cells; the points say where inside them the values fall
+    (integer kinds: the integers they floor to).
+    """
+    assert spec.bins is not None
+    bins = list(spec.bins)
+    integer = spec.kind in {"integer", "date"}
+    first, last = bins[0], bins[-1]
+    if first.points is not None:
+        low = float(np.floor(first.points[0])) if integer else float(first.points[0])
+        if first.low < low <= (first.high if first.closed or len(bins) == 1 else first.high - (1 if integer else 0)):
+            bins[0] = first = first.model_copy(update={"low": low})
+    if last.points is not None:
+        high = float(np.floor(last.points[-1])) if integer else float(last.points[-1])
+        if last.low <= high < last.high:
+            bins[-1] = last.model_copy(update={"high": high})
+    relabelled = [
+        BinSpec.model_validate({**b.model_dump(), "state": bin_label(b.low, b.high, b.closed, spec.kind)}) for b in bins
+    ]
+    return spec.model_copy(update={"bins": relabelled})
 
 
 def with_points(spec: ColumnSpec, points: Sequence[list[float] | None]) -> ColumnSpec:
@@ -383,8 +468,19 @@ def _cells_of(name: str, edges: np.ndarray) -> Callable[[pd.DataFrame], list[int
 FALSE_RUN = 0.001
 
 
+#: Widths (in cells) at which the bound search looks for runs that stand out: on the signed log grid a cell, and
+#: a decade (3 cells); on even grids (public bounds, dates) a cell and runs of 6 and 18.
+LOG_GROUPS = (1, 3)
+EVEN_GROUPS = (1, 6, 18)
+
+
+def _log_grid(b: PublicBounds, kind: str) -> bool:
+    """Whether a numeric column's range histogram is on the public signed log grid (no public bounds, not a date)."""
+    return kind != "date" and (b.low is None or b.high is None)
+
+
 def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: float, kind: str,
-                        groups: Sequence[int] = (1, 6, 18)) -> tuple[float, float, list[float]]:  # fmt: skip
+                        groups: Sequence[int] = EVEN_GROUPS) -> tuple[float, float, list[float]]:  # fmt: skip
     """Bounds and bin cuts from a noisy histogram (post-processing only).
 
     The bounds are the outermost runs of cells that stand out of the noise, looked for at several widths
@@ -399,9 +495,13 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
     """
     n = len(noisy)
     lo_cell, hi_cell, coarser = n, -1, n
+    fallback: tuple[int, int] | None = None
     for width in sorted(groups, reverse=True):
         padded = np.concatenate([noisy, np.zeros((-n) % width)])
         sums = padded.reshape(-1, width).sum(axis=1)
+        if fallback is None:  # nothing stands out anywhere: the coarsest level's largest run
+            top = int(np.argmax(sums))
+            fallback = (top * width, min(n, (top + 1) * width) - 1)
         alive = np.flatnonzero(sums >= sigma * np.sqrt(width) * float(norm.isf(FALSE_RUN / len(sums))))
         if len(alive) == 0:
             continue
@@ -425,8 +525,8 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
             ):
                 hi_cell = int(under[-1])
         coarser = width
-    if hi_cell < lo_cell:  # nothing stands out of the noise at any width: the largest cell
-        lo_cell = hi_cell = int(np.argmax(noisy))
+    if hi_cell < lo_cell:  # nothing stands out of the noise at any width
+        lo_cell, hi_cell = fallback if fallback is not None else (int(np.argmax(noisy)),) * 2
     low, high = float(edges[lo_cell]), float(edges[hi_cell + 1])
     inside = noisy[lo_cell : hi_cell + 1]
     cdf = np.clip(np.maximum.accumulate(np.concatenate([[0.0], np.cumsum(inside)])), 0, None)
@@ -491,9 +591,35 @@ def quantile_cuts(edges: np.ndarray, noisy: np.ndarray, bins: int, kind: str) ->
     return [float(np.round(c)) for c in cuts] if kind in {"integer", "date"} else cuts
 
 
-def _empty(cells: np.ndarray, sigma: float) -> bool:
-    """Whether a run of noisy cells is consistent with no rows at all (its sum within 3 noise scales of 0)."""
-    return len(cells) == 0 or float(cells.sum()) < 3.0 * sigma * np.sqrt(len(cells))
+def _occupied(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
+    """The first and last cells of a noisy histogram once outer runs that hold almost no rows are cut off.
+
+    A range found on the coarse grid can overhang the data by most of a cell (ages 18 to 79 in ``[10, 100]``); the
+    shape histogram's cells show where the rows stop (post-processing). A run is cut off only when even its upper
+    bound (its sum plus ``TRIM_NOISE`` noise scales) is below ``TRIM_MASS`` of the rows: where the noise is too
+    large to tell, the range stays as released.
+    """
+    limit = TRIM_MASS * max(float(noisy.sum()), 0.0)
+
+    def little(cells: np.ndarray) -> bool:
+        return float(cells.sum()) + TRIM_NOISE * sigma * np.sqrt(len(cells)) <= limit
+
+    first, last = 0, len(noisy) - 1
+    while first < last and little(noisy[: first + 1]):
+        first += 1
+    while last > first and little(noisy[last:]):
+        last -= 1
+    return first, last
+
+
+#: An outer run of shape cells is cut off when its sum plus this many noise scales is below this part of the rows.
+TRIM_NOISE = 2.0
+TRIM_MASS = 0.01
+
+
+def _empty(cells: np.ndarray, sigma: float, z: float = 3.0) -> bool:
+    """Whether a run of noisy cells is consistent with no rows at all (its sum within ``z`` noise scales of 0)."""
+    return len(cells) == 0 or float(cells.sum()) < z * sigma * np.sqrt(len(cells))
 
 
 def numeric_spec(col: Column, low: float, high: float, cuts: Sequence[float], has_null: bool) -> ColumnSpec:
@@ -513,8 +639,9 @@ def numeric_spec(col: Column, low: float, high: float, cuts: Sequence[float], ha
 def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256) -> np.ndarray:
     """Public histogram cell edges, chosen without looking at the data.
 
-    Even steps between public bounds; else 30-day cells from 1900 to 2100 for dates and a signed log grid with two
-    cells per unit of the leading digit (0.01 to 1e9) for numbers; integer columns get integer edges.
+    Even steps between public bounds; else 30-day cells from 1900 to 2100 for dates and a signed log grid with
+    three cells per decade (1, 2, 5; 0.01 to 1e10) for numbers; integer columns get integer edges (one per
+    integer up to 10).
     """
     integer = kind in {"integer", "date"}
     if kind == "date" and (low is None or high is None):
@@ -526,8 +653,9 @@ def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256
             return np.arange(np.floor(low), np.floor(high) + 2, dtype=float)
         grid = np.linspace(low, high, size + 1)
     else:
-        mantissa = np.arange(1.0, 10.0, 0.5)
-        positive = np.unique(np.round(np.outer(10.0 ** np.arange(-2, 9), mantissa).ravel(), 10))
+        positive = np.unique(np.round(np.outer(10.0 ** np.arange(-2, 10), [1.0, 2.0, 5.0]).ravel(), 10))
+        if integer:  # small counts (0 to 10) get a cell per integer
+            positive = np.unique(np.concatenate([np.arange(1.0, 11.0), positive[positive > 10]]))
         grid = np.concatenate([-positive[::-1], [0.0], positive])
         if low is not None:
             grid = np.concatenate([[low], grid[grid > low]])

@@ -22,7 +22,7 @@ from causalsynth.tools.errors import DataError, UsageError
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
 from causalsynth.tools.privacy.consistency import Measurement, calibrated_cpts, combine_marginals, estimate_total
-from causalsynth.tools.privacy.cpts import cpt_from_counts, joint_index
+from causalsynth.tools.privacy.cpts import joint_index
 from causalsynth.tools.privacy.domain import (
     DomainRelease,
     PublicBounds,
@@ -33,7 +33,7 @@ from causalsynth.tools.privacy.domain import (
 )
 from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_histogram
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, FitSpec
-from causalsynth.tools.privacy.structure import HILL_CLIMB_MAX_COLUMNS, learned_dag, private_bayes
+from causalsynth.tools.privacy.structure import EXACT_ESS, HILL_CLIMB_MAX_COLUMNS, learned_dag, private_bayes
 
 #: Largest CPT (parent configurations x states) a fit will measure.
 MAX_CPT_CELLS = 200_000
@@ -46,10 +46,10 @@ SHRINK = 0.2
 #: family tables ("cpts": one per child). A category column without a public list is measured by its category
 #: release instead ("domain": one thresholded release per column, then "domain2": one joint release on the columns
 #: the first left rows unexplained in, or all if none): its share of "marginals" goes to those two releases.
-SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "bins": 0.06, "marginals": 0.17,
-                "select": 0.07, "cpts": 0.39}  # fmt: skip
-SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "bins": 0.06, "marginals": 0.18,
-              "cpts": 0.45}  # fmt: skip
+SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "zoom": 0.03, "bins": 0.03,
+                "marginals": 0.17, "select": 0.07, "cpts": 0.39}  # fmt: skip
+SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "zoom": 0.03, "bins": 0.03,
+              "marginals": 0.18, "cpts": 0.45}  # fmt: skip
 #: Steps released with the Gaussian threshold (each query also spends a share of delta).
 THRESHOLDED_STEPS = {"domain", "domain2", "spikes"}
 #: With a ``--target``, a family holding it scores this part of the estimated rows more in the private structure
@@ -60,7 +60,7 @@ THRESHOLDED_STEPS = {"domain", "domain2", "spikes"}
 TARGET_BONUS = 0.05
 #: The part of the category releases' share spent on the first (per column) release; the rest on the second.
 FIRST_RELEASE = 0.7
-#: The numeric columns' range and shape histograms ("bounds", "bins") get their full shares at this part of the
+#: The numeric columns' range and shape histograms ("bounds", "zoom", "bins") get their full shares at this part of the
 #: columns numeric, proportionally less below it.
 NUMERIC_PART = 0.5
 #: Bins per numeric column: under DP chosen from the rows and the family tables' noise (see :func:`auto_bins`).
@@ -117,7 +117,12 @@ def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
     domain = sum(1 for c in columns if thresholded(c, options.bounds))
     releases = shares.pop("domain") + shares["marginals"] * domain / n
     shares["marginals"] *= (n - domain) / n
-    for step in ("bounds", "spikes", "bins"):  # set for a half-numeric table: fewer numeric columns, less budget
+    for step in (
+        "bounds",
+        "spikes",
+        "zoom",
+        "bins",
+    ):  # set for a half-numeric table: fewer numeric columns, less budget
         shares[step] *= min(1.0, histograms / (NUMERIC_PART * n))
     first = {
         "nulls": shares.pop("nulls"),
@@ -126,7 +131,7 @@ def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
     }
     shares = {**first, **shares}
     queries = {"nulls": n - domain, "domain": domain, "domain2": min(domain, 1), "bounds": histograms,
-               "spikes": histograms, "bins": histograms, "marginals": n - domain, "select": n - 1,
+               "spikes": histograms, "zoom": histograms, "bins": histograms, "marginals": n - domain, "select": n - 1,
                "cpts": families}  # fmt: skip
     return [
         Step(k, shares[k], queries[k], thresholded=k in THRESHOLDED_STEPS)
@@ -259,16 +264,24 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
     if dag is None:
         dag = _trim_parents(learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target), cards)
         structure = (
-            "pgmpy hill climbing (BDeu, ESS 100)" if len(names) <= HILL_CLIMB_MAX_COLUMNS else "pgmpy Chow-Liu tree"
+            f"pgmpy hill climbing (BDeu, ESS {EXACT_ESS:g}), calibrated CPTs"
+            if len(names) <= HILL_CLIMB_MAX_COLUMNS
+            else "pgmpy Chow-Liu tree, calibrated CPTs"
         )
     else:
         structure = "user DAG"
     _check_cpt_sizes(dag, cards)
-    nodes = {}
+    # exact family tables, calibrated like the DP ones: with several parents, CPTs read off the tables let the
+    # children's marginals drift down the DAG (loans: annual_income's bins 0.02 off in a sample)
+    families: dict[str, Measurement] = {}
     for n in names:
         dims = [cards[p] for p in dag[n]] + [cards[n]]
         counts = np.bincount(joint_index([codes[v] for v in [*dag[n], n]], dims), minlength=int(np.prod(dims)))
-        nodes[n] = _node(n, dag[n], specs, cpt_from_counts(counts.astype(float), cards[n], PSEUDO_COUNT))
+        families[n] = Measurement((*dag[n], n), counts.reshape(dims).astype(np.float64), 0.0)
+    marginals = {n: np.bincount(codes[n], minlength=cards[n]).astype(np.float64) for n in names}
+    rng = np.random.default_rng([options.seed, 0xCA11B])
+    cpts = calibrated_cpts(dag, cards, families, marginals, dict.fromkeys(names, PSEUDO_COUNT), rng)
+    nodes = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     messages: list[str] = []
     check = None
     if user_dag:
