@@ -138,7 +138,7 @@ def private_domain(
         high = float(b.high) if b.high is not None else max([high, *points_])
         fine = fine_edges(low, high, col.kind, edges, noisy)
         zoom = np.asarray(measure("zoom", noisy_histogram(_cells_of(col.name, fine), z_rho)), dtype=float)
-        zooms[col.name] = _zoomed(col, fine, zoom, low, high, b, points_, z_rho)
+        zooms[col.name] = _zoomed(col, fine, zoom, low, high, b, spikes.get(col.name, {}), z_rho)
     for col in numeric:
         z = zooms[col.name]
         counts = np.asarray(measure("bins", noisy_histogram(_cells_of(col.name, z.cells), h_rho)), dtype=float)
@@ -200,17 +200,43 @@ class _Zoom:
 
 
 def _zoomed(col: Column, fine: np.ndarray, zoom: np.ndarray, low: float, high: float, b: PublicBounds,
-            spikes: Sequence[float], z_rho: float) -> _Zoom:  # fmt: skip
+            spikes: Mapping[float, int], z_rho: float) -> _Zoom:  # fmt: skip
     """The second shape release's cells, from the zoom release's counts on ``fine`` (post-processing).
 
-    Where one zoom cell clearly holds more than ``ZOOM_SHARE`` of the rows, new cells of equal mass by the zoom
-    counts; else the same cells (the two releases are then averaged).
+    Where one zoom cell that can be split (wider than one integer) clearly holds more than ``ZOOM_SHARE`` of the
+    rows besides its released spikes, new cells of equal mass by the zoom counts; else the same cells (the two
+    releases are then averaged). The new cells span the run of cells around the largest that the counts'
+    projection onto non-negative counts keeps, widened to every cell that stands out of the noise.
     """
+    from causalsynth.tools.privacy.cpts import project_to_simplex
+
+    rest = zoom.copy()
+    for value, count in spikes.items():  # a point mass is released on its own: it needs no finer cells
+        rest[int(np.clip(np.searchsorted(fine, value, side="right") - 1, 0, len(rest) - 1))] -= count
     total = float(zoom.sum())
     sigma = gaussian_scale(z_rho) if z_rho > 0 else 0.0
-    top = float(zoom.max()) if len(zoom) else 0.0
-    if total <= 0 or len(fine) <= 2 or top <= ZOOM_SHARE * total or top - total / len(zoom) <= ZOOM_NOISE * sigma:
+    widths = np.diff(fine)
+    splittable = widths > 1 if col.kind in {"integer", "date"} else widths > 0
+    candidates = np.where(splittable, rest, -np.inf)
+    top = int(np.argmax(candidates)) if len(rest) else 0
+    if (
+        total <= 0
+        or len(fine) <= 2
+        or not np.isfinite(candidates[top])
+        or rest[top] <= ZOOM_SHARE * total
+        or rest[top] - total / len(zoom) <= ZOOM_NOISE * sigma
+    ):
         return _Zoom(fine, low, high, zoom)
+    held = project_to_simplex(zoom, total) > 0
+    first = last = top  # the run of cells the projection keeps around the largest one
+    while first > 0 and held[first - 1]:
+        first -= 1
+    while last < len(held) - 1 and held[last + 1]:
+        last += 1
+    standing = np.flatnonzero(rest > ZOOM_NOISE * sigma)
+    if len(standing):
+        first, last = min(first, int(standing[0])), max(last, int(standing[-1]))
+    low, high = _cut_range(low, high, fine, first, last, b, list(spikes), col.kind)
     return _Zoom(fine_edges(low, high, col.kind, fine, zoom), low, high, None)
 
 
@@ -641,7 +667,7 @@ def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256
 
     Even steps between public bounds; else 30-day cells from 1900 to 2100 for dates and a signed log grid with
     three cells per decade (1, 2, 5; 0.01 to 1e10) for numbers; integer columns get integer edges (one per
-    integer up to 10).
+    integer up to 4).
     """
     integer = kind in {"integer", "date"}
     if kind == "date" and (low is None or high is None):
@@ -654,8 +680,8 @@ def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256
         grid = np.linspace(low, high, size + 1)
     else:
         positive = np.unique(np.round(np.outer(10.0 ** np.arange(-2, 10), [1.0, 2.0, 5.0]).ravel(), 10))
-        if integer:  # small counts (0 to 10) get a cell per integer
-            positive = np.unique(np.concatenate([np.arange(1.0, 11.0), positive[positive > 10]]))
+        if integer:  # small counts (0 to 4) get a cell per integer; 5 to 9 share one
+            positive = np.unique(np.concatenate([np.arange(1.0, 5.0), positive[positive >= 5]]))
         grid = np.concatenate([-positive[::-1], [0.0], positive])
         if low is not None:
             grid = np.concatenate([[low], grid[grid > low]])
