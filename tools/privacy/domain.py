@@ -141,13 +141,13 @@ def private_domain(
         zooms[col.name] = _zoomed(col, fine, zoom, low, high, b, spikes.get(col.name, {}), z_rho)
     for col in numeric:
         z = zooms[col.name]
-        counts = np.asarray(measure("bins", noisy_histogram(_cells_of(col.name, z.cells), h_rho)), dtype=float)
+        cells = np.asarray(measure("bins", noisy_histogram(_cells_of(col.name, z.cells), h_rho)), dtype=float)
         if z.counts is None:  # new cells: the second release alone is the shape
-            shape, shape_rho = counts, h_rho
+            shape, shape_rho = cells, h_rho
         elif z_rho + h_rho > 0:  # the same cells: both releases, weighted by their rho
-            shape, shape_rho = (z_rho * z.counts + h_rho * counts) / (z_rho + h_rho), z_rho + h_rho
+            shape, shape_rho = (z_rho * z.counts + h_rho * cells) / (z_rho + h_rho), z_rho + h_rho
         else:
-            shape, shape_rho = counts, 0.0
+            shape, shape_rho = cells, 0.0
         first, last = _occupied(shape, gaussian_scale(shape_rho) if shape_rho > 0 else 0.0)
         b = bounds.get(col.name, PublicBounds())
         ranges[col.name] = _cut_range(z.low, z.high, z.cells, first, last, b, list(spikes.get(col.name, {})), col.kind)
