@@ -5,7 +5,9 @@ The full audit (more runs, several epsilons) runs in bench/fit.py; this one keep
 
 from __future__ import annotations
 
-from causalsynth.tools.privacy.audit import audit, neighbours
+import pandas as pd
+
+from causalsynth.tools.privacy.audit import audit, neighbours, outlier_neighbours, released_top
 
 
 def test_neighbours_differ_in_exactly_one_row() -> None:
@@ -21,3 +23,25 @@ def test_empirical_epsilon_stays_below_the_claim() -> None:
     # Assert
     assert result.epsilon_lower <= 2.0
     assert 0.0 <= result.fpr <= 1.0 and 0.0 <= result.tpr <= 1.0
+
+
+def test_range_audit_stays_below_the_claim() -> None:
+    # Setup: D' adds one amount of 1,000,000 to amounts from 1 to 100; the test looks at the fitted top bound
+
+    # Run
+    result = audit(epsilon=2.0, runs=60, statistic=released_top, tables=outlier_neighbours)
+
+    # Assert
+    assert result.epsilon_lower <= 2.0
+
+
+def test_the_audit_catches_a_statistic_that_leaks_the_row() -> None:
+    # Setup: a "release" that reports whether the raw maximum is an outlier: no noise at all
+    def leaky(table: pd.DataFrame, epsilon: float, delta: float) -> float:
+        return float(table["amount"].max() > 1000)
+
+    # Run
+    result = audit(epsilon=1.0, runs=60, statistic=leaky, tables=outlier_neighbours)
+
+    # Assert: the same test that passes the fit flags this one far above its claim
+    assert result.epsilon_lower > 1.5

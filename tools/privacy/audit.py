@@ -44,6 +44,22 @@ def neighbours(n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
     return base, pd.concat([base, pd.DataFrame({"a": ["1"], "b": ["1"]})], ignore_index=True)
 
 
+def outlier_neighbours(n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """D (``n`` amounts from 1 to 100) and D' = D plus one row holding 1,000,000: where the range release could leak."""
+    base = pd.DataFrame({"amount": np.round(np.linspace(1.0, 100.0, n), 2)})
+    return base, pd.concat([base, pd.DataFrame({"amount": [1_000_000.0]})], ignore_index=True)
+
+
+def released_top(table: pd.DataFrame, epsilon: float, delta: float) -> float:
+    """What the range test looks at: the fitted top of ``amount`` (log10).
+
+    A post-processing of the numeric releases (range, spikes, zoom, shape).
+    """
+    options = FitOptions(epsilon=epsilon, delta=delta, dag={"amount": []})
+    spec = fit_table(table, "audit", options).spec
+    return float(np.log10(max(1.0, float(spec["columns"]["amount"]["bins"][-1]["high"]))))
+
+
 def released_statistic(table: pd.DataFrame, epsilon: float, delta: float) -> float:
     """What the test looks at: the fitted P(b=1 | a=1), a post-processing of the released CPT counts."""
     public = PublicBounds(categories=("0", "1"))
@@ -56,13 +72,14 @@ def released_statistic(table: pd.DataFrame, epsilon: float, delta: float) -> flo
 
 
 def audit(epsilon: float, delta: float = 1e-6, runs: int = 200, confidence: float = 0.95, n: int = 40,
-          statistic: Callable[[pd.DataFrame, float, float], float] = released_statistic) -> AuditResult:  # fmt: skip
+          statistic: Callable[[pd.DataFrame, float, float], float] = released_statistic,
+          tables: Callable[[int], tuple[pd.DataFrame, pd.DataFrame]] = neighbours) -> AuditResult:  # fmt: skip
     """Fit ``runs`` times on each neighbour and bound epsilon from below.
 
     The test's threshold is chosen on the first half of the runs and measured on the second half (so it is not
     fitted to the evaluated runs).
     """
-    d0, d1 = neighbours(n)
+    d0, d1 = tables(n)
     s0 = np.array([statistic(d0, epsilon, delta) for _ in range(runs)])
     s1 = np.array([statistic(d1, epsilon, delta) for _ in range(runs)])
     half = runs // 2
