@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from causalsynth.tools.privacy.columns import Column, decode, encode, states_frame
-from causalsynth.tools.privacy.domain import cuts_from_histogram, numeric_spec
+from causalsynth.tools.privacy.domain import _trimmed, cuts_from_histogram, numeric_spec, with_points
 from causalsynth.tools.privacy.schema import NULL_STATE, ColumnSpec
 
 
@@ -68,3 +68,17 @@ def test_histogram_post_processing_drops_noise_cells() -> None:
     # Assert
     assert (low, high) == (10.0, 20.0)
     assert cuts == sorted(cuts) and all(10 <= c <= 21 for c in cuts)
+
+
+def test_outer_bins_end_where_their_decoding_points_reach() -> None:
+    # Setup: one closed integer bin [0, 20] whose (noisy) points put every value between 3.2 and 7.9
+    col = Column("n", "integer")
+    spec = with_points(numeric_spec(col, 0.0, 20.0, [], has_null=False), [[3.2, 4.0, 5.0, 6.0, 7.9]])
+
+    # Run
+    trimmed = _trimmed(spec)
+
+    # Assert: both ends move in (the one bin is first and last), and the label says so
+    assert trimmed.bins is not None and len(trimmed.bins) == 1
+    assert (trimmed.bins[0].low, trimmed.bins[0].high) == (3.0, 7.0)
+    assert trimmed.bins[0].state == "3 to 7"

@@ -297,11 +297,13 @@ def _trimmed(spec: ColumnSpec) -> ColumnSpec:
     assert spec.bins is not None
     bins = list(spec.bins)
     integer = spec.kind in {"integer", "date"}
-    first, last = bins[0], bins[-1]
+    first = bins[0]
     if first.points is not None:
         low = float(np.floor(first.points[0])) if integer else float(first.points[0])
-        if first.low < low <= (first.high if first.closed or len(bins) == 1 else first.high - (1 if integer else 0)):
-            bins[0] = first = first.model_copy(update={"low": low})
+        top = first.high - 1 if integer and not first.closed else first.high  # the bin's largest value
+        if first.low < low <= top:
+            bins[0] = first.model_copy(update={"low": low})
+    last = bins[-1]  # the first bin, changed, when it is the only one
     if last.points is not None:
         high = float(np.floor(last.points[-1])) if integer else float(last.points[-1])
         if last.low <= high < last.high:
