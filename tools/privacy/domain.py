@@ -640,9 +640,10 @@ def _occupied(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
     return first, last
 
 
-#: An outer run of shape cells is cut off when its sum plus this many noise scales is below this part of the rows.
+#: An outer run of shape cells is cut off when its sum plus this many noise scales is below this part of the rows
+#: (at 1%, 12,000 ages from 18 to 79 kept a range to 93-99 in 3 of 20 fits; at 2%, 0 of 20).
 TRIM_NOISE = 2.0
-TRIM_MASS = 0.01
+TRIM_MASS = 0.02
 
 
 def _empty(cells: np.ndarray, sigma: float, z: float = 3.0) -> bool:
