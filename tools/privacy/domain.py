@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from causalsynth.tools.privacy.columns import Column, bin_label, encode
+from causalsynth.tools.privacy.cpts import project_to_simplex
 from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_histogram, threshold_scale, thresholded_counts
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, BinSpec, ColumnSpec
 
@@ -208,8 +209,6 @@ def _zoomed(col: Column, fine: np.ndarray, zoom: np.ndarray, low: float, high: f
     releases are then averaged). The new cells span the run of cells around the largest that the counts'
     projection onto non-negative counts keeps, widened to every cell that stands out of the noise.
     """
-    from causalsynth.tools.privacy.cpts import project_to_simplex
-
     rest = zoom.copy()
     for value, count in spikes.items():  # a point mass is released on its own: it needs no finer cells
         rest[int(np.clip(np.searchsorted(fine, value, side="right") - 1, 0, len(rest) - 1))] -= count
@@ -364,8 +363,6 @@ def noisy_points(edges: np.ndarray, noisy: np.ndarray, low: float, high: float, 
     non-negative counts with the same total (small cells, mostly noise, go to zero); ``None`` (uniform) when the
     bin lies inside one cell or holds no mass.
     """
-    from causalsynth.tools.privacy.cpts import project_to_simplex
-
     a, b = _support(low, high, closed, kind)
     inner = edges[(edges > a) & (edges < b)]
     knots = np.concatenate([[a], inner, [b]])
@@ -579,8 +576,6 @@ def fine_edges(low: float, high: float, kind: str, edges: np.ndarray | None = No
     CDF whose ``1/FINE_CELLS`` quantiles are the cells' edges, so a heavy tail gets wide cells and the bulk narrow
     ones. Integer kinds with a short range get one cell per integer.
     """
-    from causalsynth.tools.privacy.cpts import project_to_simplex
-
     integer = kind in {"integer", "date"}
     top = high + 1 if integer else high
     if integer and high - low + 1 <= FINE_CELLS:
@@ -609,8 +604,6 @@ def fine_edges(low: float, high: float, kind: str, edges: np.ndarray | None = No
 
 def quantile_cuts(edges: np.ndarray, noisy: np.ndarray, bins: int, kind: str) -> list[float]:
     """Cut points at the ``1/bins`` quantiles of a noisy histogram projected onto non-negative counts."""
-    from causalsynth.tools.privacy.cpts import project_to_simplex
-
     total = float(noisy.sum())
     mass = project_to_simplex(noisy, total) if total > 0 else np.ones(len(noisy))
     cdf = np.concatenate([[0.0], np.cumsum(mass)])

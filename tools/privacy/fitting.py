@@ -60,8 +60,8 @@ THRESHOLDED_STEPS = {"domain", "domain2", "spikes"}
 TARGET_BONUS = 0.05
 #: The part of the category releases' share spent on the first (per column) release; the rest on the second.
 FIRST_RELEASE = 0.7
-#: The numeric columns' range and shape histograms ("bounds", "zoom", "bins") get their full shares at this part of the
-#: columns numeric, proportionally less below it.
+#: The numeric columns' range and shape histograms ("bounds", "zoom", "bins") get their full shares at this part
+#: of the columns numeric, proportionally less below it.
 NUMERIC_PART = 0.5
 #: Bins per numeric column: under DP chosen from the rows and the family tables' noise (see :func:`auto_bins`).
 DP_BINS = (3, 12)
@@ -117,12 +117,8 @@ def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
     domain = sum(1 for c in columns if thresholded(c, options.bounds))
     releases = shares.pop("domain") + shares["marginals"] * domain / n
     shares["marginals"] *= (n - domain) / n
-    for step in (
-        "bounds",
-        "spikes",
-        "zoom",
-        "bins",
-    ):  # set for a half-numeric table: fewer numeric columns, less budget
+    # set for a half-numeric table: fewer numeric columns, less budget
+    for step in ("bounds", "spikes", "zoom", "bins"):
         shares[step] *= min(1.0, histograms / (NUMERIC_PART * n))
     first = {
         "nulls": shares.pop("nulls"),
