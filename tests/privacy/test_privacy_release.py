@@ -75,6 +75,21 @@ def test_spiked_spec_keeps_bounds_and_gives_the_spike_its_own_bin() -> None:
     assert all(b.low < b.high for b in bins)
 
 
+def test_a_spike_just_under_an_integer_top_leaves_the_top_its_own_bin() -> None:
+    # Setup: a 0/1 column, 3,500 zeros (released as a spike) and 1,300 ones (under the spike threshold); at epsilon
+    # 0.3 wa_churn's `dependents` came out as one bin decoding to 0 in 1 of 4 fits: 30% of its rows lost
+    edges = np.array([0.0, 1.0, 2.0])
+    noisy = np.array([3600.0, 1300.0])
+
+    # Run
+    spec = spiked_spec(Column("x", "integer"), 0.0, 1.0, edges, noisy, {0.0: 3544}, 5, False)
+
+    # Assert
+    bins = spec.bins or []
+    assert [(b.low, b.high) for b in bins] == [(0.0, 1.0), (1.0, 1.0)]
+    assert set(bins[0].points or []) == {0.0} and bins[1].closed  # the spike decodes to 0, the top bin to 1
+
+
 def test_plan_measures_keyed_columns_through_their_category_releases() -> None:
     # Setup
     columns = [Column("a", "category"), Column("b", "category"), Column("x", "float"), Column("y", "integer")]

@@ -274,8 +274,9 @@ def spiked_spec(col: Column, low: float, high: float, edges: np.ndarray, noisy: 
     ends = {v: spike_end(v, col.kind) for v in chosen}
     cuts = [c for c in quantile_cuts(edges, rest, max(bins - len(chosen), 1), col.kind)
             if not any(v <= c <= ends[v] for v in chosen)]  # fmt: skip
-    for v in chosen:
-        cuts += [v] + ([ends[v]] if ends[v] < high else [])
+    integer = col.kind in {"integer", "date"}
+    for v in chosen:  # an integer range's top is a value of its own: a spike just under it must not swallow it
+        cuts += [v] + ([ends[v]] if ends[v] < high or (integer and ends[v] <= high) else [])
     spec = numeric_spec(col, low, high, cuts, has_null)
     points: list[list[float] | None] = []
     for bin_ in spec.bins or []:
