@@ -23,6 +23,11 @@ def project_to_simplex(values: NDArray[np.float64], total: float) -> NDArray[np.
     ordered = np.sort(values)[::-1]
     cumulative = np.cumsum(ordered) - total
     index = np.arange(1, len(values) + 1)
-    k = int(np.nonzero(ordered - cumulative / index > 0)[0][-1])
+    kept = np.nonzero(ordered - cumulative / index > 0)[0]
+    if len(kept) == 0:  # a total below the values' rounding (a noisy sum of ~1e-16): all of it on the largest
+        out = np.zeros_like(values, dtype=np.float64)
+        out[int(np.argmax(values))] = total
+        return out
+    k = int(kept[-1])
     shift = cumulative[k] / (k + 1)
     return np.maximum(values - shift, 0.0)
