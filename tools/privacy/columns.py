@@ -19,6 +19,9 @@ from causalsynth.tools.errors import DataError
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, Kind
 
 #: A category column with more distinct values than this is refused (an identifier or free text, not a variable).
+#: Numeric kinds whose values are whole units (a date is a day count): a value ``k`` stands for ``[k, k + 1)``.
+DISCRETE = frozenset({"integer", "date"})
+
 MAX_CATEGORIES = 1000
 
 
@@ -172,7 +175,7 @@ def decode(states: NDArray[Any], spec: ColumnSpec, rng: np.random.Generator) -> 
             grid = np.linspace(0.0, 1.0, len(b.points))
             inside[rows] = np.interp(u[rows], grid, np.asarray(b.points, dtype=float))
             shaped |= rows
-    if spec.kind in {"integer", "date"}:
+    if spec.kind in DISCRETE:
         first = np.ceil(low)
         last = np.where(closed, np.floor(high), np.ceil(high) - 1)
         last = np.maximum(last, first)
@@ -197,7 +200,7 @@ def bin_label(low: float, high: float, closed: bool, kind: Kind) -> str:
     """A state name for a bin that reads back from text, e.g. ``18 to 30`` (``minus 5 to 0``)."""
 
     def fmt(x: float) -> str:
-        text = str(int(x)) if kind in {"integer", "date"} and float(x).is_integer() else f"{abs(x):.6g}"
+        text = str(int(x)) if kind in DISCRETE and float(x).is_integer() else f"{abs(x):.6g}"
         text = text.lstrip("-")
         return f"minus {text}" if x < 0 else text
 

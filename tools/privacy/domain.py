@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from causalsynth.tools.privacy.columns import Column, bin_label, encode
+from causalsynth.tools.privacy.columns import DISCRETE, Column, bin_label, encode
 from causalsynth.tools.privacy.cpts import project_to_simplex
 from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_histogram, threshold_scale, thresholded_counts
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, BinSpec, ColumnSpec
@@ -215,7 +215,7 @@ def _zoomed(col: Column, fine: np.ndarray, zoom: np.ndarray, low: float, high: f
     total = float(zoom.sum())
     sigma = gaussian_scale(z_rho) if z_rho > 0 else 0.0
     widths = np.diff(fine)
-    splittable = widths > 1 if col.kind in {"integer", "date"} else widths > 0
+    splittable = widths > 1 if col.kind in DISCRETE else widths > 0
     candidates = np.where(splittable, rest, -np.inf)
     top = int(np.argmax(candidates)) if len(rest) else 0
     if (
@@ -245,14 +245,14 @@ def _cut_range(low: float, high: float, cells: np.ndarray, first: int, last: int
     if b.low is None:
         low = min([max(low, float(cells[first])), *spikes])
     if b.high is None:
-        top = float(cells[last + 1]) - (1.0 if kind in {"integer", "date"} else 0.0)
+        top = float(cells[last + 1]) - (1.0 if kind in DISCRETE else 0.0)
         high = max([max(min(high, top), low), *spikes])
     return low, high
 
 
 def spike_end(value: float, kind: str) -> float:
     """The upper end of a spike's own bin ``[value, end)``: the next integer, or the next 6-significant-digit tick."""
-    if kind in {"integer", "date"}:
+    if kind in DISCRETE:
         return float(value) + 1.0
     tick = 10.0 ** (np.floor(np.log10(abs(value))) - 5) if value != 0 else 1e-6
     return float(value) + float(tick)
@@ -274,9 +274,9 @@ def spiked_spec(col: Column, low: float, high: float, edges: np.ndarray, noisy: 
     ends = {v: spike_end(v, col.kind) for v in chosen}
     cuts = [c for c in quantile_cuts(edges, rest, max(bins - len(chosen), 1), col.kind)
             if not any(v <= c <= ends[v] for v in chosen)]  # fmt: skip
-    integer = col.kind in {"integer", "date"}
+    integer = col.kind in DISCRETE
     for v in chosen:  # an integer range's top is a value of its own: a spike just under it must not swallow it
-        cuts += [v] + ([ends[v]] if ends[v] < high or (integer and ends[v] <= high) else [])
+        cuts += [v] + ([ends[v]] if (ends[v] <= high if integer else ends[v] < high) else [])
     spec = numeric_spec(col, low, high, cuts, has_null)
     points: list[list[float] | None] = []
     for bin_ in spec.bins or []:
@@ -296,7 +296,7 @@ def _trimmed(spec: ColumnSpec) -> ColumnSpec:
     """
     assert spec.bins is not None
     bins = list(spec.bins)
-    integer = spec.kind in {"integer", "date"}
+    integer = spec.kind in DISCRETE
     first = bins[0]
     if first.points is not None:
         low = float(np.floor(first.points[0])) if integer else float(first.points[0])
@@ -323,7 +323,7 @@ def with_points(spec: ColumnSpec, points: Sequence[list[float] | None]) -> Colum
 
 def _support(low: float, high: float, closed: bool, kind: str) -> tuple[float, float]:
     """The continuous interval a bin's values fill (integer ``k`` stands for ``[k, k + 1)``)."""
-    if kind in {"integer", "date"}:
+    if kind in DISCRETE:
         first = float(np.ceil(low))
         last = float(np.floor(high)) if closed else float(np.ceil(high)) - 1
         return first, max(last, first) + 1
@@ -389,7 +389,7 @@ def exact_points(x: np.ndarray, low: float, high: float, closed: bool, kind: str
     a, b = _support(low, high, closed, kind)
     if len(x) == 0 or b <= a:
         return None
-    if kind in {"integer", "date"}:
+    if kind in DISCRETE:
         knots = np.arange(a, b + 1)
         mass = np.bincount(np.clip(np.floor(x) - a, 0, len(knots) - 2).astype(np.int64), minlength=len(knots) - 1)
         return _inverse_cdf(knots.astype(float), mass.astype(float))
@@ -559,7 +559,7 @@ def cuts_from_histogram(edges: np.ndarray, noisy: np.ndarray, bins: int, sigma: 
     cdf = cdf / cdf[-1] if cdf[-1] > 0 else np.linspace(0, 1, len(cdf))
     cell_edges = edges[lo_cell : hi_cell + 2]
     cuts = [float(np.interp(q, cdf, cell_edges)) for q in (i / bins for i in range(1, bins))]
-    if kind in {"integer", "date"}:
+    if kind in DISCRETE:
         cuts = [float(np.round(c)) for c in cuts]
         high = high - 1 if high - 1 >= low else high  # integer cells are [k, k+step): the largest value is below
     return low, high, cuts
@@ -577,7 +577,7 @@ def fine_edges(low: float, high: float, kind: str, edges: np.ndarray | None = No
     CDF whose ``1/FINE_CELLS`` quantiles are the cells' edges, so a heavy tail gets wide cells and the bulk narrow
     ones. Integer kinds with a short range get one cell per integer.
     """
-    integer = kind in {"integer", "date"}
+    integer = kind in DISCRETE
     top = high + 1 if integer else high
     if integer and high - low + 1 <= FINE_CELLS:
         return np.arange(np.floor(low), np.floor(high) + 2, dtype=float)
@@ -610,7 +610,7 @@ def quantile_cuts(edges: np.ndarray, noisy: np.ndarray, bins: int, kind: str) ->
     cdf = np.concatenate([[0.0], np.cumsum(mass)])
     cdf = cdf / cdf[-1] if cdf[-1] > 0 else np.linspace(0, 1, len(cdf))
     cuts = [float(np.interp(q, cdf, edges)) for q in (i / bins for i in range(1, bins))]
-    return [float(np.round(c)) for c in cuts] if kind in {"integer", "date"} else cuts
+    return [float(np.round(c)) for c in cuts] if kind in DISCRETE else cuts
 
 
 def _occupied(noisy: np.ndarray, sigma: float) -> tuple[int, int]:
@@ -666,7 +666,7 @@ def cell_edges(low: float | None, high: float | None, kind: str, size: int = 256
     three cells per decade (1, 2, 5; 0.01 to 1e10) for numbers; integer columns get integer edges (one per
     integer up to 4).
     """
-    integer = kind in {"integer", "date"}
+    integer = kind in DISCRETE
     if kind == "date" and (low is None or high is None):
         first = -25567.0 if low is None else np.floor(low)  # 1900-01-01, in days since 1970
         last = 47482.0 if high is None else np.floor(high) + 1  # 2100-01-01
