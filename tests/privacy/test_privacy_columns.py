@@ -71,6 +71,26 @@ def test_histogram_post_processing_drops_noise_cells() -> None:
     assert cuts == sorted(cuts) and all(10 <= c <= 21 for c in cuts)
 
 
+def test_a_spread_tail_next_to_the_range_stays_inside_it() -> None:
+    # Setup: 10 dense cells, and below them 6 cells of 80 rows each: no single cell stands out of noise scale 40
+    # (threshold about 160), so the search alone would start the range at cell 10 and clip 480 rows into it
+    # (wa_churn's tenure below 10 at epsilon 0.3); above the dense cells, nothing (exact zeros)
+    edges = np.arange(31, dtype=float)
+    noisy = np.zeros(30)
+    noisy[10:20] = 1000.0
+    noisy[4:10] = 80.0
+
+    # Run
+    low, high, _ = cuts_from_histogram(edges, noisy, 4, 40.0, "float", groups=(1,))
+    no_tail = noisy.copy()
+    no_tail[4:10] = [30.0, -40.0, 20.0, -10.0, 25.0, -30.0]  # noise around zero: no rows there
+    low_clean, high_clean, _ = cuts_from_histogram(edges, no_tail, 4, 40.0, "float", groups=(1,))
+
+    # Assert: the tail's cells join the range; noise around zero and empty cells do not
+    assert (low, high) == (4.0, 20.0)
+    assert (low_clean, high_clean) == (10.0, 20.0)
+
+
 def test_outer_bins_end_where_their_decoding_points_reach() -> None:
     # Setup: one closed integer bin [0, 20] whose (noisy) points put every value between 3.2 and 7.9
     col = Column("n", "integer")
