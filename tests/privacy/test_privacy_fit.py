@@ -136,3 +136,20 @@ def test_no_dp_learned_structure_links_dependent_columns() -> None:
     # Assert
     nodes = result.spec["model"]["nodes"]
     assert "smoker" in nodes["sick"].get("parents", []) or "sick" in nodes["smoker"].get("parents", [])
+
+
+def test_a_two_valued_column_whose_rare_value_is_hidden_keeps_two_states() -> None:
+    # Setup: a yes/no outcome with 5% "no" (20 of 400 rows): at epsilon 0.2 "no" never clears the category
+    # threshold (hundreds of rows), and 20 missing rows do not stand out of the noise either
+    rng = np.random.default_rng(3)
+    n = 400
+    table = pd.DataFrame({"outcome": np.where(np.arange(n) < 20, "no", "yes"), "dose": rng.integers(0, 50, n)})
+
+    # Run
+    fitted = cs.fit(table, epsilon=0.2, delta=1e-6)
+
+    # Assert: the column is never fitted as a constant ("no" is not named: its rows are a rare category)
+    states = fitted.spec["model"]["nodes"]["outcome"]["states"]
+    assert len(states) >= 2
+    assert "no" not in states
+    assert "rare category" in states
