@@ -320,7 +320,8 @@ def bench_table(
                            for m in ms], axis=0)  # fmt: skip
         _, seconds, note = synthetic[(arm, eps)]
         if len(ms) > 1:
-            note = f"{note}; mean of {len(ms)} fits"
+            runs = "fits" if arm.startswith("causalsynth") else "runs"
+            note = f"{note}; mean of {len(ms)} {runs}" if note else f"mean of {len(ms)} {runs}"
         one, two, auc, exact, dcr = (float(x) for x in metrics)
         rows.append(Row(key, arm, eps, one, two, auc, seconds, exact, dcr, note))
     for (arm, eps), (data, _, note) in synthetic.items():

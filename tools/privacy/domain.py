@@ -587,9 +587,9 @@ def _extended(noisy: np.ndarray, lo: int, hi: int, sigma: float) -> tuple[int, i
     def reach(step: int, start: int) -> int:
         best = 0
         for k in range(1, EXTEND_CELLS + 1):
-            cells = noisy[start - k : start] if step < 0 else noisy[start + 1 : start + 1 + k]
-            if len(cells) < k:
+            if (start - k < 0) if step < 0 else (start + k >= len(noisy)):
                 break
+            cells = noisy[start - k : start] if step < 0 else noisy[start + 1 : start + 1 + k]
             total = float(cells.sum())
             if total > 0 and total >= EXTEND_Z * sigma * np.sqrt(k):
                 best = k
