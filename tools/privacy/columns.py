@@ -18,10 +18,10 @@ from numpy.typing import NDArray
 from causalsynth.tools.errors import DataError
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, Kind
 
-#: A category column with more distinct values than this is refused (an identifier or free text, not a variable).
 #: Numeric kinds whose values are whole units (a date is a day count): a value ``k`` stands for ``[k, k + 1)``.
 DISCRETE = frozenset({"integer", "date"})
 
+#: A category column with more distinct values than this is refused (an identifier or free text, not a variable).
 MAX_CATEGORIES = 1000
 
 

@@ -584,20 +584,15 @@ def _extended(noisy: np.ndarray, lo: int, hi: int, sigma: float) -> tuple[int, i
     among all runs.
     """
 
-    def reach(step: int, start: int) -> int:
-        best = 0
-        for k in range(1, EXTEND_CELLS + 1):
-            if (start - k < 0) if step < 0 else (start + k >= len(noisy)):
-                break
-            cells = noisy[start - k : start] if step < 0 else noisy[start + 1 : start + 1 + k]
-            total = float(cells.sum())
-            if total > 0 and total >= EXTEND_Z * sigma * np.sqrt(k):
-                best = k
-        return best
+    def reach(outward: np.ndarray) -> int:  # cells beyond a bound, nearest first
+        sums = np.cumsum(outward[:EXTEND_CELLS])
+        k = np.arange(1, len(sums) + 1)
+        ok = np.flatnonzero((sums > 0) & (sums >= EXTEND_Z * sigma * np.sqrt(k)))
+        return int(ok[-1]) + 1 if len(ok) else 0
 
-    while (k := reach(-1, lo)) > 0:
+    while (k := reach(noisy[:lo][::-1])) > 0:
         lo -= k
-    while (k := reach(1, hi)) > 0:
+    while (k := reach(noisy[hi + 1 :])) > 0:
         hi += k
     return lo, hi
 
