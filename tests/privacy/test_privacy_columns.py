@@ -7,7 +7,15 @@ import pandas as pd
 
 from causalsynth.tools.privacy.columns import Column, decode, encode, states_frame
 from causalsynth.tools.privacy.cpts import project_to_simplex
-from causalsynth.tools.privacy.domain import _trimmed, cuts_from_histogram, numeric_spec, with_points
+from causalsynth.tools.privacy.domain import (
+    PublicBounds,
+    _trimmed,
+    _zoomed,
+    cuts_from_histogram,
+    numeric_spec,
+    with_points,
+)
+from causalsynth.tools.privacy.mechanisms import gaussian_scale
 from causalsynth.tools.privacy.schema import NULL_STATE, ColumnSpec
 
 
@@ -89,6 +97,27 @@ def test_a_spread_tail_next_to_the_range_stays_inside_it() -> None:
     # Assert: the tail's cells join the range; noise around zero and empty cells do not
     assert (low, high) == (4.0, 20.0)
     assert (low_clean, high_clean) == (10.0, 20.0)
+
+
+def test_a_noisy_dip_inside_the_data_does_not_cut_the_zoomed_range() -> None:
+    # Setup: 32 zoom cells over [0, 320); a fifth of the rows and more in cell 0 (the zoom fires), 150 rows in each
+    # of cells 1-20 but a noisy -30 in cell 10 (the projection empties it), no rows above cell 20
+    rho = 5e-5
+    sigma = gaussian_scale(rho)
+    fine = np.arange(33, dtype=float) * 10
+    zoom = np.zeros(32)
+    zoom[0] = 2000.0
+    zoom[1:21] = 150.0
+    zoom[10] = -30.0
+
+    # Run
+    z = _zoomed(Column("x", "float"), fine, zoom, 0.0, 320.0, PublicBounds(), {}, rho)
+
+    # Assert: the range keeps the rows above the dip (cells 11-20 end at 210; a cell or two of the empty ones above
+    # may come along) and still drops most of the empty cells
+    assert sigma > 50  # the rows past the dip stand out only together, not cell by cell (4 noise scales each)
+    assert z.counts is None  # new cells: the zoom fired
+    assert 210.0 <= z.high <= 250.0
 
 
 def test_outer_bins_end_where_their_decoding_points_reach() -> None:
