@@ -7,7 +7,9 @@ DCR (Hamming distance over the discretised columns) against the training rows; p
 
 Peers run from their own venv (build/peers, created here if missing; torch pinned to our CPU wheel):
 smartnoise-synth MST and AIM (sampled i.i.d. from the fitted model: mbi's default "round" couples sibling
-columns), SDV GaussianCopula and CTGAN (no DP; CTGAN with few epochs on 2 cores).
+columns), given the discretised table; ``mst-raw`` and ``aim-raw``: the same on the raw table through smartnoise's
+own preprocessing (its inferred column types and private bounds); SDV GaussianCopula and CTGAN (no DP; CTGAN with
+few epochs on 2 cores).
 
     .venv/bin/python bench/fit.py [--tables wa_churn,HealthInsurance,loans_full_schema] [--arms ...] [--quick]
 """
@@ -382,7 +384,7 @@ def targets(rows: list[Row]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default=",".join(TABLES))
-    parser.add_argument("--arms", default="ours,mst,aim,gaussian_copula,ctgan")
+    parser.add_argument("--arms", default="ours,mst,aim,mst-raw,gaussian_copula,ctgan")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per peer arm")
     parser.add_argument("--epochs", type=int, default=10, help="CTGAN epochs")
     parser.add_argument("--audit-runs", type=int, default=400)
