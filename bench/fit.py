@@ -396,7 +396,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     arms = set(args.arms.split(","))
-    peers = ensure_peers() if arms & {"mst", "aim", "gaussian_copula", "ctgan"} else None
+    peers = ensure_peers() if arms & {"mst", "aim", "mst-raw", "aim-raw", "gaussian_copula", "ctgan"} else None
     rows: list[Row] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:
