@@ -186,7 +186,7 @@ def run_peer(python: Path, arm: str, epsilon: float, train_file: Path, rows: int
         return None, float("nan"), "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
     times = json.loads(Path(str(out) + ".json").read_text())
     data = pd.read_csv(out, dtype=str, keep_default_na=False) if out.suffix == ".csv" else pd.read_parquet(out)
-    return data, times["fit_s"] + times["sample_s"], ""
+    return data, times["fit_s"] + times["sample_s"], times.get("note", "")
 
 
 @dataclass
