@@ -12,6 +12,7 @@ from causalsynth.tools.privacy.domain import (
     _trimmed,
     _zoomed,
     cuts_from_histogram,
+    noisy_points,
     numeric_spec,
     with_points,
 )
@@ -118,6 +119,35 @@ def test_a_noisy_dip_inside_the_data_does_not_cut_the_zoomed_range() -> None:
     assert sigma > 50  # the rows past the dip stand out only together, not cell by cell (4 noise scales each)
     assert z.counts is None  # new cells: the zoom fired
     assert 210.0 <= z.high <= 250.0
+
+
+def test_a_bin_whose_cells_hold_mostly_noise_decodes_uniformly() -> None:
+    # Setup: a bin [0, 100) over 10 shape cells of 5 rows each, released with a noise scale of 100 per cell (a
+    # sparse column at epsilon 1); one cell's noise stands at +180
+    edges = np.linspace(0.0, 100.0, 11)
+    noisy = 5.0 + np.array([-40.0, 20, -50, 60, -90, 10, 180, -30, 45, -20])
+
+    # Run
+    unaware = noisy_points(edges, noisy, 0.0, 100.0, False, "float")  # the noise scale not known
+    points = noisy_points(edges, noisy, 0.0, 100.0, False, "float", sigma=100.0)
+
+    # Assert: read as rows, the noise would put every value of the bin in [60, 70]; its sum (135) does not stand
+    # out of its noise (2 x 100 x sqrt(10)), so the bin decodes uniformly
+    assert unaware is not None and 60.0 <= unaware[1] and unaware[-1] <= 70.0
+    assert points is None
+
+
+def test_a_bin_whose_rows_stand_out_keeps_their_shape() -> None:
+    # Setup: the same cells holding 900 rows each in the lower half, noise scale 10
+    edges = np.linspace(0.0, 100.0, 11)
+    noisy = np.array([900.0, 905, 890, 910, 895, 3, -8, 12, -5, 2])
+
+    # Run
+    points = noisy_points(edges, noisy, 0.0, 100.0, False, "float", sigma=10.0)
+
+    # Assert: the median point lies in the lower half, where the rows are (uniform would put it at 50)
+    assert points is not None
+    assert 20.0 <= points[len(points) // 2] <= 30.0
 
 
 def test_outer_bins_end_where_their_decoding_points_reach() -> None:
