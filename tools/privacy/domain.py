@@ -289,7 +289,8 @@ def spiked_spec(col: Column, low: float, high: float, edges: np.ndarray, noisy: 
 
     Each released spike inside ``[low, high]`` (at most ``bins - 1``, the largest first) gets its own bin
     ``[value, spike_end)`` that decodes to exactly that value; its released count is taken out of the histogram
-    cell that holds it, and the other bins are quantiles of what remains.
+    cell that holds it, and the other bins are quantiles of what remains. ``sigma``: the histogram's noise scale
+    per cell (an inner bin whose cells hold mostly noise decodes uniformly, see :func:`noisy_points`).
     """
     chosen = sorted(sorted((v for v in spikes if low <= v <= high), key=lambda v: -spikes[v])[: max(bins - 1, 0)])
     rest = np.asarray(noisy, dtype=float).copy()
