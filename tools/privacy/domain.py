@@ -127,7 +127,7 @@ def private_domain(
         spikes[col.name] = {float(v): int(c) for v, c in out.items()}
     h_rho = rho_of("bins")[0] if numeric else 0.0
     z_rho = rho_of("zoom")[0] if numeric else 0.0
-    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    histograms: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}  # cells, shape counts, their noise scale
     ranges: dict[str, tuple[float, float]] = {}
     zooms: dict[str, _Zoom] = {}
     for col in numeric:  # then the shape, on cells inside the released range (their edges are post-processing)
