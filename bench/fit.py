@@ -175,7 +175,8 @@ def ensure_peers() -> Path | None:
 
 def run_peer(python: Path, arm: str, epsilon: float, train_file: Path, rows: int, work: Path, timeout: int,
              epochs: int, seed: int = 0) -> tuple[pd.DataFrame | None, float, str]:  # fmt: skip
-    out = work / f"{arm}-{epsilon}-{seed}.{'csv' if arm in {'mst', 'aim'} else 'parquet'}"  # raw-input arms: parquet
+    suffix = "csv" if arm in {"mst", "aim"} else "parquet"  # raw-input arms: parquet
+    out = work / f"{train_file.stem}-{arm}-{epsilon}-{seed}.{suffix}"  # one file per table, arm, epsilon and run
     cmd = [str(python), str(ROOT / "bench" / "_fit_peers.py"), arm, str(epsilon), str(train_file), str(out),
            str(rows), str(seed), str(epochs)]  # fmt: skip
     try:
