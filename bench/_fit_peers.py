@@ -64,7 +64,9 @@ def raw_input(arm: str, epsilon: float, train_path: str, rows: int) -> tuple[pd.
     for c in text:
         if nulls[c]:
             synth[c] = synth[c].where(synth[c].astype(str) != "nan")
-    return synth, start, fitted, f"preprocessor_eps {share:g} x epsilon"
+    spent = epsilon - model.epsilon  # smartnoise takes what its bounds spent off the model's epsilon
+    note = f"preprocessor_eps {share:g} x epsilon" if spent > 0 else "no continuous column: nothing spent on bounds"
+    return synth, start, fitted, note
 
 
 def main() -> None:
