@@ -149,10 +149,11 @@ def private_domain(
             shape, shape_rho = (z_rho * z.counts + h_rho * cells) / (z_rho + h_rho), z_rho + h_rho
         else:
             shape, shape_rho = cells, 0.0
-        first, last = _occupied(shape, gaussian_scale(shape_rho) if shape_rho > 0 else 0.0)
+        shape_sigma = gaussian_scale(shape_rho) if shape_rho > 0 else 0.0
+        first, last = _occupied(shape, shape_sigma)
         b = bounds.get(col.name, PublicBounds())
         ranges[col.name] = _cut_range(z.low, z.high, z.cells, first, last, b, list(spikes.get(col.name, {})), col.kind)
-        histograms[col.name] = (z.cells, shape, gaussian_scale(shape_rho) if shape_rho > 0 else 0.0)
+        histograms[col.name] = (z.cells, shape, shape_sigma)
     for col in columns:
         b = bounds.get(col.name, PublicBounds())
         has_null = NULL_STATE in released_all[col.name]
@@ -252,16 +253,19 @@ def _beyond_gaps(counts: np.ndarray, first: int, last: int, scale: float) -> tup
     (wa_churn's monthly_charges, 1 fit in 100 at epsilon 1: its range cut to [18.9, 66.7], half the rows outside);
     rows beyond such a gap stand out together, while noise-only cells do not.
     """
-    n = len(counts)
-    for j in range(n - 1, last, -1):
-        if float(counts[last + 1 : j + 1].sum()) >= scale * np.sqrt(j - last):
-            last = j
-            break
-    for j in range(first):
-        if float(counts[j:first].sum()) >= scale * np.sqrt(first - j):
-            first = j
-            break
-    return first, last
+    return first - _reach(counts[:first][::-1], scale), last + _reach(counts[last + 1 :], scale)
+
+
+def _reach(outward: np.ndarray, scale: float, cells: int | None = None) -> int:
+    """The cells beyond a bound that the furthest run standing out of the noise reaches (0 if none).
+
+    ``outward``: the cells beyond the bound, nearest first (at most ``cells`` of them are read); a run stands out
+    when its sum is positive and at least ``scale * sqrt(its cells)``.
+    """
+    sums = np.cumsum(outward[:cells])
+    k = np.arange(1, len(sums) + 1)
+    ok = np.flatnonzero((sums > 0) & (sums >= scale * np.sqrt(k)))
+    return int(ok[-1]) + 1 if len(ok) else 0
 
 
 def _cut_range(low: float, high: float, cells: np.ndarray, first: int, last: int, b: PublicBounds,
@@ -620,16 +624,9 @@ def _extended(noisy: np.ndarray, lo: int, hi: int, sigma: float) -> tuple[int, i
     10 at epsilon 0.3, a fifth of its rows); here a run next to a bound needs only to be positive, not to stand out
     among all runs.
     """
-
-    def reach(outward: np.ndarray) -> int:  # cells beyond a bound, nearest first
-        sums = np.cumsum(outward[:EXTEND_CELLS])
-        k = np.arange(1, len(sums) + 1)
-        ok = np.flatnonzero((sums > 0) & (sums >= EXTEND_Z * sigma * np.sqrt(k)))
-        return int(ok[-1]) + 1 if len(ok) else 0
-
-    while (k := reach(noisy[:lo][::-1])) > 0:
+    while (k := _reach(noisy[:lo][::-1], EXTEND_Z * sigma, EXTEND_CELLS)) > 0:
         lo -= k
-    while (k := reach(noisy[hi + 1 :])) > 0:
+    while (k := _reach(noisy[hi + 1 :], EXTEND_Z * sigma, EXTEND_CELLS)) > 0:
         hi += k
     return lo, hi
 
