@@ -1,13 +1,17 @@
-"""The private structure search: a target column gets children when the user names it."""
+"""Structure search: a target column gets children when the user names it (DP); the no-DP DAG is stable across
+hash seeds and its pair repair links the dependent pairs the search left apart, and only those."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 
-from causalsynth.tools.privacy.structure import private_bayes
+from causalsynth.tools.privacy import structure
+from causalsynth.tools.privacy.fitting import exact_model
+from causalsynth.tools.privacy.structure import pair_repaired, private_bayes
 
 
 def _table() -> pd.DataFrame:
@@ -84,3 +88,54 @@ def test_the_no_dp_structure_does_not_depend_on_the_string_hash_seed():
     ]
     # Assert
     assert dags[0] == dags[1] and len(dags[0]) > 10
+
+
+def _chain_with_bystanders(seed: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """x -> y -> z strongly tied (each copies its parent 80% of the time), u and v independent of all."""
+    rng = np.random.default_rng(seed)
+    n = 5_000
+    x = rng.integers(0, 5, n)
+    y = np.where(rng.random(n) < 0.8, x, rng.integers(0, 5, n))
+    z = np.where(rng.random(n) < 0.8, y, rng.integers(0, 5, n))
+    codes = {"x": x, "y": y, "z": z, "u": rng.integers(0, 5, n), "v": rng.integers(0, 4, n)}
+    return codes, {name: int(c.max()) + 1 for name, c in codes.items()}
+
+
+def _repaired(codes: dict[str, Any], cards: dict[str, int], start: dict[str, list[str]]) -> dict[str, list[str]]:
+    marginals = {n: np.bincount(c, minlength=cards[n]).astype(np.float64) for n, c in codes.items()}
+    return pair_repaired(start, codes, cards, lambda dag: exact_model(dag, codes, cards, marginals, 0)[1])
+
+
+def _edges(dag: dict[str, list[str]]) -> set[frozenset[str]]:
+    return {frozenset((p, c)) for c, ps in dag.items() for p in ps}
+
+
+def test_pair_repair_links_the_dependent_pairs_a_dag_leaves_apart_and_no_independent_column() -> None:
+    for seed in range(3):
+        # Setup: a DAG that links x and y only; y and z (and so x and z) are dependent but unlinked
+        codes, cards = _chain_with_bystanders(seed)
+        start = {"x": [], "y": ["x"], "z": [], "u": [], "v": []}
+
+        # Run
+        dag = _repaired(codes, cards, start)
+
+        # Assert: z is linked to the chain; the independent columns stay alone; the result is acyclic
+        edges = _edges(dag)
+        assert frozenset(("x", "y")) in edges
+        assert frozenset(("y", "z")) in edges or frozenset(("x", "z")) in edges
+        assert not any(e & {"u", "v"} for e in edges), sorted(map(sorted, edges))
+        assert nx.is_directed_acyclic_graph(nx.DiGraph([(p, c) for c, ps in dag.items() for p in ps]))
+
+
+def test_pair_repair_keeps_the_spec_under_its_size_budget(monkeypatch: Any) -> None:
+    # Setup: a budget the smallest added CPT would exceed
+    codes, cards = _chain_with_bystanders(0)
+    start = {"x": [], "y": ["x"], "z": [], "u": [], "v": []}
+    used = sum(structure._spec_values(ps, n, cards) for n, ps in start.items())
+    monkeypatch.setattr(structure, "REPAIR_SPEC_VALUES", used + 5)
+
+    # Run
+    dag = _repaired(codes, cards, start)
+
+    # Assert: the DAG is the one it started from
+    assert dag == start

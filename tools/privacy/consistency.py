@@ -117,14 +117,15 @@ def calibrated_cpts(
     parents: Mapping[str, Sequence[str]], cards: Mapping[str, int], families: Mapping[str, Measurement],
     marginals: Mapping[str, NDArray[np.float64]], shrink: Mapping[str, float], rng: np.random.Generator,
     draws: int = 100_000,
-) -> dict[str, NDArray[np.float64]]:  # fmt: skip
-    """CPTs whose model reproduces the combined marginals, also with more than one parent.
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.int64]]]:  # fmt: skip
+    """CPTs whose model reproduces the combined marginals, also with more than one parent, and draws of it.
 
     With two parents, the parents' joint in the model is not the one in the child's family table, so CPTs read off
     the tables let the children's marginals drift (and the drift compounds down the DAG). Here the nodes are taken
     in topological order; the parents' joint the model implies is estimated from ``draws`` ancestral draws of the
     model built so far (post-processing: no row is read), the family table is raked to that joint and to the
     child's combined marginal, and the CPT is read off it. In a tree this is the plain raked conditional.
+    The draws (state codes per column) made along the way, drawn from the final CPTs, come back with them.
     """
     import networkx as nx
 
@@ -157,4 +158,4 @@ def calibrated_cpts(
         cumulative = np.cumsum(cpt, axis=1)
         u = rng.random(draws)
         drawn[node] = np.minimum((u[:, None] > cumulative[index]).sum(axis=1), card - 1).astype(np.int64)
-    return cpts
+    return cpts, drawn

@@ -33,7 +33,13 @@ from causalsynth.tools.privacy.domain import (
 )
 from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_histogram
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec, FitSpec
-from causalsynth.tools.privacy.structure import EXACT_ESS, HILL_CLIMB_MAX_COLUMNS, learned_dag, private_bayes
+from causalsynth.tools.privacy.structure import (
+    EXACT_ESS,
+    HILL_CLIMB_MAX_COLUMNS,
+    learned_dag,
+    pair_repaired,
+    private_bayes,
+)
 
 #: Largest CPT (parent configurations x states) a fit will measure.
 MAX_CPT_CELLS = 200_000
@@ -217,7 +223,7 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     families = {m.variables[-1]: m for m in measurements if len(m.variables) > 1}
     shrink = {n: SHRINK * sigma_c * float(np.sqrt(cards[n])) for n in names}
     rng = np.random.default_rng([options.seed, 0xCA11B])
-    cpts = calibrated_cpts(dag, cards, families, marginals, shrink, rng)
+    cpts, _ = calibrated_cpts(dag, cards, families, marginals, shrink, rng)
     nodes: dict[str, Any] = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     provenance = FitSpec(
         data_sha256="", rows=round(n_hat), columns=len(names), dp=True,
@@ -256,27 +262,23 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
     names = [c.name for c in columns]
     cards = {n: len(state_names(specs[n])) for n in names}
     codes = _coder(specs)(table)
+    marginals = {n: np.bincount(codes[n], minlength=cards[n]).astype(np.float64) for n in names}
+
+    def model(parents: Mapping[str, list[str]]) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.int64]]]:
+        return exact_model(parents, codes, cards, marginals, options.seed)
+
     user_dag = dag is not None
     if dag is None:
-        dag = _trim_parents(learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target), cards)
-        structure = (
-            f"pgmpy hill climbing (BDeu, ESS {EXACT_ESS:g}), calibrated CPTs"
-            if len(names) <= HILL_CLIMB_MAX_COLUMNS
-            else "pgmpy Chow-Liu tree, calibrated CPTs"
-        )
+        learned = _trim_parents(learned_dag(pd.DataFrame({n: codes[n] for n in names}), options.target), cards)
+        dag = pair_repaired(learned, codes, cards, lambda parents: model(parents)[1])
+        added = sum(map(len, dag.values())) - sum(map(len, learned.values()))
+        search = (f"pgmpy hill climbing (BDeu, ESS {EXACT_ESS:g})" if len(names) <= HILL_CLIMB_MAX_COLUMNS
+                  else "pgmpy Chow-Liu tree")  # fmt: skip
+        structure = f"{search}, pair repair (+{added} edges), calibrated CPTs"
     else:
         structure = "user DAG"
     _check_cpt_sizes(dag, cards)
-    # exact family tables, calibrated like the DP ones: with several parents, CPTs read off the tables let the
-    # children's marginals drift down the DAG (loans: annual_income's bins 0.02 off in a sample)
-    families: dict[str, Measurement] = {}
-    for n in names:
-        dims = [cards[p] for p in dag[n]] + [cards[n]]
-        counts = np.bincount(joint_index([codes[v] for v in [*dag[n], n]], dims), minlength=int(np.prod(dims)))
-        families[n] = Measurement((*dag[n], n), counts.reshape(dims).astype(np.float64), 0.0)
-    marginals = {n: np.bincount(codes[n], minlength=cards[n]).astype(np.float64) for n in names}
-    rng = np.random.default_rng([options.seed, 0xCA11B])
-    cpts = calibrated_cpts(dag, cards, families, marginals, dict.fromkeys(names, PSEUDO_COUNT), rng)
+    cpts, _ = model(dag)
     nodes = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     messages: list[str] = []
     check = None
@@ -287,6 +289,24 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
         structure=structure, seed=options.seed, libraries=_libraries(), dag_check=check,
     )  # fmt: skip
     return FitResult(_spec(options, nodes, specs), provenance, messages)
+
+
+def exact_model(
+    parents: Mapping[str, list[str]], codes: Mapping[str, NDArray[np.int64]], cards: Mapping[str, int],
+    marginals: Mapping[str, NDArray[np.float64]], seed: int,
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.int64]]]:  # fmt: skip
+    """The no-DP model on a DAG: CPTs from exact family tables, calibrated like the DP ones, and draws of it.
+
+    With several parents, CPTs read off the tables let the children's marginals drift down the DAG (loans:
+    annual_income's bins 0.02 off in a sample).
+    """
+    families: dict[str, Measurement] = {}
+    for n, ps in parents.items():
+        dims = [cards[p] for p in ps] + [cards[n]]
+        counts = np.bincount(joint_index([codes[v] for v in [*ps, n]], dims), minlength=int(np.prod(dims)))
+        families[n] = Measurement((*ps, n), counts.reshape(dims).astype(np.float64), 0.0)
+    rng = np.random.default_rng([seed, 0xCA11B])
+    return calibrated_cpts(parents, cards, families, marginals, dict.fromkeys(parents, PSEUDO_COUNT), rng)
 
 
 def _dag_check(nodes: Mapping[str, Any], specs: Mapping[str, ColumnSpec], codes: Mapping[str, NDArray[np.int64]],
