@@ -242,9 +242,10 @@ def pair_repaired(
     graph.add_nodes_from(dag)
     graph.add_edges_from((p, c) for c, ps in dag.items() for p in ps)
     values = {n: _spec_values(ps, n, cards) for n, ps in dag.items()}
+    observed: dict[tuple[str, str], NDArray[np.float64]] = {}
     for _ in range(REPAIR_ROUNDS):
         added = 0
-        for a, b in _strays(dag, codes, draws(dag), cards):
+        for a, b in _strays(dag, codes, draws(dag), cards, observed):
             edge = _repair_edge(a, b, dag, graph, cards)
             if edge is None:
                 continue
@@ -262,15 +263,21 @@ def pair_repaired(
 
 
 def _strays(dag: Mapping[str, list[str]], codes: Mapping[str, NDArray[np.int64]],
-            drawn: Mapping[str, NDArray[np.int64]], cards: Mapping[str, int]) -> list[tuple[str, str]]:  # fmt: skip
-    """Unlinked pairs whose drawn 2-way table strays from the data's beyond noise, the furthest (less noise) first."""
+            drawn: Mapping[str, NDArray[np.int64]], cards: Mapping[str, int],
+            observed: dict[tuple[str, str], NDArray[np.float64]]) -> list[tuple[str, str]]:  # fmt: skip
+    """Unlinked pairs whose drawn 2-way table strays from the data's beyond noise, the furthest (less noise) first.
+
+    ``observed`` keeps the data's 2-way tables from one round to the next (the data does not change).
+    """
     rows, many = len(next(iter(codes.values()))), len(next(iter(drawn.values())))
     found = []
     for a, b in combinations(dag, 2):
         if a in dag[b] or b in dag[a]:
             continue
         size = cards[a] * cards[b]
-        data = np.bincount(codes[a] * cards[b] + codes[b], minlength=size) / rows
+        if (a, b) not in observed:
+            observed[a, b] = np.bincount(codes[a] * cards[b] + codes[b], minlength=size) / rows
+        data = observed[a, b]
         model = np.bincount(drawn[a] * cards[b] + drawn[b], minlength=size) / many
         tvd = 0.5 * float(np.abs(data - model).sum())
         noise = 0.5 * np.sqrt(2 / np.pi) * float(np.sqrt(model * (1 - model) * (1 / rows + 1 / many)).sum())
