@@ -37,9 +37,9 @@ EXACT_INDEGREE = 3
 #: No-DP pair repair (:func:`pair_repaired`): at most this many rounds, edges added per round, and the caps on a
 #: repaired child (parents, CPT cells). loans_full_schema (54 columns): hill climbing leaves annual_income 3-4 edges
 #: from loan_amount, installment and balance (each pair's 2-way TVD 0.12 above the real table's). 2-way TVD over
-#: the real training table's, mean of 3 sample seeds, before -> after: loans 1.33x -> 1.22x (+29 edges), wa_churn
-#: 1.25x -> 1.15x (+13), HealthInsurance 1.19x -> 1.17x (+4). A noise factor of 3 (+10 edges on loans) gave 1.30x,
-#: 2,000 cells 1.25x; 20 rounds added nothing.
+#: the real training table's, mean of 3 sample seeds, before -> after: loans 1.33x -> 1.24x (+22 edges, stopped by
+#: the spec's size limit), wa_churn 1.26x -> 1.13x (+12), HealthInsurance 1.19x -> 1.16x (+4). On loans a noise
+#: factor of 3 (+10 edges) gave 1.30x, 2,000 cells 1.25x; 20 rounds added nothing.
 REPAIR_ROUNDS = 10
 REPAIR_PER_ROUND = 5
 REPAIR_INDEGREE = 4
@@ -47,8 +47,8 @@ REPAIR_CELLS = 5000
 #: A pair is repaired when the model's 2-way table is further from the data's (TVD) than this many times the
 #: distance that sampling alone would give (the data's rows and the model's draws).
 REPAIR_NOISE = 2.0
-#: The repair adds no edge that takes the spec's CPTs past this many YAML values, half the spec loader's limit:
-#: at 1.5 times the noise, loans' spec was refused by the loader.
+#: The repair adds no edge that takes the spec's CPTs past this many YAML values, 3/4 of the spec loader's limit
+#: (the rest for the columns' specs): at 1.5 times the noise, with no such cap, the loader refused loans' spec.
 REPAIR_SPEC_VALUES = MAX_NODES * 3 // 4
 
 Codes = Callable[[pd.DataFrame], Mapping[str, NDArray[np.int64]]]
