@@ -102,8 +102,7 @@ def _chain_with_bystanders(seed: int) -> tuple[dict[str, Any], dict[str, int]]:
 
 
 def _repaired(codes: dict[str, Any], cards: dict[str, int], start: dict[str, list[str]]) -> dict[str, list[str]]:
-    marginals = {n: np.bincount(c, minlength=cards[n]).astype(np.float64) for n, c in codes.items()}
-    return pair_repaired(start, codes, cards, lambda dag: exact_model(dag, codes, cards, marginals, 0)[1])
+    return pair_repaired(start, codes, cards, lambda dag: exact_model(dag, codes, cards, 0)[1])
 
 
 def _edges(dag: dict[str, list[str]]) -> set[frozenset[str]]:

@@ -262,10 +262,13 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
     names = [c.name for c in columns]
     cards = {n: len(state_names(specs[n])) for n in names}
     codes = _coder(specs)(table)
-    marginals = {n: np.bincount(codes[n], minlength=cards[n]).astype(np.float64) for n in names}
+    built: dict[str, Any] = {}  # the last DAG modelled: the repair's last round models the DAG it returns
 
     def model(parents: Mapping[str, list[str]]) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.int64]]]:
-        return exact_model(parents, codes, cards, marginals, options.seed)
+        key = repr([(n, list(ps)) for n, ps in parents.items()])
+        if built.get("key") != key:
+            built.update(key=key, model=exact_model(parents, codes, cards, options.seed))
+        return built["model"]
 
     user_dag = dag is not None
     if dag is None:
@@ -292,8 +295,7 @@ def _fit_exact(table: pd.DataFrame, columns: list[Column], dag: dict[str, list[s
 
 
 def exact_model(
-    parents: Mapping[str, list[str]], codes: Mapping[str, NDArray[np.int64]], cards: Mapping[str, int],
-    marginals: Mapping[str, NDArray[np.float64]], seed: int,
+    parents: Mapping[str, list[str]], codes: Mapping[str, NDArray[np.int64]], cards: Mapping[str, int], seed: int
 ) -> tuple[dict[str, NDArray[np.float64]], dict[str, NDArray[np.int64]]]:  # fmt: skip
     """The no-DP model on a DAG: CPTs from exact family tables, calibrated like the DP ones, and draws of it.
 
@@ -305,6 +307,7 @@ def exact_model(
         dims = [cards[p] for p in ps] + [cards[n]]
         counts = np.bincount(joint_index([codes[v] for v in [*ps, n]], dims), minlength=int(np.prod(dims)))
         families[n] = Measurement((*ps, n), counts.reshape(dims).astype(np.float64), 0.0)
+    marginals = {n: np.bincount(codes[n], minlength=cards[n]).astype(np.float64) for n in parents}
     rng = np.random.default_rng([seed, 0xCA11B])
     return calibrated_cpts(parents, cards, families, marginals, dict.fromkeys(parents, PSEUDO_COUNT), rng)
 
