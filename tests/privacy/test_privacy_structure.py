@@ -130,7 +130,7 @@ def test_pair_repair_keeps_the_spec_under_its_size_budget(monkeypatch: Any) -> N
     # Setup: a budget the smallest added CPT would exceed
     codes, cards = _chain_with_bystanders(0)
     start = {"x": [], "y": ["x"], "z": [], "u": [], "v": []}
-    used = sum(structure._spec_values(ps, n, cards) for n, ps in start.items())
+    used = sum(structure.spec_values(ps, n, cards) for n, ps in start.items())
     monkeypatch.setattr(structure, "REPAIR_SPEC_VALUES", used + 5)
 
     # Run

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from causalsynth.tools.causal.conformance import verify
 from causalsynth.tools.causal.network import Network, Node
 from causalsynth.tools.errors import DataError, UsageError
+from causalsynth.tools.privacy import pgm
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
 from causalsynth.tools.privacy.consistency import Measurement, calibrated_cpts, combine_marginals, estimate_total
@@ -36,9 +37,11 @@ from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec
 from causalsynth.tools.privacy.structure import (
     EXACT_ESS,
     HILL_CLIMB_MAX_COLUMNS,
+    REPAIR_SPEC_VALUES,
     learned_dag,
     pair_repaired,
     private_bayes,
+    spec_values,
 )
 
 #: Largest CPT (parent configurations x states) a fit will measure.
@@ -187,8 +190,10 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
             + (f", delta={s.delta:.3g}" if s.delta else ""))  # fmt: skip
     accountant.open(table)
     measure = accountant.measure
-    sigma_m = gaussian_scale(per_query["marginals"][0])
-    sigma_c = gaussian_scale(per_query["cpts"][0]) if "cpts" in per_query else sigma_m
+    # a table of category columns alone measures its marginals by the category releases (no "marginals" step)
+    noise = {step: gaussian_scale(rho) for step, (rho, _) in per_query.items()}
+    sigma_c = noise.get("cpts", noise.get("marginals", noise.get("domain2", 1.0)))
+    sigma_m = noise.get("marginals", sigma_c)
     bins = options.bins if options.bins is not None else (lambda rows: auto_bins(rows, sigma_c))
     release = private_domain(columns, options.bounds, bins, measure, lambda step: per_query.get(step, (0.0, 0.0)))
     specs = release.specs
@@ -201,15 +206,16 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         noisy = measure("marginals", noisy_histogram(_histogram(codes, [n], [cards[n]]), per_query["marginals"][0]))
         measurements.append(Measurement((n,), np.asarray(noisy, dtype=np.float64), sigma_m**2))
     n_hat = estimate_total(measurements)
+    learned = dag is None
     if dag is None:
         first = combine_marginals(measurements, cards, n_hat)
         marginals = {n: (first[n] + 1e-9) / (first[n] + 1e-9).sum() for n in names}
         max_cells = n_hat / (FAMILY_NOISE * sigma_c)
         dag = private_bayes(names, cards, codes, marginals, max_cells, per_query["select"][0], measure,
                             options.target, options.seed, TARGET_BONUS * n_hat)  # fmt: skip
-        structure = "private Bayesian network (exponential mechanism, in-degree <= 2), consistent marginals"
+        structure = "private Bayesian network (exponential mechanism, in-degree <= 2)"
     else:
-        structure = "user DAG, consistent marginals"
+        structure = "user DAG"
     _check_cpt_sizes(dag, cards)
     for n in names:
         if dag[n]:
@@ -224,16 +230,47 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     shrink = {n: SHRINK * sigma_c * float(np.sqrt(cards[n])) for n in names}
     rng = np.random.default_rng([options.seed, 0xCA11B])
     cpts, _ = calibrated_cpts(dag, cards, families, marginals, shrink, rng)
+    dag, cpts, estimate = _joint_estimate(names, cards, measurements, n_hat, dag, cpts, learned, rng)
+    structure += f", {estimate}"
     nodes: dict[str, Any] = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     provenance = FitSpec(
         data_sha256="", rows=round(n_hat), columns=len(names), dp=True,
         mechanism="OpenDP: discrete Gaussian (counts), Gaussian threshold (categories, nulls), exponential mechanism "
-        "(structure); consistent marginals and raked family tables (post-processing)", structure=structure,
+        "(structure); the model fitted to every measurement at once (post-processing)", structure=structure,
         epsilon=options.epsilon, delta=options.delta, rho=accountant.rho,
         accountant="OpenDP adaptive composition, approximate zCDP -> (epsilon, delta)",
         budget=split, seed=options.seed, libraries=_libraries(),
     )  # fmt: skip
     return FitResult(_spec(options, nodes, specs), provenance)
+
+
+def _joint_estimate(
+    names: list[str], cards: Mapping[str, int], measurements: list[Measurement], n_hat: float,
+    dag: dict[str, list[str]], cpts: dict[str, NDArray[np.float64]], learned: bool, rng: np.random.Generator,
+) -> tuple[dict[str, list[str]], dict[str, NDArray[np.float64]], str]:  # fmt: skip
+    """The model fitted to all the measurements at once (:mod:`pgm`), started from the calibrated CPTs.
+
+    A learned structure becomes the fitted junction tree's network (its families hold the parents' joints the
+    measurements give). A user DAG keeps its edges: its CPTs are calibrated on the fitted family tables. Where the
+    junction tree or its network is too large, the calibrated CPTs stay (the provenance says which).
+    """
+    tree = pgm.junction_tree(names, cards, [m.variables for m in measurements])
+    if tree.cells > pgm.MAX_TREE_CELLS:
+        return dag, cpts, f"consistent marginals (junction tree of {tree.cells:,} cells: too large to fit jointly)"
+    fitted = pgm.fit(tree, measurements, n_hat, start={n: (dag[n], cpts[n]) for n in names})
+    if learned:
+        network = pgm.tree_network(fitted)
+        if sum(spec_values(ps, n, cards) for n, (ps, _) in network.items()) <= REPAIR_SPEC_VALUES:
+            width = max(len(ps) for ps, _ in network.values())
+            return (
+                {n: network[n][0] for n in names},
+                {n: network[n][1] for n in names},
+                f"measurements fitted jointly on its junction tree, written as a network of in-degree <= {width}",
+            )
+    families = pgm.family_tables(fitted, dag)
+    marginals = {n: fitted.table([n]) for n in names}
+    calibrated, _ = calibrated_cpts(dag, cards, families, marginals, dict.fromkeys(names, 0.0), rng)
+    return dag, calibrated, "measurements fitted jointly on their junction tree, CPTs calibrated on its family tables"
 
 
 def _released_counts(release: DomainRelease, specs: Mapping[str, ColumnSpec]) -> list[Measurement]:

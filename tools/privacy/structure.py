@@ -241,7 +241,7 @@ def pair_repaired(
     graph = nx.DiGraph()
     graph.add_nodes_from(dag)
     graph.add_edges_from((p, c) for c, ps in dag.items() for p in ps)
-    values = {n: _spec_values(ps, n, cards) for n, ps in dag.items()}
+    values = {n: spec_values(ps, n, cards) for n, ps in dag.items()}
     observed: dict[tuple[str, str], NDArray[np.float64]] = {}
     for _ in range(REPAIR_ROUNDS):
         added = 0
@@ -249,7 +249,7 @@ def pair_repaired(
             edge = _repair_edge(a, b, dag, graph, cards)
             if edge is None:
                 continue
-            more = _spec_values([*dag[edge[1]], edge[0]], edge[1], cards)
+            more = spec_values([*dag[edge[1]], edge[0]], edge[1], cards)
             if sum(values.values()) - values[edge[1]] + more <= REPAIR_SPEC_VALUES:
                 dag[edge[1]].append(edge[0])
                 values[edge[1]] = more
@@ -300,7 +300,7 @@ def _repair_edge(a: str, b: str, dag: Mapping[str, list[str]], graph: nx.DiGraph
     return parent, child
 
 
-def _spec_values(parents: Sequence[str], child: str, cards: Mapping[str, int]) -> int:
+def spec_values(parents: Sequence[str], child: str, cards: Mapping[str, int]) -> int:
     """A CPT's YAML values in the spec.
 
     Per row of parent states (the loader counts values, not keys): the row, its ``when`` mapping, the parents'
