@@ -27,7 +27,6 @@ from itertools import combinations
 import networkx as nx
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import logsumexp
 
 from causalsynth.tools.privacy.consistency import Measurement
 
@@ -95,6 +94,16 @@ def junction_tree(names: Sequence[str], cards: Mapping[str, int], cliques: Seque
     )
 
 
+def _logsumexp(values: NDArray[np.float64], axis: tuple[int, ...] | None = None) -> NDArray[np.float64]:
+    """``log(sum(exp(values)))`` over ``axis`` (all axes when None), shifted by the maximum (finite values only).
+
+    scipy's version costs 0.2 ms a call in argument checks; the fit makes ~40 calls a step.
+    """
+    top = values.max(axis=axis, keepdims=True)
+    out = np.log(np.exp(values - top).sum(axis=axis, keepdims=True)) + top
+    return out.reshape(()) if axis is None else out.squeeze(axis)
+
+
 def _axes(sub: Sequence[str], clique: Clique) -> tuple[int, ...]:
     return tuple(i for i, v in enumerate(clique) if v not in sub)
 
@@ -126,16 +135,16 @@ class _Model:
         up: list[NDArray[np.float64]] = [np.zeros(0)] * len(cl)
         inner = [t.copy() for t in theta]
         for i in reversed(range(1, len(cl))):  # leaves first: a clique's children come after it
-            up[i] = logsumexp(inner[i], axis=_axes(sep[i], cl[i]))
+            up[i] = _logsumexp(inner[i], axis=_axes(sep[i], cl[i]))
             p = self.tree.parent[i]
             inner[p] = inner[p] + _expand(up[i], sep[i], cl[p])
         out = [np.zeros(0)] * len(cl)
-        out[0] = inner[0] - logsumexp(inner[0])
+        out[0] = inner[0] - _logsumexp(inner[0])
         for i in range(1, len(cl)):  # root first
             p = self.tree.parent[i]
-            down = logsumexp(out[p], axis=_axes(sep[i], cl[p])) - up[i]
+            down = _logsumexp(out[p], axis=_axes(sep[i], cl[p])) - up[i]
             out[i] = inner[i] + _expand(down, sep[i], cl[i])
-            out[i] = out[i] - logsumexp(out[i])
+            out[i] = out[i] - _logsumexp(out[i])
         return out
 
 
