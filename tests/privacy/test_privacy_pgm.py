@@ -136,3 +136,16 @@ def test_a_junction_tree_too_large_to_fit_keeps_the_calibrated_cpts(monkeypatch:
     # Assert: the provenance says the joint fit was skipped and why; the spec still samples
     assert "too large to fit jointly" in result.spec["fit"]["structure"]
     assert len(cs.sample(result.domain, 100, seed=0)) == 100
+
+
+def test_a_junction_tree_beyond_int64_cells_counts_as_too_large() -> None:
+    # Setup: 30 ten-state columns measured together pairwise: one clique of 10**30 cells (int64 overflows)
+    cards = {f"c{i}": 10 for i in range(30)}
+    pairs = [(a, b) for i, a in enumerate(cards) for b in list(cards)[i + 1 :]]
+
+    # Run
+    tree = pgm.junction_tree(list(cards), cards, pairs)
+
+    # Assert: counted exactly, so the fit's size check refuses it rather than allocating it
+    assert tree.cells == 10**30
+    assert tree.cells > pgm.MAX_TREE_CELLS

@@ -20,6 +20,7 @@ Only released measurements enter; no row is read.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -60,7 +61,7 @@ class JunctionTree:
     @property
     def cells(self) -> int:
         """Cells of all the cliques' tables together."""
-        return sum(int(np.prod(self.shape(c))) for c in self.cliques)
+        return sum(math.prod(self.shape(c)) for c in self.cliques)
 
 
 def junction_tree(names: Sequence[str], cards: Mapping[str, int], cliques: Sequence[Sequence[str]]) -> JunctionTree:
@@ -72,7 +73,7 @@ def junction_tree(names: Sequence[str], cards: Mapping[str, int], cliques: Seque
         graph.add_edges_from(combinations(c, 2))
     formed: list[frozenset[str]] = []
     while graph:
-        v = min(graph.nodes, key=lambda u: (np.prod([cards[w] for w in [u, *graph[u]]]), rank[u]))
+        v = min(graph.nodes, key=lambda u: (math.prod(cards[w] for w in [u, *graph[u]]), rank[u]))
         neighbours = list(graph[v])
         graph.add_edges_from(combinations(neighbours, 2))
         graph.remove_node(v)
@@ -82,7 +83,7 @@ def junction_tree(names: Sequence[str], cards: Mapping[str, int], cliques: Seque
     joins.add_nodes_from(range(len(maximal)))
     joins.add_weighted_edges_from((i, j, len(maximal[i] & maximal[j])) for i, j in combinations(range(len(maximal)), 2))
     tree = nx.maximum_spanning_tree(joins)
-    cells = [int(np.prod([cards[v] for v in c])) for c in maximal]
+    cells = [math.prod(cards[v] for v in c) for c in maximal]
     root = max(range(len(maximal)), key=lambda i: (cells[i], -i))
     order = [root, *(child for _, child in nx.bfs_edges(tree, root))]
     position = {c: k for k, c in enumerate(order)}
@@ -228,7 +229,7 @@ def fit(
     # the step a Lipschitz bound of the gradient suggests (each measurement adds cells(clique)/cells(m)/variance)
     lipschitz = max(
         sum(
-            float(t.weight.max()) * int(np.prod(tree.shape(tree.cliques[i]))) / t.counts.size
+            float(t.weight.max()) * math.prod(tree.shape(tree.cliques[i])) / t.counts.size
             for t in terms
             if t.clique == i
         )  # fmt: skip
