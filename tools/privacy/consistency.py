@@ -12,7 +12,8 @@ known Gaussian noise. The measurements overlap: a family table also measures eac
    to the noise (rows whose parent state holds little mass fall back to the marginal rather than to noise).
 
 In a tree (in-degree <= 1) the model's marginals then equal the combined ones exactly, as in a Private-PGM fit on
-a tree; with more parents the family tables are consistent on each column but not on the parents' joint.
+a tree; with more parents the family tables are consistent on each column but not on the parents' joint. A DP fit
+then starts :mod:`pgm`'s joint fit of all the measurements from these CPTs; a no-DP fit keeps them.
 """
 
 from __future__ import annotations
