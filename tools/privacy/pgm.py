@@ -123,10 +123,6 @@ class _Model:
 
     def __init__(self, tree: JunctionTree) -> None:
         self.tree = tree
-        self.children: list[list[int]] = [[] for _ in tree.cliques]
-        for i, p in enumerate(tree.parent):
-            if p >= 0:
-                self.children[p].append(i)
         cl = tree.cliques
         self.separators = [() if p < 0 else _sub(cl[i], cl[p]) for i, p in enumerate(tree.parent)]
 
@@ -232,7 +228,7 @@ def fit(
             float(t.weight.max()) * math.prod(tree.shape(tree.cliques[i])) / t.counts.size
             for t in terms
             if t.clique == i
-        )  # fmt: skip
+        )
         for i in range(len(tree.cliques))
     )
     alpha = 2.0 / (max(lipschitz, 1e-12) * total)
