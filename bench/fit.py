@@ -108,6 +108,9 @@ def codes_of(frames: list[pd.DataFrame]) -> tuple[list[np.ndarray], list[int]]:
     mats = [np.zeros((len(f), len(cols)), dtype=np.int64) for f in frames]
     cards = []
     for j, c in enumerate(cols):
+        odd = [(i, v) for i, f in enumerate(frames) for v in set(f[c]) if not isinstance(v, str)]
+        if odd:  # every discretised value is a string; say which frame broke that
+            raise TypeError(f"column {c}: frame {odd[0][0]} holds the non-string value {odd[0][1]!r}")
         vocab = {v: i for i, v in enumerate(sorted(set().union(*(set(f[c]) for f in frames))))}
         cards.append(len(vocab))
         for m, f in zip(mats, frames, strict=True):
