@@ -58,6 +58,10 @@ class JunctionTree:
         """The table shape of ``clique``'s variables."""
         return tuple(self.cards[v] for v in clique)
 
+    def home(self, variables: Sequence[str]) -> int:
+        """The index of the first clique holding all of ``variables``."""
+        return next(i for i, c in enumerate(self.cliques) if set(variables) <= set(c))
+
     @property
     def cells(self) -> int:
         """Cells of all the cliques' tables together."""
@@ -156,7 +160,7 @@ class _Term:
 def _terms(tree: JunctionTree, measurements: Sequence[Measurement]) -> list[_Term]:
     out = []
     for m in measurements:
-        home = next(i for i, c in enumerate(tree.cliques) if set(m.variables) <= set(c))
+        home = tree.home(m.variables)
         variables = _sub(tree.cliques[home], m.variables)
         counts = np.transpose(m.counts, [m.variables.index(v) for v in variables])
         weight = np.full(counts.shape, 1.0 / max(m.variance, 1e-12))
@@ -190,7 +194,7 @@ class Fitted:
 
     def table(self, variables: Sequence[str]) -> NDArray[np.float64]:
         """Counts over ``variables`` (axes in that order); they must lie in one clique."""
-        home = next(i for i, c in enumerate(self.tree.cliques) if set(variables) <= set(c))
+        home = self.tree.home(variables)
         clique = self.tree.cliques[home]
         inside = _sub(clique, variables)
         counts = self.marginals[home].sum(axis=_axes(inside, clique))
@@ -212,7 +216,7 @@ def fit(
     for child, (parents, cpt) in (start or {}).items():
         family = (*parents, child)
         log_cpt = np.log(np.maximum(cpt, 1e-12)).reshape([tree.cards[v] for v in family])
-        home = next(i for i, c in enumerate(tree.cliques) if set(family) <= set(c))
+        home = tree.home(family)
         inside = _sub(tree.cliques[home], family)
         theta[home] = theta[home] + _expand(np.transpose(log_cpt, [family.index(v) for v in inside]), inside,
                                             tree.cliques[home])  # fmt: skip
