@@ -34,7 +34,8 @@ def _search(table: pd.DataFrame, bonus: float) -> dict[str, list[str]]:
     def measure(_step: str, measurement: Any) -> Any:
         return measurement(table)  # a large rho: the noisy max is all but exact
 
-    return private_bayes(list(cards), cards, codes, marginals, 1e9, 1e4, measure, "t", bonus=bonus)
+    # at most 30 cells a family: c can have a and b (27 cells), or the target and one of them, not all three
+    return private_bayes(list(cards), cards, codes, marginals, 30, 1e4, measure, "t", bonus=bonus)
 
 
 def test_target_bonus_favours_families_holding_the_target() -> None:

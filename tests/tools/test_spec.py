@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -265,7 +266,8 @@ def test_any_input_loads_or_raises_spec_error(text):
     ("text", "expected"),
     [
         ("model: &a\n  nodes: *a\n", "recursive YAML alias"),
-        ("[" * 3000 + "]" * 3000 + "\n", "nested deeper than"),
+        # libyaml (the C loader) stops at its own depth, 1,000, with its own words; the pure-Python one at ours
+        ("[" * 3000 + "]" * 3000 + "\n", re.compile(r"nested deeper than|exceeded maximum nesting depth")),
         (
             "".join(
                 f"x-a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9) if i else 'v, v, v, v, v, v, v, v, v'}]\n"
@@ -278,7 +280,8 @@ def test_any_input_loads_or_raises_spec_error(text):
     ids=["recursive_alias", "deep_nesting", "alias_bomb"],
 )
 def test_hostile_yaml_is_a_spec_error(text, expected):
-    assert expected in str(problems_of(text))
+    message = str(problems_of(text))
+    assert expected.search(message) if isinstance(expected, re.Pattern) else expected in message
 
 
 def test_anchors_merge_keys_and_names_written_as_numbers_or_booleans():

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from causalsynth.tools.causal.conformance import verify
 from causalsynth.tools.causal.network import Network, Node
 from causalsynth.tools.errors import DataError, UsageError
-from causalsynth.tools.privacy import pgm
+from causalsynth.tools.privacy import pgm, refine
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
 from causalsynth.tools.privacy.consistency import Measurement, calibrated_cpts, combine_marginals, estimate_total
@@ -37,7 +37,7 @@ from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, ColumnSpec
 from causalsynth.tools.privacy.structure import (
     EXACT_ESS,
     HILL_CLIMB_MAX_COLUMNS,
-    REPAIR_SPEC_VALUES,
+    MAX_INDEGREE,
     learned_dag,
     pair_repaired,
     private_bayes,
@@ -56,9 +56,11 @@ SHRINK = 0.2
 #: release instead ("domain": one thresholded release per column, then "domain2": one joint release on the columns
 #: the first left rows unexplained in, or all if none): its share of "marginals" goes to those two releases.
 SHARES_LEARN = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "zoom": 0.03, "bins": 0.03,
-                "marginals": 0.17, "select": 0.07, "cpts": 0.39}  # fmt: skip
+                "marginals": 0.17, "select": 0.07, "cpts": 0.33, "pick": 0.01, "refine": 0.05}  # fmt: skip
 SHARES_DAG = {"domain": 0.16, "nulls": 0.02, "bounds": 0.10, "spikes": 0.03, "zoom": 0.03, "bins": 0.03,
               "marginals": 0.18, "cpts": 0.45}  # fmt: skip
+#: The refinement rounds' steps (learned structure only, see :mod:`refine`): a noisy max, then a 2-way table.
+REFINE_STEPS = ("pick", "refine")
 #: Steps released with the Gaussian threshold (each query also spends a share of delta).
 THRESHOLDED_STEPS = {"domain", "domain2", "spikes"}
 #: With a ``--target``, a family holding it scores this part of the estimated rows more in the private structure
@@ -80,6 +82,8 @@ DP_BINS = (3, 12)
 #: A family table (a child and its parents) is a candidate under DP when it keeps this many noise scales per cell.
 FAMILY_NOISE = 2.0
 EXACT_BINS = 10
+#: The most YAML values the CPTs of a DP fit's network may take (the refinement rounds measure no pair past it).
+DP_SPEC_VALUES = 50_000
 
 
 def auto_bins(rows: float, sigma: float) -> int:
@@ -141,11 +145,14 @@ def plan_steps(columns: list[Column], options: FitOptions) -> list[Step]:
     queries = {"nulls": n - domain, "domain": domain, "domain2": min(domain, 1), "bounds": histograms,
                "spikes": histograms, "zoom": histograms, "bins": histograms, "marginals": n - domain, "select": n - 1,
                "cpts": families}  # fmt: skip
-    return [
+    steps = [
         Step(k, shares[k], queries[k], thresholded=k in THRESHOLDED_STEPS)
         for k in shares
-        if queries[k] > 0 and shares[k] > 0
+        if k not in REFINE_STEPS and queries[k] > 0 and shares[k] > 0
     ]
+    # the refinement rounds alternate a pick and a measurement (a round with nothing to pick spends neither)
+    rounds = refine.rounds(n) if options.dag is None and all(shares.get(k, 0) > 0 for k in REFINE_STEPS) else 0
+    return steps + [Step(k, shares[k] / rounds, 1) for _ in range(rounds) for k in REFINE_STEPS]
 
 
 def fit_table(raw: pd.DataFrame, source: str, options: FitOptions, say: Callable[[str], None] = lambda _: None
@@ -216,12 +223,15 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         max_cells = n_hat / (FAMILY_NOISE * sigma_c)
         dag = private_bayes(names, cards, codes, marginals, max_cells, per_query["select"][0], measure,
                             options.target, options.seed, TARGET_BONUS * n_hat)  # fmt: skip
-        structure = "private Bayesian network (exponential mechanism, in-degree <= 2)"
+        structure = f"private Bayesian network (exponential mechanism, in-degree <= {MAX_INDEGREE})"
     else:
         structure = "user DAG"
     _check_cpt_sizes(dag, cards)
+    root = options.target if options.target is not None else names[0]
     for n in names:
-        if dag[n]:
+        # a column the learned network left without parents (nothing small enough) spends its planned family slot
+        # on its own 1-way table, so the slots after it stay in the plan's order
+        if dag[n] or (learned and n != root):
             variables = [*dag[n], n]
             dims = [cards[v] for v in variables]
             noisy = measure("cpts", noisy_histogram(_histogram(codes, variables, dims), per_query["cpts"][0]))
@@ -233,7 +243,16 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     shrink = {n: SHRINK * sigma_c * float(np.sqrt(cards[n])) for n in names}
     rng = np.random.default_rng([options.seed, 0xCA11B])
     cpts, _ = calibrated_cpts(dag, cards, families, marginals, shrink, rng)
-    dag, cpts, estimate = _joint_estimate(names, cards, measurements, n_hat, dag, cpts, learned, rng)
+    fitted = None
+    pick, measured = ([rho for step, rho, _ in accountant.slots if step == k] for k in REFINE_STEPS)
+    picks = list(zip(pick, measured, strict=True))
+    if picks:
+        start = {n: (dag[n], cpts[n]) for n in names}
+        fitted, added = refine.refined(names, cards, measurements, n_hat, start, codes, measure, picks,
+                                       DP_SPEC_VALUES, rng, options.target)  # fmt: skip
+        measurements += added
+        structure += f", {len(added)} of {len(picks)} refinement rounds (AIM-style) measured a table"
+    dag, cpts, estimate = _joint_estimate(names, cards, measurements, n_hat, dag, cpts, learned, rng, fitted)
     structure += f", {estimate}"
     nodes: dict[str, Any] = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     provenance = FitSpec(
@@ -250,20 +269,23 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
 def _joint_estimate(
     names: list[str], cards: Mapping[str, int], measurements: list[Measurement], n_hat: float,
     dag: dict[str, list[str]], cpts: dict[str, NDArray[np.float64]], learned: bool, rng: np.random.Generator,
+    fitted: pgm.Fitted | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, NDArray[np.float64]], str]:  # fmt: skip
     """The model fitted to all the measurements at once (:mod:`pgm`), started from the calibrated CPTs.
 
     A learned structure becomes the fitted junction tree's network (its families hold the parents' joints the
     measurements give). A user DAG keeps its edges: its CPTs are calibrated on the fitted family tables. Where the
-    junction tree or its network is too large, the calibrated CPTs stay (the provenance says which).
+    junction tree or its network is too large, the calibrated CPTs stay (the provenance says which). ``fitted``:
+    the model already fitted to the measurements (by the refinement rounds), if any.
     """
-    tree = pgm.junction_tree(names, cards, [m.variables for m in measurements])
-    if tree.cells > pgm.MAX_TREE_CELLS:
-        return dag, cpts, f"consistent marginals (junction tree of {tree.cells:,} cells: too large to fit jointly)"
-    fitted = pgm.fit(tree, measurements, n_hat, start={n: (dag[n], cpts[n]) for n in names})
+    if fitted is None:
+        tree = pgm.junction_tree(names, cards, [m.variables for m in measurements])
+        if tree.cells > pgm.MAX_TREE_CELLS:
+            return dag, cpts, f"consistent marginals (junction tree of {tree.cells:,} cells: too large to fit jointly)"
+        fitted = pgm.fit(tree, measurements, n_hat, start={n: (dag[n], cpts[n]) for n in names})
     if learned:
         network = pgm.tree_network(fitted)
-        if sum(spec_values(ps, n, cards) for n, (ps, _) in network.items()) <= REPAIR_SPEC_VALUES:
+        if sum(spec_values(ps, n, cards) for n, (ps, _) in network.items()) <= DP_SPEC_VALUES:
             width = max(len(ps) for ps, _ in network.values())
             return (
                 {n: network[n][0] for n in names},
