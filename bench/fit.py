@@ -102,6 +102,14 @@ class Discretiser:
         return pd.DataFrame(out)
 
 
+def _as_text(sample: pd.DataFrame) -> pd.DataFrame:
+    """A sample of the discretised table as the discretiser writes it: strings, "NA" for a null.
+
+    A fit may release a null state the training table did not have; ``astype(str)`` left such a value NaN.
+    """
+    return sample.apply(lambda s: s.map(lambda v: "NA" if pd.isna(v) else str(v)).astype(object))
+
+
 def codes_of(frames: list[pd.DataFrame]) -> tuple[list[np.ndarray], list[int]]:
     """Integer codes per frame over a shared vocabulary per column."""
     cols = frames[0].columns
@@ -272,7 +280,7 @@ def bench_table(
         footings = [
             ("causalsynth fit, public domain", train, public, "categories and ranges given as public", disc),
             ("causalsynth fit, peers' input", varied, listed, "the peers' exact input: the discretised table, every "
-             "category public", lambda s: s.astype(str).assign(**constant)[d_train.columns]),
+             "category public", lambda s: _as_text(s).assign(**constant)[d_train.columns]),
         ]  # fmt: skip
         for label_, data_, bounds_, note, decode in footings:
             for rep in range(ours_reps):

@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
-import networkx as nx
 import numpy as np
 from numpy.typing import NDArray
 
@@ -87,15 +86,21 @@ def junction_tree(names: Sequence[str], cards: Mapping[str, int], cliques: Seque
             cost[w] = math.prod(cards[x] for x in [w, *adjacent[w]])
         formed.append(frozenset([v, *neighbours]))
     maximal = [c for c in dict.fromkeys(formed) if not any(c < d for d in formed)]
-    joins = nx.Graph()
-    joins.add_nodes_from(range(len(maximal)))
-    joins.add_weighted_edges_from((i, j, len(maximal[i] & maximal[j])) for i, j in combinations(range(len(maximal)), 2))
-    tree = nx.maximum_spanning_tree(joins)
     cells = [math.prod(cards[v] for v in c) for c in maximal]
     root = max(range(len(maximal)), key=lambda i: (cells[i], -i))
-    order = [root, *(child for _, child in nx.bfs_edges(tree, root))]
+    # Prim's maximum spanning tree of the cliques joined by their shared columns, grown from the root: any maximum
+    # one is a junction tree, and each clique is placed after its parent
+    order, parent_of = [root], {}
+    best = {i: (len(maximal[i] & maximal[root]), root) for i in range(len(maximal)) if i != root}
+    while best:
+        i = max(best, key=lambda j: (best[j][0], -j))
+        parent_of[i] = best.pop(i)[1]
+        order.append(i)
+        for j in best:
+            shared = len(maximal[j] & maximal[i])
+            if shared > best[j][0]:
+                best[j] = (shared, i)
     position = {c: k for k, c in enumerate(order)}
-    parent_of = dict(nx.bfs_predecessors(tree, root))
     return JunctionTree(
         cliques=[tuple(sorted(maximal[i], key=rank.__getitem__)) for i in order],
         parent=[-1 if i == root else position[parent_of[i]] for i in order],
