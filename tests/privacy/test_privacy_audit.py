@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from causalsynth.tools.privacy.audit import audit, neighbours, outlier_neighbours, released_top
+from causalsynth.tools.privacy.audit import (
+    audit,
+    neighbours,
+    outlier_neighbours,
+    released_joint,
+    released_top,
+    triple_neighbours,
+)
 
 
 def test_neighbours_differ_in_exactly_one_row() -> None:
@@ -30,6 +37,20 @@ def test_range_audit_stays_below_the_claim() -> None:
 
     # Run
     result = audit(epsilon=2.0, runs=60, statistic=released_top, tables=outlier_neighbours)
+
+    # Assert
+    assert result.epsilon_lower <= 2.0
+
+
+def test_learned_structure_audit_stays_below_the_claim() -> None:
+    # Setup: D' adds the one row a=b=c=1 to 40 rows without it; no DAG, so the structure search, the family tables
+    # and a refinement round all read the rows; the test looks at the fitted P(a=b=c=1)
+    d0, d1 = triple_neighbours(40)
+    assert len(d1) == len(d0) + 1 and d1.iloc[:-1].equals(d0)
+    assert not ((d0 == "1").all(axis=1)).any()
+
+    # Run
+    result = audit(epsilon=2.0, runs=60, statistic=released_joint, tables=triple_neighbours)
 
     # Assert
     assert result.epsilon_lower <= 2.0

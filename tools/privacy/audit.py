@@ -71,6 +71,33 @@ def released_statistic(table: pd.DataFrame, epsilon: float, delta: float) -> flo
     raise AssertionError("no CPT row for a=1")
 
 
+def triple_neighbours(n: int = 40) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """D (``n`` rows of three binary columns, none with a=b=c=1) and D' = D plus that row."""
+    i = np.arange(n)
+    a, b = i % 2, (i // 2) % 2
+    c = np.where((a == 1) & (b == 1), 0, (i // 4) % 2)
+    base = pd.DataFrame({"a": a.astype(str), "b": b.astype(str), "c": c.astype(str)})
+    return base, pd.concat([base, pd.DataFrame({"a": ["1"], "b": ["1"], "c": ["1"]})], ignore_index=True)
+
+
+def released_joint(table: pd.DataFrame, epsilon: float, delta: float) -> float:
+    """The fitted P(a=1, b=1, c=1) of a learned structure (public categories, no DAG given).
+
+    The structure search, the family tables and the refinement rounds all feed it.
+    """
+    public = PublicBounds(categories=("0", "1"))
+    options = FitOptions(epsilon=epsilon, delta=delta, bounds=dict.fromkeys(table.columns, public))
+    nodes = fit_table(table, "audit", options).spec["model"]["nodes"]
+    p = 1.0
+    for name, node in nodes.items():
+        if not node.get("parents"):
+            p *= float(node["probs"][1])
+            continue
+        row = next(r for r in node["cpt"] if all(v == "1" for v in r["when"].values()))
+        p *= float(row["probs"][node["states"].index("1")])
+    return p
+
+
 def audit(epsilon: float, delta: float = 1e-6, runs: int = 200, confidence: float = 0.95, n: int = 40,
           statistic: Callable[[pd.DataFrame, float, float], float] = released_statistic,
           tables: Callable[[int], tuple[pd.DataFrame, pd.DataFrame]] = neighbours) -> AuditResult:  # fmt: skip
