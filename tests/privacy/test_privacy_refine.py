@@ -147,7 +147,7 @@ def test_the_plan_alternates_picks_and_measurements_after_the_family_tables() ->
     assert "pick" not in given and "refine" not in given
 
 
-def test_a_dp_fit_reports_its_refined_tables_and_stays_within_the_spec_budget() -> None:
+def test_a_dp_fit_reports_its_refinement_rounds_and_their_spend() -> None:
     # Setup: the table of the pgm tests' kind, with a pair that the private network may leave apart
     rng = np.random.default_rng(4)
     n = 5000
