@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from causalsynth.tools.privacy.cpts import project_to_simplex
+from causalsynth.tools.privacy.cpts import draw_states, project_to_simplex
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,5 @@ def calibrated_cpts(
                 flat = rake(flat, ("parents", node), {"parents": joint, node: target})
             cpt = conditional(flat, target, shrink[node])
         cpts[node] = cpt
-        cumulative = np.cumsum(cpt, axis=1)
-        u = rng.random(draws)
-        drawn[node] = np.minimum((u[:, None] > cumulative[index]).sum(axis=1), card - 1).astype(np.int64)
+        drawn[node] = draw_states(cpt, index, rng)
     return cpts, drawn

@@ -1,4 +1,7 @@
-"""Count-table helpers for CPTs: a row's flat cell index, and the projection onto non-negative counts."""
+"""Count-table helpers for CPTs.
+
+A row's flat cell index, count tables, the projection onto non-negative counts, and state draws from CPT rows.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,18 @@ def joint_index(codes: Sequence[NDArray[np.int64]], cards: Sequence[int]) -> NDA
     for c, k in zip(codes, cards, strict=True):
         index = index * k + c
     return index
+
+
+def joint_counts(codes: Sequence[NDArray[np.int64]], cards: Sequence[int]) -> NDArray[np.int64]:
+    """The flat count table of the rows over the columns coded ``codes`` (last varying fastest)."""
+    return np.bincount(joint_index(codes, cards), minlength=int(np.prod(cards)))
+
+
+def draw_states(cpt: NDArray[np.float64], rows: NDArray[np.int64], rng: np.random.Generator) -> NDArray[np.int64]:
+    """One state per entry of ``rows`` (indices into the CPT's rows), drawn from that row by inverse CDF."""
+    cumulative = np.cumsum(cpt, axis=1)
+    u = rng.random(len(rows))
+    return np.minimum((u[:, None] > cumulative[rows]).sum(axis=1), cpt.shape[1] - 1).astype(np.int64)
 
 
 def project_to_simplex(values: NDArray[np.float64], total: float) -> NDArray[np.float64]:

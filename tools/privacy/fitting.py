@@ -23,7 +23,7 @@ from causalsynth.tools.privacy import pgm, refine
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
 from causalsynth.tools.privacy.consistency import Measurement, calibrated_cpts, combine_marginals, estimate_total
-from causalsynth.tools.privacy.cpts import joint_index
+from causalsynth.tools.privacy.cpts import joint_counts
 from causalsynth.tools.privacy.domain import (
     DomainRelease,
     PublicBounds,
@@ -372,7 +372,7 @@ def exact_model(
     families: dict[str, Measurement] = {}
     for n, ps in parents.items():
         dims = [cards[p] for p in ps] + [cards[n]]
-        counts = np.bincount(joint_index([codes[v] for v in [*ps, n]], dims), minlength=int(np.prod(dims)))
+        counts = joint_counts([codes[v] for v in [*ps, n]], dims)
         families[n] = Measurement((*ps, n), counts.reshape(dims).astype(np.float64), 0.0)
     marginals = {n: np.bincount(codes[n], minlength=cards[n]).astype(np.float64) for n in parents}
     rng = np.random.default_rng([seed, 0xCA11B])
@@ -433,7 +433,7 @@ def _histogram(
 
     def counts(table: pd.DataFrame) -> NDArray[np.int64]:
         coded = codes(table)
-        return np.bincount(joint_index([coded[v] for v in variables], dims), minlength=int(np.prod(dims)))
+        return joint_counts([coded[v] for v in variables], dims)
 
     return counts
 

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from causalsynth.tools.privacy.consistency import Measurement
+from causalsynth.tools.privacy.cpts import draw_states, joint_index
 
 Clique = tuple[str, ...]
 Arrays = list[NDArray[np.float64]]
@@ -60,6 +61,10 @@ class JunctionTree:
     def home(self, variables: Sequence[str]) -> int:
         """The index of the first clique holding all of ``variables``."""
         return next(i for i, c in enumerate(self.cliques) if set(variables) <= set(c))
+
+    def holds(self, variables: Sequence[str]) -> bool:
+        """Whether one clique holds all of ``variables``."""
+        return any(set(variables) <= set(c) for c in self.cliques)
 
     @property
     def cells(self) -> int:
@@ -295,14 +300,10 @@ def draws(network: Mapping[str, tuple[Sequence[str], NDArray[np.float64]]], card
     """``count`` ancestral draws (state codes per column) of a network listed parents first."""
     out: dict[str, NDArray[np.int64]] = {}
     for v, (parents, cpt) in network.items():
-        index = np.zeros(count, dtype=np.int64)
-        for p in parents:
-            index = index * cards[p] + out[p]
-        cumulative = np.cumsum(cpt, axis=1)
-        cumulative[:, -1] = 1.0
-        u = rng.random(count)
-        rows = cumulative[index]
-        out[v] = np.minimum((u[:, None] > rows).sum(axis=1), cards[v] - 1).astype(np.int64)
+        rows = np.zeros(count, dtype=np.int64)
+        if parents:
+            rows = joint_index([out[p] for p in parents], [cards[p] for p in parents])
+        out[v] = draw_states(cpt, rows, rng)
     return out
 
 

@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from causalsynth.tools.privacy import pgm
 from causalsynth.tools.privacy.consistency import Measurement
-from causalsynth.tools.privacy.cpts import joint_index
+from causalsynth.tools.privacy.cpts import joint_counts
 from causalsynth.tools.privacy.mechanisms import gaussian_scale, noisy_argmax, noisy_histogram
 from causalsynth.tools.privacy.structure import spec_values
 
@@ -116,7 +116,7 @@ def refined(
         counts = np.asarray(noisy, dtype=np.float64).reshape([cards[v] for v in clique])
         added.append(Measurement(clique, counts, sigma**2))
         tree = pgm.junction_tree(names, cards, [*cliques, clique])
-        warm = network if all(_inside(tree, [*ps, v]) for v, (ps, _) in network.items()) else start
+        warm = network if all(tree.holds([*ps, v]) for v, (ps, _) in network.items()) else start
         fitted = pgm.fit(tree, [*measurements, *added], n_hat, start=warm, max_iterations=short)
     if picks:  # the fits so far were short ones
         fitted = pgm.fit(fitted.tree, [*measurements, *added], n_hat, start=pgm.tree_network(fitted))
@@ -136,17 +136,13 @@ def _table(coded: Mapping[str, NDArray[np.int64]], clique: Sequence[str], cards:
            ) -> NDArray[np.int64]:  # fmt: skip
     """The count table of ``clique`` in ``coded`` (one row adds one to one cell)."""
     dims = [cards[v] for v in clique]
-    return np.bincount(joint_index([coded[v] for v in clique], dims), minlength=math.prod(dims)).reshape(dims)
-
-
-def _inside(tree: pgm.JunctionTree, variables: Sequence[str]) -> bool:
-    return any(set(variables) <= set(c) for c in tree.cliques)
+    return joint_counts([coded[v] for v in clique], dims).reshape(dims)
 
 
 def _fits(names: Sequence[str], cards: Mapping[str, int], cliques: Sequence[Sequence[str]], current: pgm.JunctionTree,
           max_values: int) -> bool:  # fmt: skip
     """Whether the junction tree of ``cliques`` stays fittable and its network within ``max_values`` spec values."""
-    if _inside(current, cliques[-1]):  # inside a clique already: the tree does not change
+    if current.holds(cliques[-1]):  # inside a clique already: the tree does not change
         return True
     tree = pgm.junction_tree(names, cards, cliques)
     if tree.cells > pgm.MAX_TREE_CELLS:
