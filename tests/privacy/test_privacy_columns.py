@@ -150,6 +150,38 @@ def test_a_bin_whose_rows_stand_out_keeps_their_shape() -> None:
     assert 20.0 <= points[len(points) // 2] <= 30.0
 
 
+def test_a_zoomed_columns_last_bin_ends_where_its_rows_end_not_in_the_noise_beyond() -> None:
+    # Setup: the last bin [2008, 2144) of integer years over 5-year shape cells (a zoom cell's width past the data);
+    # the rows end in the cell [2013, 2018), the 25 cells beyond hold noise alone (scale 100 per cell)
+    edges = np.arange(2008.0, 2149.0, 5.0)
+    noisy = np.concatenate([[1057.0, 517.0], np.random.default_rng(0).normal(0.0, 100.0, 26)])
+
+    # Run
+    as_released = noisy_points(edges, noisy, 2008.0, 2144.0, True, "integer")
+    points = noisy_points(edges, noisy, 2008.0, 2144.0, True, "integer", sigma=100.0, outer=(False, True))
+
+    # Assert: the projection keeps the noise's positive part, and the inverse CDF's last points lie far in it; cut
+    # past the last cell that stands out, every point is inside the rows' cells
+    assert as_released is not None and as_released[-1] > 2040.0
+    assert points is not None and points[-1] <= 2018.0
+    assert points[0] == 2008.0
+
+
+def test_an_outer_bin_cuts_noise_only_at_its_released_end() -> None:
+    # Setup: the first bin [0, 100) whose rows sit in its upper cells; its lower cells (the released range's end)
+    # hold noise alone, and so does one cell at its inner end
+    edges = np.linspace(0.0, 100.0, 11)
+    noisy = np.array([40.0, -30, 55, -10, 20, 800, 900, 850, 700, 35])
+
+    # Run
+    low_end = noisy_points(edges, noisy, 0.0, 100.0, False, "float", sigma=30.0, outer=(True, False))
+    high_end = noisy_points(edges, noisy, 0.0, 100.0, False, "float", sigma=30.0, outer=(False, True))
+
+    # Assert: read from the low end, the values start where the rows do; the inner end is not cut
+    assert low_end is not None and low_end[0] >= 50.0 and low_end[-1] == 100.0
+    assert high_end is not None and high_end[0] < 50.0 and high_end[-1] <= 90.0
+
+
 def test_outer_bins_end_where_their_decoding_points_reach() -> None:
     # Setup: one closed integer bin [0, 20] whose (noisy) points put every value between 3.2 and 7.9
     col = Column("n", "integer")

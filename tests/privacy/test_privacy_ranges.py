@@ -41,7 +41,9 @@ def test_integer_years_are_resolved_to_their_decades() -> None:
     assert bins is not None
     assert bins[-1].high - bins[0].low <= 600
     years = sample["year"].dropna().astype(int)
-    assert years.between(1940, 2040).mean() >= 0.95  # 0.98 or more in 8 fits: noise in the empty outer cells
+    # the zoomed range ends on a zoom cell's edge (2100 for data to 2015): before the outer bins' noise-only cells
+    # were cut, 0.89-0.95 in 3 of about 110 fits (one in CI); after, 0.976 or more in 80
+    assert years.between(1940, 2040).mean() >= 0.95
     real_q = np.quantile(table["year"], [0.25, 0.5, 0.75])
     assert np.abs(real_q - np.quantile(years, [0.25, 0.5, 0.75])).max() <= 4
 
