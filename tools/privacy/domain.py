@@ -412,8 +412,8 @@ def noisy_points(edges: np.ndarray, noisy: np.ndarray, low: float, high: float, 
     per cell) above zero.
 
     ``outer``: the bin is the range's first / last one (its low / high end is where the released range ends, not a
-    cut). Its points are kept whatever its sum, but the cells beyond its outermost one that stands out of the noise
-    hold no mass (:func:`_noise_tail_cut`).
+    cut). Its points are kept whatever its sum, and its cells past where its rows end hold no mass
+    (:func:`_noise_tail_cut`).
     """
     a, b = _support(low, high, closed, kind)
     inner = edges[(edges > a) & (edges < b)]
@@ -461,8 +461,8 @@ def _noise_tail_cut(mass: np.ndarray, sigma: float, low_end: bool, high_end: boo
     The released range's end is a whole cell of a coarser release, and a zoomed column's data can end in the first
     of its shape cells: the projection onto non-negative counts kept noise in the empty rest, and the inverse
     CDF's last point lay there (integer years 1963-2015 in a range cut to 2100: an eighth of the last bin's rows
-    decoded over 2016-2100, 3-10% of all years after 2040 in about 1 fit in 25). The bin's rows are not lost:
-    only where inside it they decode.
+    decoded over 2016-2100; fewer than 95% of the years inside 1940-2040 in 3 fits of about 110, 0.89 the worst).
+    The bin's rows are not lost: only where inside it they decode.
     """
     out = np.asarray(mass, dtype=float).copy()
     if sigma <= 0:
