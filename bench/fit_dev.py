@@ -3,7 +3,7 @@
 Prints the mean (and spread) of the bench's metrics over ``--reps`` fits per epsilon, and with ``--columns`` the
 1-way TVD per column, so a change can be judged without the peers (which take minutes per fit).
 
-    .venv/bin/python bench/fit_dev.py --table wa_churn --epsilons 1,none --reps 5 [--columns] [--dag exact]
+    .venv/bin/python bench/fit_dev.py --table wa_churn --epsilons 1,none --reps 5 [--columns] [--each] [--dag exact]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--epsilons", default="1,none")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--columns", action="store_true")
+    parser.add_argument("--each", action="store_true", help="print every fit's metrics and structure line")
     parser.add_argument("--bins", type=int, default=None)
     parser.add_argument("--public", action="store_true", help="categories and ranges given as public (bench arm)")
     parser.add_argument("--dag", choices=["learned", "exact"], default="learned",
@@ -71,6 +72,9 @@ def main() -> None:
             m_hold, m_syn = mats[1], mats[2]
             one, two = tvds(m_syn, m_hold, cards)
             results.append((one, two, tstr_auc(m_syn, m_hold, cards, target), seconds))
+            if args.each:
+                print(f"  fit: 1-way {one:.4f} 2-way {two:.4f} AUC {results[-1][2]:.4f} {seconds:.1f} s "
+                      f"[{fitted.provenance['structure']}]", flush=True)  # fmt: skip
             per_col.append([0.5 * np.abs(np.bincount(m_syn[:, j], minlength=cards[j]) / len(m_syn)
                                          - np.bincount(m_hold[:, j], minlength=cards[j]) / len(m_hold)).sum()
                             for j in range(len(cards))])  # fmt: skip
