@@ -435,13 +435,10 @@ def noisy_points(edges: np.ndarray, noisy: np.ndarray, low: float, high: float, 
         share += part**2
     if outer is not None:
         cut = _noise_tail_cut(mass, sigma, *outer)
-        total = float(cut.sum())
-        if total > 0:
-            return _inverse_cdf(knots, project_to_simplex(cut, total))
-    total = float(mass.sum())
-    if outer is None and total <= POINTS_NOISE * sigma * np.sqrt(share):
+        mass = cut if cut.sum() > 0 else mass
+    elif float(mass.sum()) <= POINTS_NOISE * sigma * np.sqrt(share):
         return None
-    return _inverse_cdf(knots, project_to_simplex(mass, total))
+    return _inverse_cdf(knots, project_to_simplex(mass, float(mass.sum())))
 
 
 #: A cell counts as holding an outer bin's rows where its squared noisy count stands above this many noise
