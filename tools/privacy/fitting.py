@@ -27,6 +27,7 @@ from causalsynth.tools.privacy.cpts import joint_counts
 from causalsynth.tools.privacy.domain import (
     DomainRelease,
     PublicBounds,
+    domain_notes,
     exact_domain,
     histogram_queries,
     private_domain,
@@ -212,6 +213,7 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     bins = options.bins if options.bins is not None else (lambda rows: auto_bins(rows, sigma_c))
     release = private_domain(columns, options.bounds, bins, measure, lambda step: per_query.get(step, (0.0, 0.0)))
     specs = release.specs
+    notes = domain_notes(release)
     names = [c.name for c in columns]
     cards = {n: len(state_names(specs[n])) for n in names}
     codes = _coder(specs)
@@ -266,9 +268,9 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         "(structure); the model fitted to every measurement at once (post-processing)", structure=structure,
         epsilon=options.epsilon, delta=options.delta, rho=accountant.rho,
         accountant="OpenDP adaptive composition, approximate zCDP -> (epsilon, delta)",
-        budget=split, seed=options.seed, libraries=_libraries(),
+        budget=split, seed=options.seed, libraries=_libraries(), notes=notes or None,
     )  # fmt: skip
-    return FitResult(_spec(options, nodes, specs), provenance)
+    return FitResult(_spec(options, nodes, specs), provenance, notes)
 
 
 def _joint_estimate(

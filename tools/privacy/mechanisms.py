@@ -72,6 +72,11 @@ def threshold_scale(rho: float, delta: float, columns: int = 1) -> float:
     return _threshold_params(rho, delta, columns)[0]
 
 
+def threshold_count(rho: float, delta: float, columns: int = 1) -> int:
+    """The noisy count a key needs for :func:`thresholded_counts` to release it at ``(rho, delta)``."""
+    return _threshold_params(rho, delta, columns)[1]
+
+
 def _threshold_stability(d: int, columns: int) -> tuple[int, int, int]:
     """(l0, l2, linf) distance between the key-count maps of tables ``d`` rows apart, ``columns`` keys a row."""
     return d * columns, int(math.ceil(d * math.sqrt(columns) - 1e-9)), d

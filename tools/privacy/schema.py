@@ -94,3 +94,5 @@ class FitSpec(_Strict):
     seed: int = 0
     libraries: dict[str, str] = Field(default_factory=dict)
     dag_check: dict[str, Any] | None = None
+    #: what the private domain left out, in words (a category list too rare to name, nulls within the noise)
+    notes: list[str] | None = None
