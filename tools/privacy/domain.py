@@ -68,8 +68,6 @@ class DomainRelease:
     second: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)
     #: per thresholded column, the lowest count its category releases could name (the Gaussian threshold)
     thresholds: dict[str, int] = field(default_factory=dict)
-    #: per column measured by the null release, its noisy null count (the null state is kept only above the noise)
-    nulls: dict[str, int] = field(default_factory=dict)
 
 
 #: Points of a bin's inverse CDF stored for decoding (evenly spaced probabilities 0, 1/m, ..., 1).
@@ -87,14 +85,12 @@ def private_domain(
     number of rows.
     """
     released: dict[str, dict[str, int]] = {}
-    null_counts: dict[str, int] = {}
     n_rho = rho_of("nulls")[0]
     n_sigma = gaussian_scale(n_rho) if n_rho > 0 else 0.0
     for col in columns:
         if not thresholded(col, bounds):
             nulls, values = measure("nulls", noisy_histogram(_nulls_of(col.name), n_rho))
             released[col.name] = {_VALUE: int(values)}
-            null_counts[col.name] = int(nulls)
             if nulls > NULL_NOISE * n_sigma:  # a null state only where nulls stand out of the noise
                 released[col.name][NULL_STATE] = int(nulls)
     rho, delta = rho_of("domain")
@@ -199,7 +195,7 @@ def private_domain(
     lowest = {c.name: threshold_count(rho, delta) for c in keyed if rho > 0}
     if second:
         lowest.update(dict.fromkeys(second, threshold_count(rho2, delta2, len(second))))
-    return DomainRelease(specs, released, sigmas, rows, again, lowest, null_counts)
+    return DomainRelease(specs, released, sigmas, rows, again, lowest)
 
 
 def domain_notes(release: DomainRelease) -> list[str]:
@@ -222,8 +218,9 @@ def domain_notes(release: DomainRelease) -> list[str]:
                 f"values seen fewer than about {release.thresholds[name]:,} times, sampled as {OTHER_STATE!r} "
                 f"(a public category list for {name} in --bounds names every value)"
             )
-    without = [n for n in release.nulls if release.specs[n].null_state is None]
-    sigma = max((release.sigma_counts[n] for n in release.nulls), default=0.0)
+    measured = [n for n, counts in release.counts.items() if _VALUE in counts]  # by the null release
+    without = [n for n in measured if release.specs[n].null_state is None]
+    sigma = max((release.sigma_counts[n] for n in measured), default=0.0)
     if without and sigma > 0:
         need = NULL_NOISE * sigma
         notes.append(
