@@ -90,3 +90,23 @@ def test_the_cli_prints_the_notes(capsys: pytest.CaptureFixture[str], tmp_path: 
     # Assert
     assert code == 0
     assert re.search(r"^city: \d+ categor(y|ies) named; about \d+% of the rows", err, re.MULTILINE)
+
+
+def test_a_numeric_column_keeps_nulls_that_its_own_null_release_alone_could_not_show() -> None:
+    # Setup: 40 numeric columns share the null releases' 2% of the budget (a noise scale of about 210 rows each at
+    # epsilon 1, so 3 scales is 630 of 8,000 rows); x0 has 4% nulls (320 rows), the other columns none
+    table = city_table(columns=40, seed=1)
+    table.loc[table.sample(frac=0.04, random_state=1).index, "x0"] = np.nan
+
+    # Run
+    result = cs.fit(table, epsilon=1.0, delta=1e-6, name="cities")
+    sample = cs.sample(result.domain, 20_000, seed=0)
+
+    # Assert: the null cells of x0's range and shape histograms count its nulls too (no extra budget), so x0 keeps
+    # a null state at about its rate; no column without nulls gets one
+    columns = result.domain.spec.columns
+    assert columns["x0"].null_state is not None
+    assert sample["x0"].isna().mean() == pytest.approx(0.04, abs=0.02)
+    assert [n for n in table.columns[2:] if columns[n].null_state is not None] == []
+    line = next(m for m in result.messages if m.startswith("nulls: a column keeps"))
+    assert int(re.search(r"over ([\d,]+) of", line).group(1).replace(",", "")) < 320  # type: ignore[union-attr]

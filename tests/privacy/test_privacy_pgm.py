@@ -4,6 +4,7 @@ a dependence that only a family table measured, and a DP fit uses it (or says wh
 from __future__ import annotations
 
 from itertools import product
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -149,3 +150,23 @@ def test_a_junction_tree_beyond_int64_cells_counts_as_too_large() -> None:
     # Assert: counted exactly, so the fit's size check refuses it rather than allocating it
     assert tree.cells == 10**30
     assert tree.cells > pgm.MAX_TREE_CELLS
+
+
+def test_a_network_too_large_to_fit_loses_the_fewest_edges_and_one_that_fits_none(monkeypatch: Any) -> None:
+    # Setup: a chain of 12 columns of 6 states whose last column has the first four as parents too
+    names = [f"c{i}" for i in range(12)]
+    cards = dict.fromkeys(names, 6)
+    parents: dict[str, list[str]] = {n: ([names[i - 1]] if i else []) for i, n in enumerate(names)}
+    parents["c11"] = ["c10", "c0", "c1", "c2"]
+    size = pgm.junction_tree(names, cards, [[*parents[n], n] for n in names]).cells
+    monkeypatch.setattr(pgm, "MAX_TREE_CELLS", size - 1)
+
+    # Run
+    pruned = pgm.fittable(names, cards, parents)
+    kept = pgm.fittable(names, cards, {**parents, "c11": ["c10"]})
+
+    # Assert: the pruned network's tree fits, one edge went, and it went from the family that made the loop
+    assert pgm.junction_tree(names, cards, [[*pruned[n], n] for n in names]).cells <= size - 1
+    assert sum(map(len, parents.values())) - sum(map(len, pruned.values())) == 1
+    assert all(pruned[n] == parents[n] for n in names if n != "c11")
+    assert kept == {**parents, "c11": ["c10"]}

@@ -139,3 +139,50 @@ def test_pair_repair_keeps_the_spec_under_its_size_budget(monkeypatch: Any) -> N
 
     # Assert: the DAG is the one it started from
     assert dag == start
+
+
+def _wide_table(n: int = 6000) -> pd.DataFrame:
+    """``sub`` (24 values) fixes ``grade`` (6 values); ``noise`` (24 values) is independent of both."""
+    rng = np.random.default_rng(3)
+    sub = rng.integers(0, 24, n)
+    return pd.DataFrame({"t": rng.integers(0, 2, n), "sub": sub, "grade": sub // 4, "noise": rng.integers(0, 24, n)})
+
+
+def _wide_search(table: pd.DataFrame, sigma: float) -> dict[str, list[str]]:
+    cards = {"t": 2, "sub": 24, "grade": 6, "noise": 24}
+    marginals = {n: np.bincount(table[n], minlength=k) / len(table) for n, k in cards.items()}
+
+    def codes(frame: pd.DataFrame) -> dict[str, Any]:
+        return {n: frame[n].to_numpy(np.int64) for n in cards}
+
+    def measure(_step: str, measurement: Any) -> Any:
+        return measurement(table)  # a large rho: the noisy max is all but exact
+
+    # 50 cells a family: sub x grade (144) and noise x sub (576) are wide pairs
+    return private_bayes(list(cards), cards, codes, marginals, 50, 1e4, measure, "t", sigma=sigma)
+
+
+def test_a_near_deterministic_wide_pair_is_linked_and_an_independent_one_is_not() -> None:
+    # Setup
+    table = _wide_table()
+
+    # Run: the family tables' noise at sigma 30 (a wide pair's 144 cells leave about 3,400 rows of L1 error)
+    dag = _wide_search(table, 30.0)
+    without = _wide_search(table, 0.0)  # no noise scale given: no wide pairs (the rule before them)
+
+    # Assert: grade and sub are linked (one is the other's parent); noise is linked to neither (its wide pairs score
+    # under 0); without wide pairs grade and sub stay apart
+    assert dag["grade"] == ["sub"] or dag["sub"] == ["grade"]
+    assert not {"sub", "grade"} & set(dag["noise"]) and all("noise" not in dag[n] for n in ("sub", "grade"))
+    assert "sub" not in without["grade"] and "grade" not in without["sub"]
+
+
+def test_a_wide_pair_is_not_linked_when_its_noise_would_cost_more_than_the_dependence() -> None:
+    # Setup: the same table, measured with so much noise that the pair's cells would drown
+    table = _wide_table()
+
+    # Run
+    dag = _wide_search(table, 400.0)
+
+    # Assert
+    assert "sub" not in dag["grade"] and "grade" not in dag["sub"]

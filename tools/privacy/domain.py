@@ -62,7 +62,8 @@ class DomainRelease:
 
     specs: dict[str, ColumnSpec]
     counts: dict[str, dict[str, int]]  # per column, the released noisy counts (categories and nulls)
-    sigma_counts: dict[str, float]  # per column, the noise scale of those counts
+    #: per column, the noise scale of those counts (a numeric column's null count: that of its releases together)
+    sigma_counts: dict[str, float]
     rows: float  # a row-count estimate from the releases (post-processing)
     #: per column, the second category release's noisy counts and their noise scale (the columns it covered)
     second: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)
@@ -87,12 +88,12 @@ def private_domain(
     released: dict[str, dict[str, int]] = {}
     n_rho = rho_of("nulls")[0]
     n_sigma = gaussian_scale(n_rho) if n_rho > 0 else 0.0
+    null_counts: dict[str, list[tuple[float, float]]] = {}  # per column the null release measured: (count, scale)
     for col in columns:
         if not thresholded(col, bounds):
             nulls, values = measure("nulls", noisy_histogram(_nulls_of(col.name), n_rho))
-            released[col.name] = {_VALUE: int(values)}
-            if nulls > NULL_NOISE * n_sigma:  # a null state only where nulls stand out of the noise
-                released[col.name][NULL_STATE] = int(nulls)
+            released[col.name] = {_VALUE: int(values), NULL_STATE: int(nulls)}  # whether a null state: below
+            null_counts[col.name] = [(float(nulls), n_sigma)]
     rho, delta = rho_of("domain")
     keyed = [c for c in columns if thresholded(c, bounds)]
     for col in keyed:
@@ -115,9 +116,6 @@ def private_domain(
             index, _, value = key.partition(_SEP)
             second[chosen[int(index)].name][value] = int(count)
         t_sigma2 = threshold_scale(rho2, delta2, len(chosen))
-    released_all: dict[str, dict[str, int]] = {}
-    for name, counts in released.items():  # the keys either release named; the second's counts where it has one
-        released_all[name] = {**counts, **second.get(name, {})}
     k = bins if isinstance(bins, int) else bins(rows)
     specs: dict[str, ColumnSpec] = {}
     numeric = [c for c in columns if c.kind in NUMERIC]
@@ -129,7 +127,7 @@ def private_domain(
         b = bounds.get(col.name, PublicBounds())
         edges = cell_edges(b.low, b.high, col.kind)
         noisy = measure("bounds", noisy_histogram(_cells_of(col.name, edges), b_rho))
-        coarse[col.name] = (edges, np.asarray(noisy, dtype=float))
+        coarse[col.name] = (edges, _null_cell(noisy, null_counts[col.name], b_sigma))
         groups[col.name] = LOG_GROUPS if _log_grid(b, col.kind) else EVEN_GROUPS
     s_rho, s_delta = rho_of("spikes") if numeric else (0.0, 0.0)
     spikes: dict[str, dict[float, int]] = {}
@@ -149,11 +147,13 @@ def private_domain(
         low = float(b.low) if b.low is not None else min([low, *points_])  # public bounds are the range, not searched
         high = float(b.high) if b.high is not None else max([high, *points_])
         fine = fine_edges(low, high, col.kind, edges, noisy)
-        zoom = np.asarray(measure("zoom", noisy_histogram(_cells_of(col.name, fine), z_rho)), dtype=float)
+        zoom_ = measure("zoom", noisy_histogram(_cells_of(col.name, fine), z_rho))
+        zoom = _null_cell(zoom_, null_counts[col.name], gaussian_scale(z_rho) if z_rho > 0 else 0.0)
         zooms[col.name] = _zoomed(col, fine, zoom, low, high, b, spikes.get(col.name, {}), z_rho)
     for col in numeric:
         z = zooms[col.name]
-        cells = np.asarray(measure("bins", noisy_histogram(_cells_of(col.name, z.cells), h_rho)), dtype=float)
+        cells_ = measure("bins", noisy_histogram(_cells_of(col.name, z.cells), h_rho))
+        cells = _null_cell(cells_, null_counts[col.name], gaussian_scale(h_rho) if h_rho > 0 else 0.0)
         if z.counts is None:  # new cells: the second release alone is the shape
             shape, shape_rho = cells, h_rho
         elif z_rho + h_rho > 0:  # the same cells: both releases, weighted by their rho
@@ -165,6 +165,16 @@ def private_domain(
         b = bounds.get(col.name, PublicBounds())
         ranges[col.name] = _cut_range(z.low, z.high, z.cells, first, last, b, list(spikes.get(col.name, {})), col.kind)
         histograms[col.name] = (z.cells, shape, shape_sigma)
+    sigmas = {c.name: t_sigma for c in keyed}
+    for name, parts in null_counts.items():  # a null state only where the nulls stand out of the noise
+        nulls, sigmas[name] = _combined(parts)
+        if nulls > NULL_NOISE * sigmas[name]:
+            released[name][NULL_STATE] = round(nulls)
+        else:
+            del released[name][NULL_STATE]
+    released_all: dict[str, dict[str, int]] = {}
+    for name, counts in released.items():  # the keys either release named; the second's counts where it has one
+        released_all[name] = {**counts, **second.get(name, {})}
     for col in columns:
         b = bounds.get(col.name, PublicBounds())
         has_null = NULL_STATE in released_all[col.name]
@@ -190,7 +200,6 @@ def private_domain(
                 if _unreleased_mass(final, rows, sigma_final, rows_sd) or len(cats) + has_null < 2:
                     cats.append(OTHER_STATE)
             specs[col.name] = category_spec(col, cats, has_null)
-    sigmas = {c.name: t_sigma if thresholded(c, bounds) else n_sigma for c in columns}
     again = {name: (counts, t_sigma2) for name, counts in second.items()}
     lowest = {c.name: threshold_count(rho, delta) for c in keyed if rho > 0}
     if second:
@@ -220,7 +229,7 @@ def domain_notes(release: DomainRelease) -> list[str]:
             )
     measured = [n for n, counts in release.counts.items() if _VALUE in counts]  # by the null release
     without = [n for n in measured if release.specs[n].null_state is None]
-    sigma = max((release.sigma_counts[n] for n in measured), default=0.0)
+    sigma = max((release.sigma_counts[n] for n in without), default=0.0)
     if without and sigma > 0:
         need = NULL_NOISE * sigma
         notes.append(
@@ -571,6 +580,23 @@ def _deficit_z(counts: Mapping[str, int], rows: float, sigma: float, rows_sd: fl
 NULL_NOISE = 3.0
 
 
+def _null_cell(noisy: Sequence[int], counts: list[tuple[float, float]], sigma: float) -> np.ndarray:
+    """A numeric histogram's cells without its last one, the nulls, which joins ``counts`` (with its scale)."""
+    cells = np.asarray(noisy, dtype=float)
+    if sigma > 0:
+        counts.append((float(cells[-1]), sigma))
+    return cells[:-1]
+
+
+def _combined(counts: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """Independent noisy counts of one quantity as one: their inverse-variance mean and its noise scale."""
+    weights = [1.0 / s**2 for _, s in counts if s > 0]
+    if not weights:
+        return (counts[0][0] if counts else 0.0), 0.0
+    mean = sum(c / s**2 for c, s in counts if s > 0) / sum(weights)
+    return mean, float(1.0 / np.sqrt(sum(weights)))
+
+
 def _nulls_of(name: str) -> Callable[[pd.DataFrame], list[int]]:
     def counts(table: pd.DataFrame) -> list[int]:
         nulls = int(table[name].isna().sum())
@@ -621,10 +647,16 @@ def _joint_keys_of(cols: Sequence[Column]) -> Callable[[pd.DataFrame], dict[str,
 
 
 def _cells_of(name: str, edges: np.ndarray) -> Callable[[pd.DataFrame], list[int]]:
+    """Counts of a numeric column's values in the cells of ``edges``, then of its nulls.
+
+    The end cells take what is beyond them. A row adds one to one cell, so the null count costs no sensitivity.
+    """
+
     def cells(table: pd.DataFrame) -> list[int]:
-        x = table[name].dropna().to_numpy(dtype=float)
+        column = table[name]
+        x = column.dropna().to_numpy(dtype=float)
         index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
-        return [int(c) for c in np.bincount(index, minlength=len(edges) - 1)]
+        return [*(int(c) for c in np.bincount(index, minlength=len(edges) - 1)), int(column.isna().sum())]
 
     return cells
 

@@ -239,7 +239,8 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         marginals = {n: (first[n] + 1e-9) / (first[n] + 1e-9).sum() for n in names}
         max_cells = n_hat / (FAMILY_NOISE * sigma_c)
         dag = private_bayes(names, cards, codes, marginals, max_cells, per_query["select"][0], measure,
-                            options.target, options.seed, TARGET_BONUS * n_hat)  # fmt: skip
+                            options.target, options.seed, TARGET_BONUS * n_hat, sigma_c)  # fmt: skip
+        dag = pgm.fittable(names, cards, dag)
         structure = f"private Bayesian network (exponential mechanism, in-degree <= {MAX_INDEGREE})"
     else:
         structure = "user DAG"

@@ -283,6 +283,31 @@ def network_parents(tree: JunctionTree) -> dict[str, list[str]]:
     return out
 
 
+def fittable(names: Sequence[str], cards: Mapping[str, int], parents: Mapping[str, Sequence[str]]
+             ) -> dict[str, list[str]]:  # fmt: skip
+    """``parents`` with the fewest edges dropped (greedily) for its families' junction tree to stay fittable.
+
+    Each step drops the edge whose loss leaves the smallest tree. Post-processing of a released DAG: a learned
+    network whose families moralise into a tree over :data:`MAX_TREE_CELLS` would otherwise lose the joint fit and
+    the refinement rounds altogether (loans at epsilon 1: about one fit in four, at 3 every fit). Unchanged where
+    even the columns alone would be too large.
+    """
+    out = {n: list(parents[n]) for n in names}
+
+    def cells(dag: Mapping[str, Sequence[str]]) -> int:
+        return junction_tree(names, cards, [[*dag[n], n] for n in names]).cells
+
+    size = cells(out)
+    if size <= MAX_TREE_CELLS or cells(dict.fromkeys(names, [])) > MAX_TREE_CELLS:  # fits, or nothing would
+        return out
+    while size > MAX_TREE_CELLS:
+        size, child, parent = min(
+            (cells({**out, n: [q for q in out[n] if q != p]}), n, p) for n in names for p in out[n]
+        )
+        out[child].remove(parent)
+    return out
+
+
 def tree_network(fitted: Fitted) -> dict[str, tuple[list[str], NDArray[np.float64]]]:
     """The fitted model as a Bayesian network with the same distribution: child -> (parents, CPT rows).
 

@@ -86,7 +86,7 @@ def private_tree(
 def private_bayes(
     names: Sequence[str], cards: Mapping[str, int], codes: Codes, marginals: Mapping[str, NDArray[np.float64]],
     max_cells: float, rho: float, measure: Callable[[str, Any], Any], root: str | None, seed: int = 0,
-    bonus: float = 0.0,
+    bonus: float = 0.0, sigma: float = 0.0,
 ) -> dict[str, list[str]]:  # fmt: skip
     """A DAG of in-degree <= ``MAX_INDEGREE`` chosen greedily with the exponential mechanism (PrivBayes-style).
 
@@ -96,6 +96,12 @@ def private_bayes(
     moves it by at most 2). Families whose table has more than ``max_cells`` cells are not candidates (their
     counts would drown in noise); above ``MAX_CANDIDATES`` per round a public random subset is scored. A family
     holding ``root`` (the target) scores ``bonus`` more: a public constant, so the sensitivity stays 2.
+
+    With ``sigma`` (the noise scale the family tables will be measured with), a single parent whose pair table
+    is over ``max_cells`` but within ``WIDE_CELLS`` times it is a candidate too, scored less by the L1 error the
+    noise of its extra cells would leave (:data:`WIDE_PENALTY`; public, so the sensitivity stays 2); a column with
+    only such candidates may also join without parents (score 0). So a near-deterministic pair of many-valued
+    columns (a loan's grade and sub-grade) is linked, and a weakly dependent one is not.
     """
     rng = np.random.default_rng([seed, 0x5E1EC7])
     first = root if root is not None else names[0]
@@ -122,11 +128,25 @@ def private_bayes(
 
     while remaining:
         candidates: list[tuple[str, tuple[str, ...]]] = []
+        penalty: dict[tuple[str, tuple[str, ...]], float] = {}
         for c in remaining:
+            small = len(candidates)
             for a in placed:
                 if cards[a] * cards[c] <= max(max_cells, MIN_PAIR_CELLS):
                     candidates.append((c, (a,)))
             candidates += [(c, ps) for ps in _parent_sets(placed, cards, max_cells / cards[c]) if len(ps) > 1]
+            small = len(candidates) - small
+            wide = [
+                (c, (a,))
+                for a in placed
+                if sigma > 0 and max(max_cells, MIN_PAIR_CELLS) < cards[a] * cards[c] <= WIDE_CELLS * max_cells
+            ]
+            for family in wide:
+                cells = cards[family[1][0]] * cards[c]
+                penalty[family] = WIDE_PENALTY * np.sqrt(2 / np.pi) * sigma * cells
+            candidates += wide
+            if wide and not small:
+                candidates.append((c, ()))
         if not candidates:  # nothing small enough: a column joins without parents (no data read)
             measure("select", noisy_argmax(lambda _table: [0.0], rho))
             c = remaining[0]
@@ -140,7 +160,12 @@ def private_bayes(
                     scored.clear()
                     table_id[:] = [id(table)]
                 coded = codes(table)
-                return [score_of(coded, child, ps) + (bonus if root in ps else 0.0) for child, ps in candidates]
+                return [
+                    (score_of(coded, child, ps) if ps else 0.0)
+                    + (bonus if root in ps else 0.0)
+                    - penalty.get((child, ps), 0.0)
+                    for child, ps in candidates
+                ]
 
             sensitivity = MI_SENSITIVITY if SCORE == "mi" else 2.0
             c, ps = candidates[int(measure("select", noisy_argmax(scores, rho, sensitivity=sensitivity)))]
@@ -180,6 +205,16 @@ def _mutual_information_counts(joint: NDArray[np.int64]) -> float:
 SCORE = "l1"
 MI_SENSITIVITY = float(np.log(1e9 + 1) + 1)
 
+#: :func:`private_bayes`'s wide pairs: a single parent whose pair table has up to this many times the family cells
+#: allowed, scored less by this part of the L1 error that its cells' noise leaves (``sqrt(2 / pi) x sigma`` a
+#: cell). A measured table is projected onto counts (non-negative, each parent state's row summing to its rows),
+#: which puts much of a sparse table's noise back to zero: in a simulation on loans' training rows (sigma 73, 20
+#: draws, rows projected alone), grade x sub_grade (224 cells, near deterministic) came to a TVD of 0.20 from the
+#: data's (0.17 of the cells' noise) against 0.76 for the two independent, while state x homeownership (150
+#: cells, weakly dependent) came to 0.27 (0.44 of the noise) against 0.12. At 0.4 the first pair scores about
+#: +5,000, the second about -1,800.
+WIDE_CELLS = 8
+WIDE_PENALTY = 0.4
 #: Candidate families scored per round of :func:`private_bayes` at most, and the pair size always allowed.
 MAX_CANDIDATES = 3000
 #: Parents per column at most in :func:`private_bayes`. HealthInsurance at epsilon 1 (20 fits): 2-way TVD 0.0355
