@@ -24,22 +24,24 @@ def _table() -> pd.DataFrame:
     return pd.DataFrame({"t": t, "a": a, "b": b, "c": c})
 
 
-def _search(table: pd.DataFrame, bonus: float) -> dict[str, list[str]]:
-    cards = {"t": 2, "a": 3, "b": 3, "c": 3}
+def _search(table: pd.DataFrame, bonus: float = 0.0, max_cells: float = 30, sigma: float = 0.0
+            ) -> dict[str, list[str]]:  # fmt: skip
+    """The DP structure search on ``table`` (every column coded 0..max) with a large rho: the noisy max is all but
+    exact."""
+    cards = {n: int(table[n].max()) + 1 for n in table.columns}
     marginals = {n: np.bincount(table[n], minlength=k) / len(table) for n, k in cards.items()}
 
     def codes(frame: pd.DataFrame) -> dict[str, Any]:
         return {n: frame[n].to_numpy(np.int64) for n in cards}
 
     def measure(_step: str, measurement: Any) -> Any:
-        return measurement(table)  # a large rho: the noisy max is all but exact
+        return measurement(table)
 
-    # at most 30 cells a family: c can have a and b (27 cells), or the target and one of them, not all three
-    return private_bayes(list(cards), cards, codes, marginals, 30, 1e4, measure, "t", bonus=bonus)
+    return private_bayes(list(cards), cards, codes, marginals, max_cells, 1e4, measure, "t", bonus=bonus, sigma=sigma)
 
 
 def test_target_bonus_favours_families_holding_the_target() -> None:
-    # Setup
+    # Setup: at most 30 cells a family: c can have a and b (27 cells), or the target and one of them, not all three
     table = _table()
 
     # Run
@@ -148,27 +150,13 @@ def _wide_table(n: int = 6000) -> pd.DataFrame:
     return pd.DataFrame({"t": rng.integers(0, 2, n), "sub": sub, "grade": sub // 4, "noise": rng.integers(0, 24, n)})
 
 
-def _wide_search(table: pd.DataFrame, sigma: float) -> dict[str, list[str]]:
-    cards = {"t": 2, "sub": 24, "grade": 6, "noise": 24}
-    marginals = {n: np.bincount(table[n], minlength=k) / len(table) for n, k in cards.items()}
-
-    def codes(frame: pd.DataFrame) -> dict[str, Any]:
-        return {n: frame[n].to_numpy(np.int64) for n in cards}
-
-    def measure(_step: str, measurement: Any) -> Any:
-        return measurement(table)  # a large rho: the noisy max is all but exact
-
-    # 50 cells a family: sub x grade (144) and noise x sub (576) are wide pairs
-    return private_bayes(list(cards), cards, codes, marginals, 50, 1e4, measure, "t", sigma=sigma)
-
-
 def test_a_near_deterministic_wide_pair_is_linked_and_an_independent_one_is_not() -> None:
     # Setup
     table = _wide_table()
 
     # Run: the family tables' noise at sigma 30 (a wide pair's 144 cells leave about 3,400 rows of L1 error)
-    dag = _wide_search(table, 30.0)
-    without = _wide_search(table, 0.0)  # no noise scale given: no wide pairs (the rule before them)
+    dag = _search(table, max_cells=50, sigma=30.0)  # sub x grade (144 cells) and noise x sub (576) are wide pairs
+    without = _search(table, max_cells=50)  # no noise scale given: no wide pairs (the rule before them)
 
     # Assert: grade and sub are linked (one is the other's parent); noise is linked to neither (its wide pairs score
     # under 0); without wide pairs grade and sub stay apart
@@ -182,7 +170,7 @@ def test_a_wide_pair_is_not_linked_when_its_noise_would_cost_more_than_the_depen
     table = _wide_table()
 
     # Run
-    dag = _wide_search(table, 400.0)
+    dag = _search(table, max_cells=50, sigma=400.0)
 
     # Assert
     assert "sub" not in dag["grade"] and "grade" not in dag["sub"]
