@@ -98,10 +98,10 @@ def private_bayes(
     holding ``root`` (the target) scores ``bonus`` more: a public constant, so the sensitivity stays 2.
 
     With ``sigma`` (the noise scale the family tables will be measured with), a single parent whose pair table
-    is over ``max_cells`` but within ``WIDE_CELLS`` times it is a candidate too, scored less by the L1 error the
-    noise of its extra cells would leave (:data:`WIDE_PENALTY`; public, so the sensitivity stays 2); a column with
-    only such candidates may also join without parents (score 0). So a near-deterministic pair of many-valued
-    columns (a loan's grade and sub-grade) is linked, and a weakly dependent one is not.
+    is over ``max_cells`` but within ``WIDE_CELLS`` times it is a candidate too, scored less by a part
+    (:data:`WIDE_PENALTY`) of the L1 error its cells' noise would leave (public, so the sensitivity stays 2); a
+    column with only such candidates may also join without parents (score 0). So a near-deterministic pair of
+    many-valued columns (a loan's grade and sub-grade) is linked, and a weakly dependent one is not.
     """
     rng = np.random.default_rng([seed, 0x5E1EC7])
     first = root if root is not None else names[0]
