@@ -80,8 +80,8 @@ def decoding(table: str, reps: int, epsilon: float) -> None:
 
 def pairs(table: str, reps: int, epsilon: float, public: str) -> None:
     train, holdout = split(table)
-    bounds = {c: public_domain(train[c]) for c in train.columns
-              if public == "all" or (public == "categories" and "categories" in public_domain(train[c]))}  # fmt: skip
+    domains = {c: public_domain(train[c]) for c in train.columns}
+    bounds = {c: d for c, d in domains.items() if public == "all" or (public == "categories" and "categories" in d)}
     spec = TABLES[table]
     disc = Discretiser(spec.target, spec.positive).fit(train)
     d_train, d_hold = disc(train), disc(holdout)

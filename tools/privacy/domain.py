@@ -136,6 +136,7 @@ def private_domain(
         spikes[col.name] = {float(v): int(c) for v, c in out.items()}
     h_rho = rho_of("bins")[0] if numeric else 0.0
     z_rho = rho_of("zoom")[0] if numeric else 0.0
+    h_sigma, z_sigma = (gaussian_scale(r) if r > 0 else 0.0 for r in (h_rho, z_rho))
     histograms: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}  # cells, shape counts, their noise scale
     ranges: dict[str, tuple[float, float]] = {}
     zooms: dict[str, _Zoom] = {}
@@ -148,12 +149,12 @@ def private_domain(
         high = float(b.high) if b.high is not None else max([high, *points_])
         fine = fine_edges(low, high, col.kind, edges, noisy)
         zoom_ = measure("zoom", noisy_histogram(_cells_of(col.name, fine), z_rho))
-        zoom = _null_cell(zoom_, null_counts[col.name], gaussian_scale(z_rho) if z_rho > 0 else 0.0)
+        zoom = _null_cell(zoom_, null_counts[col.name], z_sigma)
         zooms[col.name] = _zoomed(col, fine, zoom, low, high, b, spikes.get(col.name, {}), z_rho)
     for col in numeric:
         z = zooms[col.name]
         cells_ = measure("bins", noisy_histogram(_cells_of(col.name, z.cells), h_rho))
-        cells = _null_cell(cells_, null_counts[col.name], gaussian_scale(h_rho) if h_rho > 0 else 0.0)
+        cells = _null_cell(cells_, null_counts[col.name], h_sigma)
         if z.counts is None:  # new cells: the second release alone is the shape
             shape, shape_rho = cells, h_rho
         elif z_rho + h_rho > 0:  # the same cells: both releases, weighted by their rho

@@ -126,27 +126,19 @@ def private_bayes(
                 scored[(child, ps)] = float(np.abs(joint - np.outer(joint.sum(axis=1), marginals[child])).sum())
         return scored[(child, ps)]
 
+    pair_cells = max(max_cells, MIN_PAIR_CELLS)
+    per_cell = WIDE_PENALTY * np.sqrt(2 / np.pi) * sigma  # a wide pair's penalty per cell (public)
     while remaining:
         candidates: list[tuple[str, tuple[str, ...]]] = []
         penalty: dict[tuple[str, tuple[str, ...]], float] = {}
         for c in remaining:
-            small = len(candidates)
-            for a in placed:
-                if cards[a] * cards[c] <= max(max_cells, MIN_PAIR_CELLS):
-                    candidates.append((c, (a,)))
-            candidates += [(c, ps) for ps in _parent_sets(placed, cards, max_cells / cards[c]) if len(ps) > 1]
-            small = len(candidates) - small
+            small: list[tuple[str, tuple[str, ...]]] = [(c, (a,)) for a in placed if cards[a] * cards[c] <= pair_cells]
+            small += [(c, ps) for ps in _parent_sets(placed, cards, max_cells / cards[c]) if len(ps) > 1]
             wide = [
-                (c, (a,))
-                for a in placed
-                if sigma > 0 and max(max_cells, MIN_PAIR_CELLS) < cards[a] * cards[c] <= WIDE_CELLS * max_cells
+                (c, (a,)) for a in placed if sigma > 0 and pair_cells < cards[a] * cards[c] <= WIDE_CELLS * max_cells
             ]
-            for family in wide:
-                cells = cards[family[1][0]] * cards[c]
-                penalty[family] = WIDE_PENALTY * np.sqrt(2 / np.pi) * sigma * cells
-            candidates += wide
-            if wide and not small:
-                candidates.append((c, ()))
+            penalty.update({f: per_cell * cards[f[1][0]] * cards[c] for f in wide})
+            candidates += small + wide + ([(c, ())] if wide and not small else [])
         if not candidates:  # nothing small enough: a column joins without parents (no data read)
             measure("select", noisy_argmax(lambda _table: [0.0], rho))
             c = remaining[0]
