@@ -121,6 +121,26 @@ def test_a_noisy_dip_inside_the_data_does_not_cut_the_zoomed_range() -> None:
     assert 210.0 <= z.high <= 250.0
 
 
+def test_rows_spread_thin_beyond_a_zoomed_peak_keep_their_range() -> None:
+    # Setup: a zoom release of loans' loan_amount at epsilon 1 (7,000 rows from 1,000 to 40,000; 709 of them at
+    # 10,000), captured from a fit whose range came out as [9506, 11138]: the cell holding the 10,000 spike stands
+    # out, the cells around it hold about 200 rows each under a noise scale of 175, so none of them stands out alone
+    rho = 0.0006881 / 42
+    fine = np.array([2000, 3151, 4302, 5329, 6165, 7000, 7836, 8671, 9506, 10331, 11139, 11947, 12755, 13564, 14372,
+                     15180, 15988, 16796, 17605, 18413, 19221, 20098, 22817, 25535, 28253, 30972, 33690, 36408, 39127,
+                     41845, 44563, 47282, 50000], dtype=float)  # fmt: skip
+    zoom = np.array([348, 153, 118, 473, 167, 74, 35, -122, 1063, 70, -118, -20, 54, -88, 44, -192, 481, 24, 270, 143,
+                     567, -83, 422, 66, 190, 440, 485, 55, 285, -127, -27, -99], dtype=float)  # fmt: skip
+
+    # Run
+    z = _zoomed(Column("loan_amount", "integer"), fine, zoom, 2000.0, 49999.0, PublicBounds(), {}, rho)
+
+    # Assert: the zoom fires (new cells) but keeps both sides, whose cells hold 1,246 and 2,900 rows together
+    assert gaussian_scale(rho) > 150
+    assert z.counts is None
+    assert z.low <= 3000.0 and z.high >= 40000.0
+
+
 def test_a_bin_whose_cells_hold_mostly_noise_decodes_uniformly() -> None:
     # Setup: a bin [0, 100) over 10 shape cells of 5 rows each, released with a noise scale of 100 per cell (a
     # sparse column at epsilon 1); one cell's noise stands at +180

@@ -269,7 +269,8 @@ def _zoomed(col: Column, fine: np.ndarray, zoom: np.ndarray, low: float, high: f
     Where one zoom cell that can be split (wider than one integer) clearly holds more than ``ZOOM_SHARE`` of the
     rows besides its released spikes, new cells of equal mass by the zoom counts; else the same cells (the two
     releases are then averaged). The new cells span the run of cells around the largest that the counts'
-    projection onto non-negative counts keeps, widened to every cell that stands out of the noise.
+    projection onto non-negative counts keeps, widened to every cell that stands out of the noise, and to the end
+    on a side whose cells together hold more than ``TRIM_MASS`` of the rows (see :func:`_uncut`).
     """
     rest = zoom.copy()
     for value, count in spikes.items():  # a point mass is released on its own: it needs no finer cells
@@ -298,6 +299,7 @@ def _zoomed(col: Column, fine: np.ndarray, zoom: np.ndarray, low: float, high: f
     standing = np.flatnonzero(rest > ZOOM_NOISE * sigma)
     if len(standing):
         first, last = min(first, int(standing[0])), max(last, int(standing[-1]))
+    first, last = _uncut(rest, first, last, TRIM_MASS * total, TRIM_NOISE * sigma)
     low, high = _cut_range(low, high, fine, first, last, b, list(spikes), col.kind)
     return _Zoom(fine_edges(low, high, col.kind, fine, zoom), low, high, None)
 
@@ -310,6 +312,23 @@ def _beyond_gaps(counts: np.ndarray, first: int, last: int, scale: float) -> tup
     rows beyond such a gap stand out together, while noise-only cells do not.
     """
     return first - _reach(counts[:first][::-1], scale), last + _reach(counts[last + 1 :], scale)
+
+
+def _uncut(counts: np.ndarray, first: int, last: int, mass: float, scale: float) -> tuple[int, int]:
+    """``[first, last]`` back to the histogram's end on each side whose cells together hold more than ``mass`` rows.
+
+    A side is cut only where its sum is within ``scale * sqrt(cells)`` of at most ``mass`` rows. The tests above
+    look for rows that stand out (4 noise scales, in a cell or a run), and rows spread thin do not: loans'
+    ``loan_amount`` at epsilon 1 (zoom noise 175 per cell, about 200 rows per cell), 1 release in 200, had its
+    range cut to ``[9506, 11138]`` around the 10,000 spike, 13% of the rows; its two sides' noisy sums were 1,246
+    and 2,900 rows.
+    """
+    if first > 0 and float(counts[:first].sum()) > mass + scale * np.sqrt(first):
+        first = 0
+    beyond = len(counts) - 1 - last
+    if beyond > 0 and float(counts[last + 1 :].sum()) > mass + scale * np.sqrt(beyond):
+        last = len(counts) - 1
+    return first, last
 
 
 def _reach(outward: np.ndarray, scale: float, cells: int | None = None) -> int:
