@@ -417,8 +417,9 @@ def main() -> None:
     parser.add_argument("--peer-reps", type=int, default=1,
                         help="runs per epsilon of each DP peer (metrics averaged; DP noise varies)")  # fmt: skip
     parser.add_argument("--peer-seed", type=int, default=0,
-                        help="the first peer run's seed (each run seeds numpy, which smartnoise's noise draws from, "
-                        "with its own: a run with seed 0 repeats the same synthetic table)")  # fmt: skip
+                        help="the first peer run's numpy seed (smartnoise's selection and sampling draw from numpy, "
+                        "its measurement noise from OpenDP, which no seed repeats): more runs in a later command "
+                        "get seeds of their own")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     arms = set(args.arms.split(","))
