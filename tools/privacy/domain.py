@@ -317,8 +317,8 @@ def _beyond_gaps(counts: np.ndarray, first: int, last: int, scale: float) -> tup
 def _uncut(counts: np.ndarray, first: int, last: int, mass: float, scale: float) -> tuple[int, int]:
     """``[first, last]`` back to the histogram's end on each side whose cells together hold more than ``mass`` rows.
 
-    A side is cut only where its sum is within ``scale * sqrt(cells)`` of at most ``mass`` rows. The tests above
-    look for rows that stand out (4 noise scales, in a cell or a run), and rows spread thin do not: loans'
+    A side is cut only where its sum is within ``scale * sqrt(cells)`` of at most ``mass`` rows. The zoom's other
+    rules keep rows that stand out (4 noise scales, in a cell or a run), and rows spread thin do not: loans'
     ``loan_amount`` at epsilon 1 (zoom noise 175 per cell, about 200 rows per cell), 1 release in 200, had its
     range cut to ``[9506, 11138]`` around the 10,000 spike, 13% of the rows; its two sides' noisy sums were 1,246
     and 2,900 rows.
