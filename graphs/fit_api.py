@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,20 +17,25 @@ from causalsynth.tools.privacy.dagfile import read_dag
 from causalsynth.tools.privacy.domain import PublicBounds
 from causalsynth.tools.privacy.fitting import FitOptions, fit_table
 from causalsynth.tools.privacy.inputs import read_bounds, read_real_table
-from causalsynth.tools.spec import Domain, load_domain_text
+from causalsynth.tools.spec import Domain, load_domain_data
 from causalsynth.tools.tabular import write_text
 
 
 @dataclass
 class FitOutput:
-    """What :func:`fit` made: the spec (as a dict and as YAML), the loaded spec, and what the fit reports."""
+    """What :func:`fit` made: the spec (as a dict, and as YAML on first use), the loaded spec, what the fit reports."""
 
     spec: dict[str, Any]
-    yaml: str
     domain: Domain
     provenance: dict[str, Any]
     messages: list[str] = field(default_factory=list)
     path: Path | None = None
+
+    @cached_property
+    def yaml(self) -> str:
+        """The spec as YAML: what ``out`` holds (written on demand otherwise; a wide table's spec takes a second)."""
+        dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: half the time on a large fitted spec
+        return yaml.dump(self.spec, Dumper=dumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 def fit(
@@ -75,15 +81,12 @@ def fit(
     options = FitOptions(epsilon=epsilon if dp else None, delta=delta if dp else None, dp=dp, dag=parents,
                          bounds=public, bins=bins, target=target, seed=seed, name=stem)  # fmt: skip
     result = fit_table(table, source, options, say or (lambda _: None))
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: half the time on a large fitted spec
-    text = yaml.dump(result.spec, Dumper=dumper, sort_keys=False, allow_unicode=True, width=120)
-    domain = load_domain_text(text, source=str(out) if out is not None else "<fitted spec>")
-    path = None
+    domain = load_domain_data(result.spec, source=str(out) if out is not None else "<fitted spec>")
+    output = FitOutput(spec=result.spec, domain=domain, provenance=result.spec["fit"], messages=result.messages)
     if out is not None:
-        path = Path(out)
-        write_text(text, path)
-    return FitOutput(spec=result.spec, yaml=text, domain=domain, provenance=result.spec["fit"],
-                     messages=result.messages, path=path)  # fmt: skip
+        output.path = Path(out)
+        write_text(output.yaml, output.path)
+    return output
 
 
 def _bounds(bounds: str | Path | Mapping[str, Mapping[str, Any]] | None) -> dict[str, PublicBounds]:

@@ -276,6 +276,25 @@ def load_domain_text(
     ``phrases`` the phrasebook whose phrasings are added to the lexicon, if that file exists.
     """
     data, lines = load_yaml(text, source)
+    return load_domain_data(data, source, lines, base_dir, lock, allow_uncompiled, phrases)
+
+
+def load_domain_data(
+    data: Any,
+    source: str = "<spec>",
+    lines: dict[KeyPath, int] | None = None,
+    base_dir: Path | None = None,
+    lock: Path | None = None,
+    allow_uncompiled: bool = False,
+    phrases: Path | None = None,
+) -> Domain:
+    """Load a spec already parsed into plain data (what :func:`load_domain_text` does after the YAML).
+
+    ``lines`` maps key paths to the lines problems are reported at (none: problems name the key path only). A spec
+    made in memory (``causalsynth.fit``'s) skips a YAML dump and parse this way; what it loads is what that YAML
+    would load, since the YAML only holds plain values.
+    """
+    lines = lines or {}
     if not isinstance(data, dict):
         raise SpecError(source, [Problem(f"{source}:1", "a spec must be a YAML mapping with a 'model' key")])
 

@@ -166,3 +166,31 @@ def test_a_two_valued_column_whose_rare_value_is_hidden_keeps_two_states() -> No
     assert len(states) >= 2
     assert "no" not in states
     assert "rare category" in states
+
+
+def test_the_written_spec_loads_to_the_spec_fit_returned(tmp_path) -> None:
+    # Setup: categories spelled like other YAML types (booleans, numbers with leading zeros or trailing zeros,
+    # null, a date), integers and floats; fit loads its spec from memory, so the file must load to the same thing
+    rng = np.random.default_rng(5)
+    n = 3000
+    words = np.array(["yes", "no", "007", "1.10", "null", "on", "2020-01-01", "True"], dtype=object)
+    code = rng.choice(words, n)
+    table = pd.DataFrame({
+        "code": code,
+        "count": rng.integers(0, 9, n) + (code == "007") * 5,
+        "score": np.round(rng.normal(50, 10, n) + (code == "yes") * 20, 3),
+        "flag": rng.random(n) < 0.3,
+    })  # fmt: skip
+    out = tmp_path / "fitted.yaml"
+
+    # Run
+    result = cs.fit(table, out=out, dp=False)
+    reloaded = cs.load_spec(out)
+
+    # Assert
+    assert reloaded.network.names == result.domain.network.names
+    for var in result.domain.network.names:
+        assert reloaded.network.states(var) == result.domain.network.states(var)
+    assert reloaded.spec == result.domain.spec
+    pd.testing.assert_frame_equal(cs.sample(reloaded, 2000, seed=4), cs.sample(result.domain, 2000, seed=4))
+    assert set(cs.sample(reloaded, 2000, seed=4)["code"].dropna()) <= set(words)

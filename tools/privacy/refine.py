@@ -86,13 +86,15 @@ def refined(
         limit = max(n_hat / (PAIR_NOISE * sigma), MIN_PAIR_CELLS)
         cliques = [m.variables for m in [*measurements, *added]]
         measured = [set(c) for c in cliques]
+        edges = _edges(cliques)
+        verdicts: dict[frozenset[frozenset[str]], bool] = {}
         tables = []
         for clique in _candidates(names, target):
             if clique in too_big or math.prod(cards[v] for v in clique) > limit:
                 continue
             if any(set(clique) <= m for m in measured):
                 continue
-            if _fits(names, cards, [*cliques, clique], fitted.tree, max_values):
+            if _fits(names, cards, [*cliques, clique], fitted.tree, max_values, _edges([clique]) - edges, verdicts):
                 tables.append(clique)
             else:
                 too_big.add(clique)
@@ -139,12 +141,26 @@ def _table(coded: Mapping[str, NDArray[np.int64]], clique: Sequence[str], cards:
     return joint_counts([coded[v] for v in clique], dims).reshape(dims)
 
 
+def _edges(cliques: Sequence[Sequence[str]]) -> set[frozenset[str]]:
+    """The pairs of columns measured together."""
+    return {frozenset(pair) for c in cliques for pair in combinations(c, 2)}
+
+
 def _fits(names: Sequence[str], cards: Mapping[str, int], cliques: Sequence[Sequence[str]], current: pgm.JunctionTree,
-          max_values: int) -> bool:  # fmt: skip
-    """Whether the junction tree of ``cliques`` stays fittable and its network within ``max_values`` spec values."""
+          max_values: int, new: set[frozenset[str]],
+          verdicts: dict[frozenset[frozenset[str]], bool]) -> bool:  # fmt: skip
+    """Whether the junction tree of ``cliques`` stays fittable and its network within ``max_values`` spec values.
+
+    ``new``: the edges the last clique adds to the graph of the others. The tree depends on that graph alone, so
+    ``verdicts`` keeps the answer per ``new`` (a triple with the target often adds only its pair's edge).
+    """
     if current.holds(cliques[-1]):  # inside a clique already: the tree does not change
         return True
-    tree = pgm.junction_tree(names, cards, cliques)
-    if tree.cells > pgm.MAX_TREE_CELLS:
-        return False
-    return sum(spec_values(ps, v, cards) for v, ps in pgm.network_parents(tree).items()) <= max_values
+    key = frozenset(new)
+    if key not in verdicts:
+        tree = pgm.junction_tree(names, cards, cliques)
+        verdicts[key] = (
+            tree.cells <= pgm.MAX_TREE_CELLS
+            and sum(spec_values(ps, v, cards) for v, ps in pgm.network_parents(tree).items()) <= max_values
+        )
+    return verdicts[key]

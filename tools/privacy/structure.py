@@ -10,6 +10,7 @@ gets wrong beyond sampling noise.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
@@ -348,5 +349,4 @@ def spec_values(parents: Sequence[str], child: str, cards: Mapping[str, int]) ->
     Per row of parent states (the loader counts values, not keys): the row, its ``when`` mapping, the parents'
     states, the ``probs`` list and its probabilities.
     """
-    rows = int(np.prod([cards[p] for p in parents]))
-    return rows * (cards[child] + len(parents) + 3)
+    return math.prod(cards[p] for p in parents) * (cards[child] + len(parents) + 3)
