@@ -131,13 +131,8 @@ def _axes(sub: Sequence[str], clique: Clique) -> tuple[int, ...]:
     return tuple(i for i, v in enumerate(clique) if v not in sub)
 
 
-def _expand(values: NDArray[np.float64], sub: Clique, clique: Clique) -> NDArray[np.float64]:
-    """``values`` over ``sub`` (in ``clique``'s order) broadcast over ``clique``."""
-    return values.reshape([values.shape[sub.index(v)] if v in sub else 1 for v in clique])
-
-
 def _shape(sub: Clique, clique: Clique, cards: Mapping[str, int]) -> tuple[int, ...]:
-    """The shape :func:`_expand` gives a table over ``sub`` to broadcast it over ``clique``."""
+    """The shape that broadcasts a table over ``sub`` (in ``clique``'s order) over ``clique``."""
     return tuple(cards[v] if v in sub else 1 for v in clique)
 
 
@@ -269,9 +264,11 @@ def fit(
         family = (*parents, child)
         log_cpt = np.log(np.maximum(cpt, 1e-12)).reshape([tree.cards[v] for v in family])
         home = tree.home(family)
-        inside = _sub(tree.cliques[home], family)
-        theta[home] = theta[home] + _expand(np.transpose(log_cpt, [family.index(v) for v in inside]), inside,
-                                            tree.cliques[home])  # fmt: skip
+        clique = tree.cliques[home]
+        inside = _sub(clique, family)
+        theta[home] = theta[home] + np.transpose(log_cpt, [family.index(v) for v in inside]).reshape(
+            _shape(inside, clique, tree.cards)
+        )
 
     def marginals(th: Arrays) -> NDArray[np.float64]:
         return np.exp(objective.flat(model.beliefs(th))) * total

@@ -94,7 +94,7 @@ def refined(
                 continue
             if any(set(clique) <= m for m in measured):
                 continue
-            if _fits(names, cards, [*cliques, clique], fitted.tree, max_values, _edges([clique]) - edges, verdicts):
+            if _fits(names, cards, [*cliques, clique], fitted.tree, max_values, edges, verdicts):
                 tables.append(clique)
             else:
                 too_big.add(clique)
@@ -147,16 +147,16 @@ def _edges(cliques: Sequence[Sequence[str]]) -> set[frozenset[str]]:
 
 
 def _fits(names: Sequence[str], cards: Mapping[str, int], cliques: Sequence[Sequence[str]], current: pgm.JunctionTree,
-          max_values: int, new: set[frozenset[str]],
+          max_values: int, edges: set[frozenset[str]],
           verdicts: dict[frozenset[frozenset[str]], bool]) -> bool:  # fmt: skip
     """Whether the junction tree of ``cliques`` stays fittable and its network within ``max_values`` spec values.
 
-    ``new``: the edges the last clique adds to the graph of the others. The tree depends on that graph alone, so
-    ``verdicts`` keeps the answer per ``new`` (a triple with the target often adds only its pair's edge).
+    ``edges``: the graph of the cliques before the last. The tree depends on the graph alone, so ``verdicts`` keeps
+    the answer per set of edges the last clique adds (a triple with the target often adds only its pair's edge).
     """
     if current.holds(cliques[-1]):  # inside a clique already: the tree does not change
         return True
-    key = frozenset(new)
+    key = frozenset(_edges(cliques[-1:]) - edges)
     if key not in verdicts:
         tree = pgm.junction_tree(names, cards, cliques)
         verdicts[key] = (
