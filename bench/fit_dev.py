@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--each", action="store_true", help="print every fit's metrics and structure line")
     parser.add_argument("--bins", type=int, default=None)
     parser.add_argument("--public", action="store_true", help="categories and ranges given as public (bench arm)")
+    parser.add_argument("--lists", default="", help="comma-separated columns whose category lists are given as public")
     parser.add_argument("--dag", choices=["learned", "exact"], default="learned",
                         help="exact: every DP fit gets the no-DP fit's DAG (hill climbing and pair repair on the "
                         "exact rows) as a user DAG, to separate the structure from the measurements")  # fmt: skip
@@ -64,6 +65,8 @@ def main() -> None:
             kwargs: dict[str, object] = {} if args.bins is None else {"bins": args.bins}
             if args.public:
                 kwargs["bounds"] = {c: public_domain(train[c]) for c in train.columns}
+            elif args.lists:
+                kwargs["bounds"] = {c: public_domain(train[c]) for c in args.lists.split(",")}
             fitted = cs.fit(train, epsilon=eps or 1.0, delta=1e-6, dp=eps is not None, target=spec.target, dag=dag,
                             **kwargs)  # fmt: skip
             sample = cs.sample(fitted.domain, len(train), seed=0)

@@ -26,6 +26,7 @@ from causalsynth.tools.privacy.mechanisms import (
     thresholded_counts,
 )
 from causalsynth.tools.privacy.schema import NULL_STATE, OTHER_STATE, BinSpec, ColumnSpec
+from causalsynth.tools.privacy.vocabularies import Completion, completion
 
 NUMERIC = {"integer", "float", "date"}
 _VALUE = "<value>"
@@ -69,6 +70,8 @@ class DomainRelease:
     second: dict[str, tuple[dict[str, int], float]] = field(default_factory=dict)
     #: per thresholded column, the lowest count its category releases could name (the Gaussian threshold)
     thresholds: dict[str, int] = field(default_factory=dict)
+    #: per thresholded column whose unexplained rows a public list took (:mod:`vocabularies`), the values it added
+    completed: dict[str, Completion] = field(default_factory=dict)
 
 
 #: Points of a bin's inverse CDF stored for decoding (evenly spaced probabilities 0, 1/m, ..., 1).
@@ -176,6 +179,7 @@ def private_domain(
     released_all: dict[str, dict[str, int]] = {}
     for name, counts in released.items():  # the keys either release named; the second's counts where it has one
         released_all[name] = {**counts, **second.get(name, {})}
+    completed: dict[str, Completion] = {}
     for col in columns:
         b = bounds.get(col.name, PublicBounds())
         has_null = NULL_STATE in released_all[col.name]
@@ -198,14 +202,19 @@ def private_domain(
                 # a column is known to hold two values (fit refuses a constant one before any release): where one
                 # category alone was released, the rest of its rows are a rare category even when too few to show
                 # (HealthInsurance at epsilon 0.3: health's 452 "no" in 6,161 rows, else a constant target)
-                if _unreleased_mass(final, rows, sigma_final, rows_sd) or len(cats) + has_null < 2:
+                short = _unreleased_mass(final, rows, sigma_final, rows_sd)
+                listed = completion(cats) if short else None
+                if listed is not None:  # the unexplained rows hold the list's other values (post-processing)
+                    completed[col.name] = listed
+                    cats = sorted([*cats, *listed.added])
+                elif short or len(cats) + has_null < 2:
                     cats.append(OTHER_STATE)
             specs[col.name] = category_spec(col, cats, has_null)
     again = {name: (counts, t_sigma2) for name, counts in second.items()}
     lowest = {c.name: threshold_count(rho, delta) for c in keyed if rho > 0}
     if second:
         lowest.update(dict.fromkeys(second, threshold_count(rho2, delta2, len(second))))
-    return DomainRelease(specs, released, sigmas, rows, again, lowest)
+    return DomainRelease(specs, released, sigmas, rows, again, lowest, completed)
 
 
 def domain_notes(release: DomainRelease) -> list[str]:
@@ -228,6 +237,13 @@ def domain_notes(release: DomainRelease) -> list[str]:
                 f"values seen fewer than about {release.thresholds[name]:,} times, sampled as {OTHER_STATE!r} "
                 f"(a public category list for {name} in --bounds names every value)"
             )
+    for name, listed in release.completed.items():
+        named = len(release.specs[name].categories or {}) - len(listed.added)
+        notes.append(
+            f"{name}: the {named} categories named are all in a public list, {listed.vocabulary}; its "
+            f"{len(listed.added)} other values ({_listed(listed.added)}) were added as states for the rows no name "
+            f"explained (public knowledge, no budget; a public category list for {name} in --bounds replaces it)"
+        )
     measured = [n for n, counts in release.counts.items() if _VALUE in counts]  # by the null release
     without = [n for n in measured if release.specs[n].null_state is None]
     sigma = max((release.sigma_counts[n] for n in without), default=0.0)
@@ -238,6 +254,11 @@ def domain_notes(release: DomainRelease) -> list[str]:
             f"about {rows:,.0f} rows ({need / rows:.1%}): a column with fewer nulls is sampled without them"
         )
     return notes
+
+
+def _listed(values: Sequence[str], most: int = 6) -> str:
+    shown = ", ".join(values[:most])
+    return shown if len(values) <= most else f"{shown}, ..."
 
 
 #: The zoom histogram (on cells of equal mass by the range histogram) calls for new cells when one of its cells
