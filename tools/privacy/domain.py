@@ -202,12 +202,12 @@ def private_domain(
                 # a column is known to hold two values (fit refuses a constant one before any release): where one
                 # category alone was released, the rest of its rows are a rare category even when too few to show
                 # (HealthInsurance at epsilon 0.3: health's 452 "no" in 6,161 rows, else a constant target)
-                short = _unreleased_mass(final, rows, sigma_final, rows_sd)
-                listed = completion(cats) if short else None
+                unexplained = _unreleased_mass(final, rows, sigma_final, rows_sd)
+                listed = completion(cats) if unexplained else None
                 if listed is not None:  # the unexplained rows hold the list's other values (post-processing)
                     completed[col.name] = listed
                     cats = sorted([*cats, *listed.added])
-                elif short or len(cats) + has_null < 2:
+                elif unexplained or len(cats) + has_null < 2:
                     cats.append(OTHER_STATE)
             specs[col.name] = category_spec(col, cats, has_null)
     again = {name: (counts, t_sigma2) for name, counts in second.items()}
