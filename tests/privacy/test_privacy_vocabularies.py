@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 import causalsynth as cs
+from causalsynth.tools.privacy.consistency import Measurement, pooling_weight
+from causalsynth.tools.privacy.cpts import pooled
 from causalsynth.tools.privacy.schema import OTHER_STATE
 from causalsynth.tools.privacy.vocabularies import VOCABULARIES, completion
 
@@ -118,3 +120,46 @@ def test_names_that_explain_every_row_are_not_completed() -> None:
     # Assert
     assert set(result.domain.spec.columns["state"].categories or {}) == set(STATES[:16])
     assert not any(m.startswith("state:") for m in result.messages)
+
+
+def test_states_told_apart_only_by_noise_are_pooled_and_clearly_different_ones_kept() -> None:
+    # Setup: 30 states of 40 rows each measured with noise of sd 60, and 30 states from 10 to 300 rows with sd 2
+    rng = np.random.default_rng(3)
+    alike = np.full(30, 40.0)
+    spread = np.linspace(10.0, 300.0, 30)
+    noisy = [Measurement(("s",), alike + rng.normal(0, 60, 30), 60.0**2),
+             Measurement(("s",), spread + rng.normal(0, 2, 30), 2.0**2)]  # fmt: skip
+    every = list(range(30))
+
+    # Run
+    pooled_weight = pooling_weight(noisy[:1], "s", every)
+    kept_weight = pooling_weight(noisy[1:], "s", every)
+    partial = pooling_weight([Measurement(("s",), alike, 1.0, known=np.arange(30) < 10)], "s", every)
+
+    # Assert: noise alone gives (almost) all to the mean; a clear spread is kept; unmeasured states are alike
+    assert pooled_weight < 0.5  # 1 - 29 / chi2(29): under 0.5 unless the noise is twice its size
+    assert kept_weight > 0.99
+    assert partial == 0.0
+
+
+def test_pooling_moves_only_the_listed_states_and_keeps_every_row_a_distribution() -> None:
+    # Setup: s (4 states, the last 3 listed) with a parent p (2 states) and a child c (3 states) of (p, s)
+    rng = np.random.default_rng(4)
+    cards = {"p": 2, "s": 4, "c": 3}
+    parents = {"p": [], "s": ["p"], "c": ["p", "s"]}
+    cpts = {n: rng.dirichlet(np.ones(cards[n]), size=int(np.prod([cards[q] for q in ps]))) for n, ps in parents.items()}
+
+    # Run
+    out = pooled(parents, cpts, cards, "s", [1, 2, 3], 0.0)
+    half = pooled(parents, cpts, cards, "s", [1, 2, 3], 0.5)
+
+    # Assert: rows are distributions; the listed states share their mass equally, the other state is untouched
+    for table in (*out.values(), *half.values()):
+        assert np.allclose(table.sum(axis=1), 1.0) and (table >= 0).all()
+    assert np.allclose(out["s"][:, 0], cpts["s"][:, 0])
+    assert np.allclose(out["s"][:, 1:], cpts["s"][:, 1:].mean(axis=1, keepdims=True))
+    child = out["c"].reshape(2, 4, 3)
+    assert np.allclose(child[:, 0], cpts["c"].reshape(2, 4, 3)[:, 0])
+    assert np.allclose(child[:, 1:], cpts["c"].reshape(2, 4, 3)[:, 1:].mean(axis=1, keepdims=True))
+    assert np.allclose(half["s"][:, 1:], 0.5 * cpts["s"][:, 1:] + 0.5 * out["s"][:, 1:])
+    assert np.array_equal(out["p"], cpts["p"])

@@ -158,3 +158,27 @@ def calibrated_cpts(
         cpts[node] = cpt
         drawn[node] = draw_states(cpt, index, rng)
     return cpts, drawn
+
+
+def pooling_weight(measurements: Sequence[Measurement], variable: str, states: Sequence[int]) -> float:
+    """How much of each of ``states``' own estimate to keep against their mean (positive-part James-Stein).
+
+    From the measurements' implied counts of ``variable`` in those states (inverse-variance weighted): one minus
+    the noise's share of their spread, ``(k - 1) var / sum (x - mean)^2``, clipped to [0, 1]. Noise as large as
+    the states' differences gives 0 (all states alike), and so does no measurement of them; a clear spread keeps
+    them. Post-processing.
+    """
+    index = list(states)
+    num, den = np.zeros(len(index)), 0.0
+    for m in measurements:
+        if variable in m.variables and (m.known is None or bool(np.all(m.known[index]))):
+            counts, var = implied_marginal(m, variable)
+            num += counts[index] / max(var, 1e-12)
+            den += 1.0 / max(var, 1e-12)
+    if den == 0:  # nothing measured them apart
+        return 0.0
+    if len(index) < 3:
+        return 1.0
+    x = num / den
+    spread = float(((x - x.mean()) ** 2).sum())
+    return float(np.clip(1.0 - (len(index) - 1) / den / max(spread, 1e-300), 0.0, 1.0))

@@ -5,7 +5,7 @@ A row's flat cell index, count tables, the projection onto non-negative counts, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,3 +46,31 @@ def project_to_simplex(values: NDArray[np.float64], total: float) -> NDArray[np.
     k = int(kept[-1])
     shift = cumulative[k] / (k + 1)
     return np.maximum(values - shift, 0.0)
+
+
+def pooled(parents: Mapping[str, Sequence[str]], cpts: Mapping[str, NDArray[np.float64]], cards: Mapping[str, int],
+           column: str, states: Sequence[int], weight: float) -> dict[str, NDArray[np.float64]]:  # fmt: skip
+    """The CPTs with ``column``'s ``states`` drawn together: ``weight`` of each one's own numbers, the rest their mean.
+
+    In ``column``'s CPT each row keeps its mass on those states and spreads it by ``weight x own + (1 - weight) x
+    mean``; in each child's CPT the rows of those states move the same way toward their mean row. Every row stays a
+    distribution.
+    """
+    index = list(states)
+    out = dict(cpts)
+    own = cpts[column].copy()
+    part = own[:, index]
+    own[:, index] = weight * part + (1.0 - weight) * part.mean(axis=1, keepdims=True)
+    out[column] = own
+    for child, ps in parents.items():
+        if column not in ps:
+            continue
+        axis = list(ps).index(column)
+        table = cpts[child].reshape([cards[p] for p in ps] + [cards[child]]).copy()
+        part = np.take(table, index, axis=axis)
+        mixed = weight * part + (1.0 - weight) * part.mean(axis=axis, keepdims=True)
+        slicer = [slice(None)] * table.ndim
+        slicer[axis] = index  # type: ignore[call-overload]
+        table[tuple(slicer)] = mixed
+        out[child] = table.reshape(cpts[child].shape)
+    return out

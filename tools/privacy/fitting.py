@@ -22,8 +22,14 @@ from causalsynth.tools.errors import DataError, UsageError
 from causalsynth.tools.privacy import pgm, refine
 from causalsynth.tools.privacy.accountant import Accountant, Step
 from causalsynth.tools.privacy.columns import Column, encode, prepare, state_names
-from causalsynth.tools.privacy.consistency import Measurement, calibrated_cpts, combine_marginals, estimate_total
-from causalsynth.tools.privacy.cpts import joint_counts
+from causalsynth.tools.privacy.consistency import (
+    Measurement,
+    calibrated_cpts,
+    combine_marginals,
+    estimate_total,
+    pooling_weight,
+)
+from causalsynth.tools.privacy.cpts import joint_counts, pooled
 from causalsynth.tools.privacy.domain import (
     DomainRelease,
     PublicBounds,
@@ -272,6 +278,11 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
         structure += f", {len(added)} of {len(picks)} refinement rounds (AIM-style) measured a table"
     dag, cpts, estimate = _joint_estimate(names, cards, measurements, n_hat, dag, cpts, learned, rng, fitted)
     structure += f", {estimate}"
+    for name, listed in release.completed.items():  # a list's unnamed values: each measured only through noise
+        if listed.ordered:  # the rare end of a scale (F and G grades): not alike
+            continue
+        states = [state_names(specs[name]).index(v) for v in listed.added]
+        cpts = pooled(dag, cpts, cards, name, states, pooling_weight(measurements, name, states))
     nodes: dict[str, Any] = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     provenance = FitSpec(
         data_sha256="", rows=round(n_hat), columns=len(names), dp=True,

@@ -29,15 +29,21 @@ _DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """A public list of values, matched without regard to case."""
+    """A public list of values, matched without regard to case.
+
+    ``ordered``: its values run along a scale (grades, months), so the unnamed ones (the rare end of a scale) are
+    not alike; an unordered list's unnamed values (the small states) are pooled toward each other when the
+    measurements cannot tell them apart (:func:`causalsynth.tools.privacy.cpts.pooled`).
+    """
 
     name: str
     entries: tuple[str, ...]
+    ordered: bool = True
 
 
 VOCABULARIES = (
-    Vocabulary("US state codes (50 states and DC)", tuple(_STATES)),
-    Vocabulary("US state names (50 states and DC)", tuple(_STATE_NAMES)),
+    Vocabulary("US state codes (50 states and DC)", tuple(_STATES), ordered=False),
+    Vocabulary("US state names (50 states and DC)", tuple(_STATE_NAMES), ordered=False),
     Vocabulary("month names", tuple(_MONTHS)),
     Vocabulary("month abbreviations", tuple(m[:3] for m in _MONTHS)),
     Vocabulary("weekday names", tuple(_DAYS)),
@@ -59,6 +65,7 @@ class Completion:
 
     vocabulary: str
     added: tuple[str, ...]
+    ordered: bool = True
 
 
 def completion(named: Sequence[str]) -> Completion | None:
@@ -75,7 +82,7 @@ def completion(named: Sequence[str]) -> Completion | None:
         folded = {v.casefold(): v for v in vocab.entries}
         if seen <= set(folded) and len(seen) >= MIN_PART * len(folded):
             missing = [v for k, v in folded.items() if k not in seen]
-            return Completion(vocab.name, tuple(_cased(v, names) for v in missing))
+            return Completion(vocab.name, tuple(_cased(v, names) for v in missing), vocab.ordered)
     return None
 
 
