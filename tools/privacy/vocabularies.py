@@ -63,9 +63,8 @@ MIN_NAMED = 5
 class Completion:
     """The values a list adds to a column's released names, and which list."""
 
-    vocabulary: str
+    vocabulary: Vocabulary
     added: tuple[str, ...]
-    ordered: bool = True
 
 
 def completion(named: Sequence[str]) -> Completion | None:
@@ -82,7 +81,7 @@ def completion(named: Sequence[str]) -> Completion | None:
         folded = {v.casefold(): v for v in vocab.entries}
         if seen <= set(folded) and len(seen) >= MIN_PART * len(folded):
             missing = [v for k, v in folded.items() if k not in seen]
-            return Completion(vocab.name, tuple(_cased(v, names) for v in missing), vocab.ordered)
+            return Completion(vocab, tuple(_cased(v, names) for v in missing))
     return None
 
 
