@@ -12,9 +12,13 @@ how many fits' DAGs joined the pair by an edge.
 numeric column, how many releases gave a range holding under 90% of the column's training values, and the least
 such share, so a rare range failure shows over hundreds of releases.
 
+``outside``: per numeric column, the share of sampled values outside the training data's own range (its minimum
+and maximum): where the released range and the shape cells at its ends let decoded values fall past the data.
+
     .venv/bin/python bench/fit_diag.py decoding --table loans_full_schema --reps 3
     .venv/bin/python bench/fit_diag.py pairs --table HealthInsurance --reps 12 [--public categories|all]
     .venv/bin/python bench/fit_diag.py ranges --table loans_full_schema --reps 200
+    .venv/bin/python bench/fit_diag.py outside --table wa_churn --reps 10
 """
 
 from __future__ import annotations
@@ -158,9 +162,25 @@ def ranges(table: str, reps: int, epsilon: float) -> None:
         print(f"  {n:>40s} {len(short[n]):4d} of {reps}, least {min(short[n]):.2f}")
 
 
+def outside(table: str, reps: int, epsilon: float) -> None:
+    train, _ = split(table)
+    numeric = [c for c in train.columns if train[c].dtype.kind in "if"]
+    shares: dict[str, list[float]] = {c: [] for c in numeric}
+    for i in range(reps):
+        fitted = cs.fit(train, epsilon=epsilon, delta=1e-6, target=TABLES[table].target)
+        sample = cs.sample(fitted.domain, len(train), seed=i)
+        for c in numeric:
+            x = sample[c].dropna().to_numpy(dtype=float)
+            shares[c].append(float(np.mean((x < train[c].min()) | (x > train[c].max()))) if len(x) else 0.0)
+    print(f"{table}, epsilon {epsilon:g}, {reps} fits: share of sampled values outside the training data's range")
+    for c in sorted(numeric, key=lambda c: -float(np.mean(shares[c]))):
+        v = np.asarray(shares[c])
+        print(f"  {c:>40s} mean {v.mean():.4f}, most {v.max():.4f}, over 1% in {int((v > 0.01).sum())} of {reps}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["decoding", "pairs", "ranges"])
+    parser.add_argument("what", choices=["decoding", "pairs", "ranges", "outside"])
     parser.add_argument("--table", default="loans_full_schema")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--epsilon", type=float, default=1.0)
@@ -175,6 +195,8 @@ def main() -> None:
         decoding(args.table, args.reps, args.epsilon)
     elif args.what == "ranges":
         ranges(args.table, args.reps, args.epsilon)
+    elif args.what == "outside":
+        outside(args.table, args.reps, args.epsilon)
     else:
         pairs(args.table, args.reps, args.epsilon, args.public)
 
