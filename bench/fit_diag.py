@@ -165,13 +165,14 @@ def ranges(table: str, reps: int, epsilon: float) -> None:
 def outside(table: str, reps: int, epsilon: float) -> None:
     train, _ = split(table)
     numeric = [c for c in train.columns if train[c].dtype.kind in "if"]
+    limits = {c: (train[c].min(), train[c].max()) for c in numeric}
     shares: dict[str, list[float]] = {c: [] for c in numeric}
     for i in range(reps):
         fitted = cs.fit(train, epsilon=epsilon, delta=1e-6, target=TABLES[table].target)
         sample = cs.sample(fitted.domain, len(train), seed=i)
-        for c in numeric:
+        for c, (low, high) in limits.items():
             x = sample[c].dropna().to_numpy(dtype=float)
-            shares[c].append(float(np.mean((x < train[c].min()) | (x > train[c].max()))) if len(x) else 0.0)
+            shares[c].append(float(np.mean((x < low) | (x > high))) if len(x) else 0.0)
     print(f"{table}, epsilon {epsilon:g}, {reps} fits: share of sampled values outside the training data's range")
     for c in sorted(numeric, key=lambda c: -float(np.mean(shares[c]))):
         v = np.asarray(shares[c])
